@@ -1,0 +1,23 @@
+"""The one list of pages: ``app.py`` builds the navigation from it and the tests parametrize
+over it, so a new page is registered here once and is smoke-tested in AppTest and the browser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SECTIONS = ("Foundations", "Build & train", "Explore")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A page of the app: its file, how the navigation shows it, and one line for the home page."""
+
+    path: str
+    title: str
+    icon: str
+    url_path: str
+    section: str
+    blurb: str
+
+
+PAGES: tuple[PageSpec, ...] = ()
