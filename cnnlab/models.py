@@ -615,3 +615,14 @@ PRESETS["fast"] = _spec(
     _RELU,
     _FC_OUT,
 )
+
+PRESET_NOTES: dict[str, str] = {
+    "mnist_tutorial": "The classic PyTorch tutorial network: two 3×3 convs (32, 64), max-pooling, "
+    "a 128-unit hidden layer.",
+    "lenet5": "LeCun's LeNet-5 (1998): 5×5 convs with 6 and 16 filters, average pooling, "
+    "three fully connected layers.",
+    "tiny_vgg": "CNN Explainer's Tiny VGG: two blocks of two 3×3 convs with 10 filters each.",
+    "small_resnet": "A small ResNet: three residual blocks whose skip connections let the "
+    "gradient flow around the convolutions.",
+    "fast": "The tutorial network with batch norm and fewer channels: the quickest to train well.",
+}
