@@ -788,6 +788,7 @@ class ChainStep:
     layer: ChainLayer
     shape: tuple[int, ...]
     params: int
+    macs: int = 0  # multiply-accumulates for one input (what FLOP counters report as 2×)
     note: str = ""
 
     @property
@@ -811,6 +812,13 @@ TEXTBOOK_CHAIN: tuple[ChainLayer, ...] = (
 )
 
 
+def _product(values: Sequence[int]) -> int:
+    total = 1
+    for n in values:
+        total *= n
+    return total
+
+
 def _chain_step(shape: tuple[int, ...], layer: ChainLayer) -> ChainStep:
     kind = layer.kind
     if kind not in CHAIN_KINDS:
@@ -818,14 +826,14 @@ def _chain_step(shape: tuple[int, ...], layer: ChainLayer) -> ChainStep:
     if kind == "relu":
         return ChainStep(layer, shape, 0)
     if kind == "flatten":
-        total = 1
-        for n in shape:
-            total *= n
-        return ChainStep(layer, (total,), 0, " × ".join(map(str, shape)) + f" = {total}")
+        total = _product(shape)
+        return ChainStep(layer, (total,), 0, note=" × ".join(map(str, shape)) + f" = {total}")
     if kind == "linear":
         features = _at_least("Linear output features", layer.out, 1, "a layer needs an output.")
         note = "" if len(shape) == 1 else "applied to the last dimension only: flatten first?"
-        return ChainStep(layer, (*shape[:-1], features), shape[-1] * features + features, note)
+        params = shape[-1] * features + features
+        macs = _product(shape) * features
+        return ChainStep(layer, (*shape[:-1], features), params, macs, note)
     if len(shape) < 2:
         raise ValueError(
             f"{OPERATION_NAMES[kind]} needs channels and at least one spatial dimension, but the "
@@ -837,7 +845,11 @@ def _chain_step(shape: tuple[int, ...], layer: ChainLayer) -> ChainStep:
     if kind in ("conv", "conv_transpose"):
         out = _at_least("Output channels", layer.out, 1, "a convolution needs at least one filter.")
         kernel_volume = layer.kernel ** len(spatial)
-        return ChainStep(layer, (out, *out_spatial), channels * out * kernel_volume + out)
+        # Every output pixel of a conv (every input pixel of a transposed conv) costs one
+        # kernel-volume dot product per (in, out) channel pair.
+        positions = _product(out_spatial if kind == "conv" else spatial)
+        macs = positions * channels * out * kernel_volume
+        return ChainStep(layer, (out, *out_spatial), channels * out * kernel_volume + out, macs)
     return ChainStep(layer, (channels, *out_spatial), 0)
 
 
@@ -860,32 +872,34 @@ def chain_shapes(input_shape: Sequence[int], layers: Sequence[ChainLayer]) -> li
     return steps
 
 
+def layer_to_torch(shape: Sequence[int], layer: ChainLayer) -> nn.Module:
+    """The real PyTorch module for ``layer`` applied to an input of ``shape`` (no batch)."""
+    ndim = len(shape) - 1
+    kind, k, s, p, d = layer.kind, layer.kernel, layer.stride, layer.padding, layer.dilation
+    if kind == "conv":
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[ndim - 1]
+        return cls(shape[0], layer.out, k, s or 1, p, d)
+    if kind == "conv_transpose":
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[ndim - 1]
+        return cls(shape[0], layer.out, k, s or 1, p, dilation=d)
+    if kind == "max_pool":
+        return (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[ndim - 1](k, s, p, d)
+    if kind == "avg_pool":
+        return (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[ndim - 1](k, s, p)
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "flatten":
+        return nn.Flatten()
+    return nn.Linear(shape[-1], layer.out)
+
+
 def chain_to_torch(input_shape: Sequence[int], layers: Sequence[ChainLayer]) -> nn.Sequential:
     """The same chain as a real ``nn.Sequential`` (used to check :func:`chain_shapes`)."""
-    ndim = len(input_shape) - 1
+    modules = []
     shape = tuple(input_shape)
-    modules: list[nn.Module] = []
-    for layer in layers:
-        kind, k, s, p, d = layer.kind, layer.kernel, layer.stride, layer.padding, layer.dilation
-        if kind == "conv":
-            cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[ndim - 1]
-            modules.append(cls(shape[0], layer.out, k, s or 1, p, d))
-        elif kind == "conv_transpose":
-            cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[ndim - 1]
-            modules.append(cls(shape[0], layer.out, k, s or 1, p, dilation=d))
-        elif kind == "max_pool":
-            cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[ndim - 1]
-            modules.append(cls(k, s, p, d))
-        elif kind == "avg_pool":
-            cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[ndim - 1]
-            modules.append(cls(k, s, p))
-        elif kind == "relu":
-            modules.append(nn.ReLU())
-        elif kind == "flatten":
-            modules.append(nn.Flatten())
-        else:
-            modules.append(nn.Linear(shape[-1], layer.out))
-        shape = _chain_step(shape, layer).shape
+    for step in chain_shapes(input_shape, layers):
+        modules.append(layer_to_torch(shape, step.layer))
+        shape = step.shape
     return nn.Sequential(*modules)
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab import arithmetic as ar
 
@@ -443,6 +444,13 @@ def test_transposed_conv_equals_conv_over_zero_inserted_padded_input(data, ndim)
 # --- chain calculator -------------------------------------------------------------------------
 
 
+def torch_macs(model, input_shape) -> int:
+    """PyTorch's FLOP counter counts a multiply-accumulate as 2 FLOPs."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros((1, *input_shape)))
+    return counter.get_total_flops() // 2
+
+
 def run_chain(input_shape, layers):
     model = ar.chain_to_torch(input_shape, layers)
     shapes = []
@@ -461,6 +469,7 @@ def test_textbook_chain_matches_nn_sequential():
     model, shapes = run_chain(ar.TEXTBOOK_INPUT, ar.TEXTBOOK_CHAIN)
     assert [s.shape for s in steps] == shapes
     assert sum(s.params for s in steps) == sum(p.numel() for p in model.parameters())
+    assert sum(s.macs for s in steps) == torch_macs(model, ar.TEXTBOOK_INPUT)
     for step, module in zip(steps, model, strict=True):
         assert step.params == sum(p.numel() for p in module.parameters())
 
@@ -497,12 +506,24 @@ def test_random_chains_match_nn_sequential(chain):
     try:
         steps = ar.chain_shapes(input_shape, layers)
     except ValueError:
-        with pytest.raises(RuntimeError):
-            run_chain(input_shape, layers)
+        # The chain is refused at some layer: everything before it runs, and PyTorch refuses
+        # that layer too (when building the module or when running it).
+        good = 0
+        while good < len(layers):
+            try:
+                ar.chain_shapes(input_shape, layers[: good + 1])
+            except ValueError:
+                break
+            good += 1
+        model, shapes = run_chain(input_shape, layers[:good])
+        shape = shapes[-1] if shapes else input_shape
+        with pytest.raises((RuntimeError, ValueError)), torch.no_grad():
+            ar.layer_to_torch(shape, layers[good])(torch.zeros((1, *shape)))
         return
     model, shapes = run_chain(input_shape, layers)
     assert [s.shape for s in steps] == shapes
     assert sum(s.params for s in steps) == sum(p.numel() for p in model.parameters())
+    assert sum(s.macs for s in steps) == torch_macs(model, input_shape)
 
 
 def test_chain_errors_name_the_layer():
