@@ -903,6 +903,19 @@ def chain_to_torch(input_shape: Sequence[int], layers: Sequence[ChainLayer]) -> 
     return nn.Sequential(*modules)
 
 
+def run_chain_torch(input_shape: Sequence[int], layers: Sequence[ChainLayer]) -> list[tuple]:
+    """Run the chain's ``nn.Sequential`` on ``zeros(1, *input_shape)``; shape after each layer."""
+    model = chain_to_torch(input_shape, layers)
+    x = torch.zeros((1, *input_shape))
+    shapes = []
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 'same' + even kernel: a padded copy
+        for module in model:
+            x = module(x)
+            shapes.append(tuple(x.shape[1:]))
+    return shapes
+
+
 # ---------------------------------------------------------------------------------------------
 # Quiz: seeded, reproducible questions
 # ---------------------------------------------------------------------------------------------
