@@ -20,4 +20,13 @@ class PageSpec:
     blurb: str
 
 
-PAGES: tuple[PageSpec, ...] = ()
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        path="pages/arithmetic.py",
+        title="Stride, padding & dilation",
+        icon=":material/straighten:",
+        url_path="arithmetic",
+        section="Foundations",
+        blurb="Predict any layer's output size, watch each window slide, and quiz yourself.",
+    ),
+)
