@@ -400,9 +400,10 @@ def _supersampled(
 
 
 def _stripes(x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
-    """Bright/dark bands of period size/8 running at 30° from the horizontal."""
+    """Bright/dark bands of period size/8 (at least 6 px) running at 30° from the horizontal."""
     angle = math.radians(30)
-    period = size / 8
+    # Narrower bands would alias into a blur of grey at small sizes.
+    period = max(size / 8, 6.0)
     across = -x * math.sin(angle) + y * math.cos(angle)
     return (across % period) < period / 2
 
