@@ -165,7 +165,7 @@ def _drawing(key: str) -> ImageSource | None:
     from streamlit_drawable_canvas import st_canvas
 
     stroke = st.slider("Brush width", 4, 40, 20, key=f"{key}.stroke")
-    st.caption("Draw with the mouse or a finger; the toolbar below the canvas undoes or clears.")
+    st.caption("Draw with the mouse or a finger; its toolbar undoes, redoes and clears.")
     result = st_canvas(
         stroke_width=stroke,
         stroke_color="#ffffff",
