@@ -506,9 +506,9 @@ def _picture_fragment(layer: ar.LayerArithmetic, playing: bool) -> None:
         position = position % count + 1
         state["arith.last_step"] = time.monotonic()
     state["arith.pos"] = position
-    back, forward, slider = st.columns([1, 1, 6], vertical_alignment="bottom")
+    back, forward, slider = st.columns([1.3, 1.3, 6], vertical_alignment="bottom")
     with back:
-        st.button("◀ Previous", key="arith.prev", on_click=_step, args=(-1, count))
+        st.button("◀ Back", key="arith.prev", on_click=_step, args=(-1, count))
     with forward:
         st.button("Next ▶", key="arith.next", on_click=_step, args=(1, count))
     with slider:
