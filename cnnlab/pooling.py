@@ -300,7 +300,7 @@ class PoolTrace:
     steps: tuple[WindowStep, ...]
 
 
-def _fmt(v: float) -> str:
+def format_number(v: float) -> str:
     """Short number for expressions: integers without decimals, others with up to 3."""
     if float(v).is_integer():
         return str(int(v))
@@ -309,7 +309,7 @@ def _fmt(v: float) -> str:
 
 def _terms(values: list[float], zeros: int, limit: int = 12) -> list[str]:
     """Formatted terms, padding zeros last; long lists are shortened with an ellipsis."""
-    terms = [_fmt(v) for v in values] + ["0"] * zeros
+    terms = [format_number(v) for v in values] + ["0"] * zeros
     if len(terms) > limit:
         terms = [*terms[: limit - 2], "…", terms[-1]]
     return terms
@@ -351,7 +351,7 @@ def _window_step(x: np.ndarray, spec: PoolSpec, oh: int, ow: int) -> WindowStep:
         shown = ", ".join(_terms(list(values), 0, limit=16))
         return WindowStep(
             oh, ow, rows, cols, cells, values, result, cells[best], None, 0,
-            f"max({shown}) = {_fmt(result)}{note}",
+            f"max({shown}) = {format_number(result)}{note}",
         )  # fmt: skip
 
     inside_h = min(h1, height) - max(h0, 0)
@@ -368,7 +368,7 @@ def _window_step(x: np.ndarray, spec: PoolSpec, oh: int, ow: int) -> WindowStep:
         total = math.fsum(values)
         result = total / divisor
         terms = " + ".join(_terms(list(values), zeros))
-        expression = f"({terms}) / {divisor} = {_fmt(result)}"
+        expression = f"({terms}) / {divisor} = {format_number(result)}"
         if zeros:
             expression += f"  ({zeros} padding zero{'s' if zeros > 1 else ''} counted)"
         return WindowStep(
@@ -380,14 +380,14 @@ def _window_step(x: np.ndarray, spec: PoolSpec, oh: int, ow: int) -> WindowStep:
     area = kh * kw
     mean = powered / pad_area
     result = (mean * area) ** (1.0 / p) if mean >= 0 else float("nan")
-    p_txt = _fmt(p)
+    p_txt = format_number(p)
     sup = {"1": "¹", "2": "²", "3": "³", "4": "⁴"}.get(p_txt, f"^{p_txt}")
     terms = " + ".join(t if t == "…" else f"{t}{sup}" for t in _terms(list(values), zeros))
     root = "√" if p == 2 else f"{p_txt}-th root of "
-    expression = f"{root}({terms}) = {_fmt(result)}"
+    expression = f"{root}({terms}) = {format_number(result)}"
     if pad_area != area:
         expression = (
-            f"{root}(({terms}) × {area}/{pad_area}) = {_fmt(result)}  "
+            f"{root}(({terms}) × {area}/{pad_area}) = {format_number(result)}  "
             f"(a partial window: PyTorch scales the sum up to the full {area}-cell window)"
         )
     return WindowStep(oh, ow, rows, cols, cells, values, result, None, pad_area, zeros, expression)
