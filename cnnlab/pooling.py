@@ -218,7 +218,8 @@ def parameter_count(module: nn.Module) -> int:
 
 def _as_nchw(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, int]:
     """Make a 4-D float tensor from a 2-D, 3-D or 4-D input; also return the original rank."""
-    t = torch.as_tensor(x)
+    # Copy numpy input: arrays may be read-only (cached, decoded images), which torch warns about.
+    t = torch.from_numpy(np.array(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x)
     if t.ndim not in (2, 3, 4):
         raise ValueError(
             f"Pooling expects an image (H×W), channels (C×H×W) or a batch (N×C×H×W); "
@@ -302,6 +303,8 @@ class PoolTrace:
 
 def format_number(v: float) -> str:
     """Short number for expressions: integers without decimals, others with up to 3."""
+    if math.isinf(v):
+        return "−∞" if v < 0 else "∞"
     if float(v).is_integer():
         return str(int(v))
     return f"{v:.3f}".rstrip("0").rstrip(".")

@@ -20,4 +20,14 @@ class PageSpec:
     blurb: str
 
 
-PAGES: tuple[PageSpec, ...] = ()
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        path="pages/pooling.py",
+        title="Pooling",
+        icon=":material/grid_view:",
+        url_path="pooling",
+        section="Foundations",
+        blurb="Max, average, L2 and global pooling window by window, and how much "
+        "translation invariance pooling really buys.",
+    ),
+)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import torch
+import torch.nn.functional as F
+from PIL import Image
 from plotly.subplots import make_subplots
 
+from cnnlab.images import to_array
+from cnnlab.invariance import InvarianceResult, ShiftCurve, edge_conv, invariance_experiment
 from cnnlab.pooling import (
     KIND_LABELS,
     KINDS,
@@ -17,9 +23,16 @@ from cnnlab.pooling import (
     PoolSpec,
     PoolTrace,
     WindowStep,
+    check_spec,
     format_number,
+    max_pool2d_with_indices,
+    parameter_count,
+    pool2d,
+    pool_module,
     spec_for_kind,
 )
+from cnnlab.viz import sequential_rgb, tile, upscale
+from ui.image_source import cache_on_image
 
 PLAY_INTERVAL = 1.2  # seconds per window while playing: time to read the expression
 CELL_PX = 46
@@ -309,7 +322,7 @@ def output_figure(trace: PoolTrace, index: int) -> go.Figure:
     return _layout(fig, oh, ow)
 
 
-def invariance_figure(curves: list, title_suffix: str) -> go.Figure:
+def invariance_figure(curves: list[ShiftCurve], title_suffix: str) -> go.Figure:
     """Relative change and fraction unchanged versus shift, one line per stage."""
     fig = make_subplots(
         rows=1,
@@ -360,3 +373,209 @@ def head_metrics(heads: HeadComparison) -> None:
         f"{heads.pool_params} parameters",
     )
     cols[2].metric("Ratio", f"{heads.ratio:,.1f}×")
+
+
+def torch_agreement(trace: PoolTrace) -> str:
+    """One line saying whether PyTorch computes the same grid (and picks the same maxima)."""
+    spec = trace.spec
+    ours = pool2d(trace.input, spec).numpy()
+    gap = float(np.nanmax(np.abs(np.where(np.isfinite(ours), ours - trace.output, 0.0))))
+    text = f"PyTorch's `{type(pool_module(spec)).__name__}` gives the same grid"
+    text += f" (largest difference {gap:.1e})." if gap else " (bit for bit)."
+    if spec.kind in ("max", "global_max"):
+        _, indices = max_pool2d_with_indices(trace.input, spec)
+        width = trace.input.shape[1]
+        same = all(
+            s.argmax is None or s.argmax[0] * width + s.argmax[1] == i
+            for s, i in zip(trace.steps, indices.flatten().tolist(), strict=True)
+        )
+        text += (
+            " Its `return_indices` selects the same cells — on ties, the first maximum in "
+            "reading order."
+            if same
+            else " **Its selected cells differ!**"
+        )
+    return text
+
+
+def working_image(image: Image.Image, side: int) -> Image.Image:
+    """The image scaled so its longer side is ``side`` pixels (box filter: no ringing)."""
+    scale = side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+@dataclass(frozen=True)
+class PooledPicture:
+    """One pooling kind's result on the image, ready to show (or the reason it cannot be)."""
+
+    kind: str
+    label: str
+    picture: np.ndarray | None
+    shape: tuple[int, ...]
+    vmax: float
+    params: int
+    error: str | None
+
+
+@cache_on_image(max_entries=32)
+def pooled_pictures(image: Image.Image, side: int, spec: PoolSpec) -> list[PooledPicture]:
+    """Pool the working image with every kind and the same settings (cached on the image)."""
+    small = working_image(image, side)
+    pixels = to_array(small, grayscale=small.mode == "L")
+    out = []
+    for kind in KINDS:
+        kind_spec = spec_for_kind(spec, kind)
+        params = parameter_count(pool_module(kind_spec))
+        try:
+            pooled = pool2d(pixels, kind_spec).numpy()
+        except ValueError as error:
+            out.append(PooledPicture(kind, kind_spec.label, None, (), 0.0, params, str(error)))
+            continue
+        # Max and average stay in [0, 1]; an Lp norm can exceed 1 and is shown scaled down.
+        vmax = max(1.0, float(pooled.max()))
+        if pooled.ndim == 2:
+            rgb = sequential_rgb(pooled, 0.0, vmax, gray=True)
+        else:
+            rgb = np.round(np.clip(pooled / vmax, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        factor = max(1, DISPLAY_PX // max(rgb.shape[:2]))
+        out.append(
+            PooledPicture(kind, kind_spec.label, upscale(rgb, factor), pooled.shape, vmax, params,
+                          None)
+        )  # fmt: skip
+    return out
+
+
+DISPLAY_PX = 192
+
+
+def pooled_row(pictures: list[PooledPicture]) -> None:
+    """Every pooling kind's output side by side, with its shape and parameter count."""
+    # Invalid settings usually fail every local kind for the same reason: say it once.
+    for message in dict.fromkeys(p.error for p in pictures if p.error):
+        st.error(message, icon=":material/error:")
+    for col, pic in zip(st.columns(len(pictures)), pictures, strict=True):
+        with col:
+            st.markdown(f"**{pic.label}**")
+            if pic.error:
+                st.caption("No output with these settings.")
+                continue
+            shape = "×".join(str(d) for d in pic.shape)
+            scale = "" if pic.vmax == 1.0 else f" · shown ÷ {pic.vmax:.2f}"
+            st.image(pic.picture, width=DISPLAY_PX)
+            st.caption(f"output {shape} · **{pic.params} parameters**{scale}")
+
+
+@cache_on_image(max_entries=32)
+def image_invariance(
+    image: Image.Image, side: int, spec: PoolSpec, max_shift: int, direction: str, mode: str
+) -> InvarianceResult:
+    """The shift experiment on the learner's image in grayscale (cached on the image)."""
+    pixels = to_array(working_image(image, side), grayscale=True)
+    return invariance_experiment(pixels, spec, max_shift, direction, mode)
+
+
+@cache_on_image(max_entries=32)
+def edge_features(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """ReLU(edge convolution) feature maps of the grayscale image and their global averages."""
+    pixels = to_array(working_image(image, side), grayscale=True)
+    with torch.no_grad():
+        maps = F.relu(edge_conv()(torch.from_numpy(pixels)[None, None]))[0]
+    check_spec(PoolSpec("global_avg"), *maps.shape[-2:])
+    return maps.numpy(), pool2d(maps, PoolSpec("global_avg")).numpy().ravel()
+
+
+EDGE_NAMES = ("vertical edges", "horizontal edges", "diagonal ↗ edges", "diagonal ↘ edges")
+
+
+def feature_maps_picture(maps: np.ndarray) -> np.ndarray:
+    """The C feature maps tiled in one row, on one shared colour scale."""
+    vmax = float(maps.max()) or 1.0
+    pictures = np.stack([sequential_rgb(m, 0.0, vmax) for m in maps])
+    return tile(pictures, columns=len(maps), gap=4)
+
+
+def gap_bars(values: np.ndarray) -> go.Figure:
+    """The C global averages as a bar chart: the vector a classifier receives."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(EDGE_NAMES), y=values, marker_color="#2563eb", text=[f"{v:.3f}" for v in values]
+        )
+    )
+    fig.update_layout(height=260, margin={"l": 40, "r": 10, "t": 10, "b": 40})
+    fig.update_yaxes(title_text="global average")
+    return fig
+
+
+WORK_SIDES = (32, 48, 64, 96, 128)
+INVARIANCE_SIDE = 128
+SHIFT_MODE_LABELS = {"crop": "camera pan", "roll": "circular roll", "zeros": "zero fill"}
+SHIFT_MODE_HELP = (
+    "Camera pan: both versions are crops of the same photo, so every pixel is real. Circular "
+    "roll: what leaves one side re-enters the other. Zero fill: a black band enters. Local "
+    "pooling is compared only where both versions see the same real content, so the choice "
+    "changes nothing there; global pooling sees the whole image, so for it the choice is "
+    "everything (roll makes it trivially invariant)."
+)
+
+
+def invariance_section(result: InvarianceResult, stage: str, spec: PoolSpec) -> None:
+    """The change-versus-shift chart for the chosen stage, and what to read from it."""
+    on_conv = stage == "conv output"
+    curves = [c for c in result.curves if c.kind is None or (c.stage == "conv+pool") == on_conv]
+    direction = "" if result.direction == "right" else f", {result.direction}"
+    st.plotly_chart(invariance_figure(curves, direction), width="stretch", key="pool.inv_fig")
+    conv = result.curve("conv")
+    local = [c for c in curves if c.kind in ("max", "avg", "lp")]
+    k1 = 1 if len(conv.shifts) > 1 else 0
+    stride = spec.stride_hw[1] if result.direction != "down" else spec.stride_hw[0]
+    lines = [
+        f"**Convolution is equivariant, not invariant.** Shifted by 1 pixel, its output at the "
+        f"same place changes by {conv.relative_change[k1]:.0%}; moved back by 1 pixel it "
+        f"matches to {max(v for v in conv.aligned_change if v is not None):.1e} at every shift.",
+    ]
+    if local:
+        best = min(local, key=lambda c: c.relative_change[k1])
+        lines.append(
+            f"**Pooling is only approximately invariant, for small shifts.** At k = 1 the "
+            f"least-changed is {best.name} ({best.relative_change[k1]:.0%} change, "
+            f"{best.unchanged_fraction[k1]:.0%} of outputs exactly unchanged); the change "
+            f"grows with k."
+        )
+        aligned = [
+            (k, v)
+            for k, v in zip(best.shifts, best.aligned_change, strict=True)
+            if k and v is not None
+        ]
+        if aligned:
+            k, v = aligned[0]
+            lines.append(
+                f"A shift by a whole stride ({stride} px) just moves the pooled map by "
+                f"{k // stride} cell(s): moved back, {best.name} matches to {v:.1e}. Pooling is "
+                f"equivariant to shifts by multiples of its stride, and in between it changes."
+            )
+    st.markdown("\n\n".join(f"- {line}" for line in lines))
+    st.caption(
+        f"Grayscale, {INVARIANCE_SIDE} px longer side; compared on the {result.view_shape[0]}×"
+        f"{result.view_shape[1]} view inset by {result.max_shift} px. Local outputs: only "
+        f"cells whose input window stays {result.max_shift} px inside the view in the shift "
+        f"direction (the same cells for every k). 'Unchanged' means equal up to float rounding "
+        f"(|b − a| ≤ 10⁻⁵ × the largest value)."
+    )
+
+
+def gap_bridge(maps: np.ndarray, averages: np.ndarray) -> None:
+    """C×H×W feature maps → global average pooling → a C-vector for a classifier."""
+    c, h, w = maps.shape
+    st.markdown(
+        f"The edge convolution turns the image into **{c} feature maps of {h}×{w}** "
+        f"({c * h * w:,} numbers). Global average pooling replaces each map by its mean: "
+        f"**{c} numbers**, one per channel, whatever the image size. A classifier is then "
+        f"just `Linear({c}, classes)` on that vector."
+    )
+    left, right = st.columns([3, 2])
+    with left:
+        st.image(feature_maps_picture(maps), width="stretch")
+        st.caption(" · ".join(EDGE_NAMES) + " (ReLU of each edge filter; one colour scale)")
+    with right:
+        st.plotly_chart(gap_bars(averages), width="stretch", key="pool.gap_fig")
