@@ -361,18 +361,18 @@ def invariance_figure(curves: list[ShiftCurve], title_suffix: str) -> go.Figure:
 def head_metrics(heads: HeadComparison) -> None:
     """The two classifier heads' parameter counts side by side."""
     cols = st.columns(3)
-    cols[0].metric(
-        f"Flatten → Linear({heads.channels * heads.height * heads.width:,}, {heads.classes:,})",
-        f"{heads.flatten_fc:,}",
-        help=f"{heads.flatten_fc * 4 / 2**20:.1f} MiB of float32 weights",
+    flat = heads.channels * heads.height * heads.width
+    cols[0].metric("Flatten + fully connected", f"{heads.flatten_fc:,}")
+    cols[0].caption(
+        f"`Linear({flat:,}, {heads.classes:,})`: {flat:,} × {heads.classes:,} weights + "
+        f"{heads.classes:,} biases, {heads.flatten_fc * 4 / 2**20:,.1f} MiB in float32"
     )
-    cols[1].metric(
-        f"Global avg pool → Linear({heads.channels:,}, {heads.classes:,})",
-        f"{heads.gap_fc:,}",
-        help=f"{heads.gap_fc * 4 / 2**20:.1f} MiB of float32 weights; the pooling adds "
-        f"{heads.pool_params} parameters",
+    cols[1].metric("Global average pooling + fully connected", f"{heads.gap_fc:,}")
+    cols[1].caption(
+        f"pooling: {heads.pool_params} parameters; `Linear({heads.channels:,}, "
+        f"{heads.classes:,})`: {heads.gap_fc * 4 / 2**20:,.1f} MiB in float32"
     )
-    cols[2].metric("Ratio", f"{heads.ratio:,.1f}×")
+    cols[2].metric("Flatten head is larger by", f"{heads.ratio:,.1f}×")
 
 
 def torch_agreement(trace: PoolTrace) -> str:
@@ -485,7 +485,7 @@ def edge_features(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray
     return maps.numpy(), pool2d(maps, PoolSpec("global_avg")).numpy().ravel()
 
 
-EDGE_NAMES = ("vertical edges", "horizontal edges", "diagonal ↗ edges", "diagonal ↘ edges")
+EDGE_NAMES = ("vertical edges", "horizontal edges", "diagonal edges ↗", "diagonal edges ↘")
 
 
 def feature_maps_picture(maps: np.ndarray) -> np.ndarray:
@@ -497,13 +497,16 @@ def feature_maps_picture(maps: np.ndarray) -> np.ndarray:
 
 def gap_bars(values: np.ndarray) -> go.Figure:
     """The C global averages as a bar chart: the vector a classifier receives."""
+    labels = [f"{v:.3f}" for v in values]
     fig = go.Figure(
         go.Bar(
-            x=list(EDGE_NAMES), y=values, marker_color="#2563eb", text=[f"{v:.3f}" for v in values]
+            y=list(EDGE_NAMES), x=values, orientation="h", marker_color="#2563eb", text=labels,
+            textposition="outside", cliponaxis=False,
         )
-    )
-    fig.update_layout(height=260, margin={"l": 40, "r": 10, "t": 10, "b": 40})
-    fig.update_yaxes(title_text="global average")
+    )  # fmt: skip
+    fig.update_layout(height=220, margin={"l": 10, "r": 40, "t": 10, "b": 40})
+    fig.update_xaxes(title_text="global average (one number per channel)", rangemode="tozero")
+    fig.update_yaxes(autorange="reversed")
     return fig
 
 
