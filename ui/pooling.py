@@ -303,14 +303,22 @@ def output_figure(trace: PoolTrace, index: int) -> go.Figure:
     text = np.where(done, np.vectorize(format_number, otypes=[object])(out), "")
     finite = out[np.isfinite(out)]
     vmax = float(finite.max()) if finite.size else 1.0
+    zmin = min(0.0, float(finite.min()) if finite.size else 0.0)
     fig = go.Figure(
-        go.Heatmap(
-            z=z, x=np.arange(ow), y=np.arange(oh), text=text, texttemplate="%{text}",
-            colorscale=INPUT_SCALE, zmin=min(0.0, float(finite.min()) if finite.size else 0.0),
-            zmax=max(vmax, 1.0), showscale=False, xgap=2, ygap=2,
-            hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
-            textfont={"color": "#0f172a", "size": 13},
-        )
+        [
+            go.Heatmap(  # cells not computed yet: a light "?"
+                z=np.where(done, np.nan, 0.0), x=np.arange(ow), y=np.arange(oh),
+                text=np.where(done, "", "?"), texttemplate="%{text}",
+                colorscale=[[0, "#f1f5f9"], [1, "#f1f5f9"]], showscale=False, xgap=2, ygap=2,
+                hoverinfo="skip", textfont={"color": "#94a3b8", "size": 13},
+            ),
+            go.Heatmap(
+                z=z, x=np.arange(ow), y=np.arange(oh), text=text, texttemplate="%{text}",
+                colorscale=INPUT_SCALE, zmin=zmin, zmax=max(vmax, 1.0), showscale=False,
+                xgap=2, ygap=2, hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
+                textfont={"color": "#0f172a", "size": 13},
+            ),
+        ]
     )  # fmt: skip
     step = trace.steps[index]
     fig.update_layout(
@@ -318,7 +326,6 @@ def output_figure(trace: PoolTrace, index: int) -> go.Figure:
     )
     fig.update_xaxes(range=[-0.5, ow - 0.5])
     fig.update_yaxes(range=[oh - 0.5, -0.5])
-    fig.update_layout(plot_bgcolor="#f1f5f9")
     return _layout(fig, oh, ow)
 
 
