@@ -26,12 +26,13 @@ def test_step_through_moves_the_window_and_explains_it(page: Page, base_url: str
     expect(after).to_contain_text("columns 2–3")
     assert after.inner_text() != before_text
     assert _window_outline(page) != before_outline, "the outlined window did not move"
+    page.locator("[data-testid=stPlotlyChart]").first.scroll_into_view_if_needed()
     screenshot(page, "pooling-step-2")
 
 
 def test_average_pooling_writes_out_the_mean(page: Page, base_url: str) -> None:
     goto(page, base_url, "pooling")
-    page.get_by_text("Average", exact=True).first.click()
+    page.locator("[data-testid=stRadio]").first.get_by_text("Average", exact=True).click()
     wait_until_idle(page)
     expect(page.locator("[data-testid=stAlert]").filter(has_text="Window 1 of 9")).to_contain_text(
         ") / 4 = "
@@ -41,4 +42,5 @@ def test_average_pooling_writes_out_the_mean(page: Page, base_url: str) -> None:
     expect(page.locator("[data-testid=stAlert]").filter(has_text="Window 2 of 9")).to_contain_text(
         ") / 4 = "
     )
+    page.locator("[data-testid=stPlotlyChart]").first.scroll_into_view_if_needed()
     screenshot(page, "pooling-average")
