@@ -96,9 +96,10 @@ def pool_settings() -> PoolSpec:
         help="count_include_pad: divide by the whole window (padding zeros included) or only "
         "by the real inputs in it.",
     )
-    p = cols[2].select_slider(
-        "p (Lp only)", P_CHOICES, 2, key="pool.p", disabled=kind != "lp", help="p = 2 is L2."
-    )
+    p = 2
+    if kind == "lp":
+        # Shown only for Lp: a disabled select-slider's grey label fails WCAG contrast.
+        p = cols[2].select_slider("p", P_CHOICES, 2, key="pool.p", help="p = 2 is L2.")
     base = PoolSpec("max", window, stride, padding, dilation, ceil_mode, count_pad, float(p))
     return spec_for_kind(base, kind)
 
@@ -469,7 +470,7 @@ def pooled_row(pictures: list[PooledPicture]) -> None:
                 continue
             shape = "×".join(str(d) for d in pic.shape)
             scale = "" if pic.vmax == 1.0 else f" · shown ÷ {pic.vmax:.2f}"
-            st.image(pic.picture, width=DISPLAY_PX)
+            st.image(pic.picture, width=DISPLAY_PX, alt=f"The image after {pic.label} pooling")
             st.caption(f"output {shape} · **{pic.params} parameters**{scale}")
 
 
@@ -585,7 +586,11 @@ def gap_bridge(maps: np.ndarray, averages: np.ndarray) -> None:
     )
     left, right = st.columns([3, 2])
     with left:
-        st.image(feature_maps_picture(maps), width="stretch")
+        st.image(
+            feature_maps_picture(maps),
+            width="stretch",
+            alt="Feature maps of the four edge filters, side by side",
+        )
         st.caption(" · ".join(EDGE_NAMES) + " (ReLU of each edge filter; one colour scale)")
     with right:
         st.plotly_chart(gap_bars(averages), width="stretch", key="pool.gap_fig")
