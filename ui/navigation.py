@@ -29,6 +29,15 @@ PAGES: tuple[PageSpec, ...] = (
         section="Foundations",
         blurb="Predict any layer's output size, watch each window slide, and quiz yourself.",
     ),
+    PageSpec(
+        path="pages/pooling.py",
+        title="Pooling",
+        icon=":material/grid_view:",
+        url_path="pooling",
+        section="Foundations",
+        blurb="Max, average, L2 and global pooling window by window, and how much "
+        "translation invariance pooling really buys.",
+    ),
 )
 
 
