@@ -191,8 +191,8 @@ def _axis_step(
         dilated = f" (dilated to {k_eff})" if d > 1 else ""
         raise StackError(
             f"{_name(index, layer, one_d)}: {where}its input is only {span} pixels, smaller "
-            f"than its {k}-pixel window{dilated}, so its output would be empty. Use a smaller kernel, "
-            "add padding, or remove a downsampling layer before it.",
+            f"than its {k}-pixel window{dilated}, so its output would be empty. Use a smaller "
+            "kernel, add padding, or remove a downsampling layer before it.",
             index,
         )
     return AxisField(
