@@ -249,9 +249,11 @@ def _check_layer(index: int, layer: Layer) -> None:
             "(or use a conv with a dilated kernel).",
             index,
         )
-    # PyTorch refuses pooling windows that could lie entirely in the padding.
-    window = layer.effective_kernel if layer.kind == "maxpool" else layer.kernel
-    for p, w in zip(layer.padding, window, strict=True):
+    if layer.kind == "conv":
+        return
+    # PyTorch refuses pooling windows that could lie entirely in the padding (it compares with
+    # the undilated kernel, for max pooling too).
+    for p, w in zip(layer.padding, layer.kernel, strict=True):
         if 2 * p > w:
             raise StackError(
                 f"{label}: padding {p} is more than half of its {w}-pixel window, so some "
@@ -485,6 +487,36 @@ def exact_support(
     touches = any(any(c < 0 or c >= tree[lv].size for c in cells) for lv, cells in enumerate(deps))
     pixels = sorted(c for c in deps[0] if 0 <= c < tree[0].size)
     return pixels, touches
+
+
+def _height_only(spec: Layer | Mapping) -> Layer:
+    """The height-axis geometry moved onto the width axis, so 1-D helpers can walk rows."""
+    layer = as_layer(spec)
+    return replace(
+        layer,
+        kernel=layer.kernel[::-1],
+        stride=layer.stride[::-1],
+        padding=layer.padding[::-1],
+        dilation=layer.dilation[::-1],
+    )
+
+
+def neuron_support(
+    layers: Sequence[Layer | Mapping],
+    input_size: int | Sequence[int],
+    layer_index: int,
+    row: int,
+    col: int,
+) -> tuple[np.ndarray, bool]:
+    """2-D :func:`exact_support`: an ``(H, W)`` mask of the pixels the neuron depends on, and
+    whether it reads padding at any layer. Windows are rectangles, so the mask is the outer
+    product of the two axes' supports."""
+    h, w = _size_pair(input_size)
+    rows, touches_rows = exact_support([_height_only(s) for s in layers], h, layer_index, row)
+    cols, touches_cols = exact_support(layers, w, layer_index, col)
+    mask = np.zeros((h, w), dtype=bool)
+    mask[np.ix_(rows, cols)] = True
+    return mask, touches_rows or touches_cols
 
 
 # --- building a torch network from a stack (for the effective receptive field) ----------------
