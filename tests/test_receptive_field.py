@@ -96,15 +96,18 @@ kinds = st.sampled_from(["conv", "conv", "maxpool", "avgpool", "relu", "batchnor
 @st.composite
 def stacks(draw: st.DrawFn) -> tuple[list[Layer], tuple[int, int]]:
     """Random small stacks (valid or not) and an input size."""
-    hw = (draw(st.integers(1, 18)), draw(st.integers(1, 18)))
+    hw = (draw(st.integers(1, 20)), draw(st.integers(1, 20)))
+    # Small values weighted up: most stacks run, and many neurons never touch the padding.
+    small = st.sampled_from([1, 1, 1, 2, 3])
+    pads = st.sampled_from([0, 0, 0, 1, 2])
     layers = []
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(kinds)
         pair = st.tuples
         kernel = draw(pair(st.integers(1, 4), st.integers(1, 4)))
-        stride = draw(pair(st.integers(1, 3), st.integers(1, 3)))
-        padding = draw(pair(st.integers(0, 2), st.integers(0, 2)))
-        dilation = (1, 1) if kind == "avgpool" else draw(pair(st.integers(1, 3), st.integers(1, 3)))
+        stride = draw(pair(small, small))
+        padding = draw(pair(pads, pads))
+        dilation = (1, 1) if kind == "avgpool" else draw(pair(small, small))
         layers.append(Layer(kind, kernel, stride, padding, dilation))
     return layers, hw
 
@@ -136,7 +139,7 @@ def test_shapes_and_validity_agree_with_torch(case: tuple[list[Layer], tuple[int
         assert tuple(x.shape[-2:]) == f.output_hw
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stacks())
 def test_gradient_support_is_the_formula_region(case: tuple[list[Layer], tuple[int, int]]) -> None:
     """Back-propagate from every output neuron of an all-positive network.
