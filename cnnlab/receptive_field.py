@@ -736,6 +736,22 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
+            "Small CNN",
+            32,
+            3,
+            (
+                _conv(3, 8, 1, 1, "conv1"),
+                Layer.make("relu", name="relu1"),
+                _pool("maxpool", 2, 2, name="pool1"),
+                _conv(3, 16, 1, 1, "conv2"),
+                Layer.make("relu", name="relu2"),
+                _pool("maxpool", 2, 2, name="pool2"),
+                Layer.make("conv", 3, 1, 2, 2, 16, "conv3 (dilated)"),
+                Layer.make("relu", name="relu3"),
+            ),
+            "A small teaching stack: two conv + ReLU + pool blocks, then a dilated conv.",
+        ),
+        Preset(
             "LeNet-5",
             32,
             1,
