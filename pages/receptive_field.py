@@ -81,15 +81,16 @@ st.caption(
 )
 
 st.header("4 · The effective receptive field")
+samples = rf.erf_samples(fields, index)
 st.markdown(
     "Not all pixels of the field matter equally: a centre pixel reaches the neuron through "
     "many paths, a border pixel through only a few, so its influence (the gradient) falls off "
     "like a Gaussian. Luo et al. (2016) measure it as the mean |∂ neuron / ∂ pixel| over "
-    "random inputs: here for the centre neuron of the chosen layer, averaged over 4 randomly "
-    "initialised networks with this geometry (ReLU after every conv, ≤ 16 channels) × 8 "
-    "random images."
+    f"random inputs: here for the centre neuron of the chosen layer, averaged over "
+    f"{rf.ERF_NETWORKS} randomly initialised networks with this geometry (ReLU after every "
+    f"conv, ≤ 16 channels) × {samples} random images each."
 )
-signature = (tuple(as_layer(layer) for layer in layers[: index + 1]), size, index)
+signature = (tuple(as_layer(layer) for layer in layers[: index + 1]), size, index, samples)
 cheap = rf.erf_cost(fields, index) <= 64 * 64 * 8
 if cheap or st.button("Measure the effective field", key="rf.erf", icon=":material/science:"):
     st.session_state["rf.erf_for"] = signature

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
+from plotly.colors import sample_colorscale
 
 from cnnlab.receptive_field import (
     KINDS,
@@ -176,12 +177,12 @@ def layer_table(
                 "Jump": _axis_text(f, "jump"),
                 "RF size": _axis_text(f, "rf"),
                 "Start": _axis_text(f, "start"),
-                "Status": "⚠️ sees the whole input" if f.covers_input else "✅",
+                "Status": "sees the whole input" if f.covers_input else "ok",
             }
         elif i == error_index:
-            record["Status"] = "❌ cannot run (see the message above)"
+            record["Status"] = "cannot run (see the message above)"
         else:
-            record["Status"] = "— not reached"
+            record["Status"] = "not reached"
         records.append(record)
     columns = ["Row", "Name", "Kind", "Output", "Jump", "RF size", "Start", "Status"]
     st.dataframe(pd.DataFrame(records, columns=columns), hide_index=True, width="stretch")
@@ -228,11 +229,17 @@ def _on_pick() -> None:
     point = points[0]
     fields, index = st.session_state["rf._picker"]
     f = fields[index]
-    if point.get("customdata") is not None:
-        r, c = point["customdata"][:2]
-    else:
+    custom = point.get("customdata")
+    # Plotly hands a row of 2-D customdata back as a list or as an index-keyed dict.
+    if isinstance(custom, dict):
+        custom = [custom[k] for k in sorted(custom, key=int)]
+    if isinstance(custom, list | tuple) and len(custom) >= 2:
+        r, c = custom[0], custom[1]
+    elif "x" in point and "y" in point:
         r = round((point["y"] - f.rows.start) / f.rows.jump)
         c = round((point["x"] - f.cols.start) / f.cols.jump)
+    else:
+        return
     st.session_state["rf.row"] = int(min(max(r, 0), f.output_hw[0] - 1))
     st.session_state["rf.col"] = int(min(max(c, 0), f.output_hw[1] - 1))
 
@@ -306,8 +313,7 @@ def _base_figure(image: np.ndarray, f: LayerField, title: str) -> go.Figure:
         plot_bgcolor=PADDING_GREY,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=520,
-        legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
-        dragmode=False,
+        legend={"orientation": "h", "y": -0.1, "yanchor": "top"},
     )
     fig.update_xaxes(range=x_range, showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(
@@ -388,9 +394,8 @@ def show_field(image: np.ndarray, fields: Sequence[LayerField], index: int, neur
         st.metric("Field inside the image", f"{region.clipped_area} px")
         st.metric(
             "Field in the padding",
-            f"{region.padded_area} px",
-            f"{region.padded_fraction:.0%} of the field",
-            delta_color="off",
+            f"{region.padded_area} px ({region.padded_fraction:.0%})",
+            help="Share of the theoretical field that lies outside the image.",
         )
         st.caption(
             "Negative coordinates and coordinates past the last pixel lie in the zero "
@@ -406,14 +411,14 @@ def growth_figure(image: np.ndarray, fields: Sequence[LayerField], index: int, n
     fig = _base_figure(image, f, "The same neuron's field, layer by layer")
     path = centre_path(fields, index, *neuron)
     window_layers = [i for i in range(index + 1) if fields[i].layer.is_window]
-    colours = sequential_rgb(np.linspace(0, 1, max(len(window_layers), 2)))
+    # Bright colours from cyan to red: every square stays visible on a photo and on the grey.
+    colours = sample_colorscale("Turbo", list(np.linspace(0.15, 0.95, max(len(window_layers), 2))))
     for n, i in enumerate(window_layers):
         region = neuron_region(fields, i, *path[i])
         x, y = _rect_path(region.top, region.left, region.bottom, region.right)
-        r, g, b = colours[n]
         fig.add_trace(
             go.Scatter(
-                x=x, y=y, mode="lines", line={"color": f"rgb({r},{g},{b})", "width": 2.5},
+                x=x, y=y, mode="lines", line={"color": colours[n], "width": 2.5},
                 name=f"{i + 1} {fields[i].layer.name or fields[i].layer.kind}: "
                 f"{region.height}×{region.width}", hoverinfo="name",
             )
@@ -425,15 +430,27 @@ def growth_figure(image: np.ndarray, fields: Sequence[LayerField], index: int, n
 # --- effective receptive field ------------------------------------------------------------------
 
 
+ERF_NETWORKS = 4
+ERF_WORK = 2_000_000
+"""Pixels × layers × samples one ERF may cost: small stacks get more samples, big ones ≥ 8."""
+
+
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def cached_erf(layers: tuple[Layer, ...], size: int, index: int) -> EffectiveField:
+def cached_erf(layers: tuple[Layer, ...], size: int, index: int, samples: int) -> EffectiveField:
     """ERF of the stack's centre neuron at ``index`` (pure; shared between learners)."""
-    return effective_receptive_field(list(layers), size, index, networks=4, samples=8)
+    return effective_receptive_field(
+        list(layers), size, index, networks=ERF_NETWORKS, samples=samples
+    )
 
 
-def erf_cost(fields: Sequence[LayerField], index: int) -> float:
-    """Rough work of one ERF (pixels × window layers), to decide whether to compute at once."""
+def erf_cost(fields: Sequence[LayerField], index: int) -> int:
+    """Rough work of one ERF sample (pixels × layers)."""
     return fields[0].rows.image_size * fields[0].cols.image_size * (index + 1)
+
+
+def erf_samples(fields: Sequence[LayerField], index: int) -> int:
+    """Random images per network: as many as the work budget allows, between 8 and 64."""
+    return int(min(max(ERF_WORK // erf_cost(fields, index), 8), 64))
 
 
 def _outline(rgb: np.ndarray, region: Region, scale: int, colour: tuple) -> np.ndarray:
@@ -462,19 +479,21 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
     a, b_col = st.columns(2)
     a.image(
         _outline(upscale(sequential_rgb(theory, 0, 1), scale), region, scale, (255, 255, 255)),
+        width=320,
         caption=f"Theoretical field: every pixel of the {region.height}×{region.width} square "
         "can matter equally.",
     )
     b_col.image(
         _outline(upscale(sequential_rgb(erf.gradient, 0), scale), region, scale, (255, 255, 255)),
+        width=320,
         caption=f"Effective field: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = "
         "bright), theoretical square outlined.",
     )
     st.metric(
         "95 % of the gradient mass lies in",
         f"{erf.mass_share:.0%} of the theoretical field",
-        f"{erf.mass_pixels} of {region.clipped_area} px",
-        delta_color="off",
+        help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical field "
+        "inside the image.",
     )
     row = erf.region.top + (erf.region.height - 1) // 2
     row = min(max(row, 0), h - 1)
@@ -525,6 +544,7 @@ def tree_figure(
                   "width": 2.5 if highlighted else 1},
             name="feeds the chosen cell" if highlighted else "connection",
         )  # fmt: skip
+    legend_pad = False
     for lv in range(level + 1):
         size = tree[lv].size
         groups = (
@@ -543,11 +563,12 @@ def tree_figure(
             if pads:
                 fig.add_scatter(
                     x=[x_of(lv, c) for c in pads], y=[lv] * len(pads), mode="markers",
-                    name="padding (zero)", showlegend=True, legendgroup="pad",
+                    name="padding (zero)", showlegend=not legend_pad, legendgroup="pad",
                     marker={"size": 9, "symbol": "square-open", "line": {"width": 2},
                             "color": [PAD_ORANGE if c in deps[lv] else "#94a3b8" for c in pads]},
                     hoverinfo="skip",
                 )  # fmt: skip
+                legend_pad = True
     fig.update_yaxes(
         tickvals=list(range(level + 1)),
         ticktext=[f"{lv}: {tree[lv].label}" for lv in range(level + 1)],
