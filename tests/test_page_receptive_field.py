@@ -120,7 +120,8 @@ def test_neuron_selection_shows_its_region(at) -> None:
     assert not at.exception
     region = neuron_region(fields, 6, 0, 7)
     text = " ".join(m.value for m in at.markdown)
-    assert f"**Neuron (0, 7) of layer 7** sees input rows **{region.top} … {region.bottom}**" in text
+    rows = f"**{region.top} … {region.bottom}**"
+    assert f"**Neuron (0, 7) of layer 7** sees input rows {rows}" in text
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Field inside the image"] == f"{region.clipped_area} px"
     assert metrics["Field in the padding"].startswith(f"{region.padded_area} px")
