@@ -88,7 +88,7 @@ st.markdown(
     "like a Gaussian. Luo et al. (2016) measure it as the mean |∂ neuron / ∂ pixel| over "
     f"random inputs: here for the centre neuron of the chosen layer, averaged over "
     f"{rf.ERF_NETWORKS} randomly initialised networks with this geometry (ReLU after every "
-    f"conv, ≤ 16 channels) × {samples} random images each."
+    f"conv, ≤ {rf.ERF_CHANNELS} channels) × {samples} random images each."
 )
 signature = (tuple(as_layer(layer) for layer in layers[: index + 1]), size, index, samples)
 cheap = rf.erf_cost(fields, index) <= 64 * 64 * 8
@@ -109,7 +109,10 @@ if st.session_state.get("rf.erf_for") == signature:
                 "closer to the centre."
             )
 else:
-    st.caption("This stack is big: the measurement takes a few seconds.")
+    st.caption(
+        "This stack is big: the measurement back-propagates through it "
+        f"{rf.ERF_NETWORKS * samples} times and can take ten seconds or more on a CPU."
+    )
 
 st.header("5 · The 1-D tree")
 length = st.slider(

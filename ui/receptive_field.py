@@ -431,7 +431,8 @@ def growth_figure(image: np.ndarray, fields: Sequence[LayerField], index: int, n
 
 
 ERF_NETWORKS = 4
-ERF_WORK = 2_000_000
+ERF_CHANNELS = 8
+ERF_WORK = 1_000_000
 """Pixels × layers × samples one ERF may cost: small stacks get more samples, big ones ≥ 8."""
 
 
@@ -439,7 +440,7 @@ ERF_WORK = 2_000_000
 def cached_erf(layers: tuple[Layer, ...], size: int, index: int, samples: int) -> EffectiveField:
     """ERF of the stack's centre neuron at ``index`` (pure; shared between learners)."""
     return effective_receptive_field(
-        list(layers), size, index, networks=ERF_NETWORKS, samples=samples
+        list(layers), size, index, channel_cap=ERF_CHANNELS, networks=ERF_NETWORKS, samples=samples
     )
 
 
@@ -449,8 +450,8 @@ def erf_cost(fields: Sequence[LayerField], index: int) -> int:
 
 
 def erf_samples(fields: Sequence[LayerField], index: int) -> int:
-    """Random images per network: as many as the work budget allows, between 8 and 64."""
-    return int(min(max(ERF_WORK // erf_cost(fields, index), 8), 64))
+    """Random images per network: as many as the work budget allows, between 8 and 32."""
+    return int(min(max(ERF_WORK // erf_cost(fields, index), 8), 32))
 
 
 def _outline(rgb: np.ndarray, region: Region, scale: int, colour: tuple) -> np.ndarray:
@@ -480,12 +481,14 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
     a.image(
         _outline(upscale(sequential_rgb(theory, 0, 1), scale), region, scale, (255, 255, 255)),
         width=320,
+        alt="The theoretical receptive field: a uniform square.",
         caption=f"Theoretical field: every pixel of the {region.height}×{region.width} square "
         "can matter equally.",
     )
     b_col.image(
         _outline(upscale(sequential_rgb(erf.gradient, 0), scale), region, scale, (255, 255, 255)),
         width=320,
+        alt="The effective receptive field: mean gradient magnitude over the input.",
         caption=f"Effective field: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = "
         "bright), theoretical square outlined.",
     )
