@@ -14,7 +14,9 @@ from cnnlab.receptive_field import (
 )
 from ui import receptive_field as rf
 from ui.image_source import image_picker
+from ui.navigation import ensure_app_navigation
 
+ensure_app_navigation()
 st.title("Receptive fields")
 st.markdown(
     "A neuron deep in a CNN looks at a **window of the input image**: its *receptive field*. "

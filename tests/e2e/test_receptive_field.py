@@ -12,11 +12,7 @@ def _field_chart(page):
 
 
 def test_clicking_a_neuron_draws_its_field(page, base_url: str) -> None:
-    # Through the sidebar: opening /receptive-field directly logs a spurious "page not found"
-    # console error in this Streamlit version (for every page, even a one-line one).
-    goto(page, base_url)
-    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Receptive fields").click()
-    wait_until_idle(page)
+    goto(page, base_url, "receptive-field")
     chart = _field_chart(page)
     chart.scroll_into_view_if_needed()
     expect(chart.locator("text=Field inside the image")).to_be_visible()
