@@ -12,7 +12,12 @@ def _field_chart(page):
 
 
 def test_clicking_a_neuron_draws_its_field(page, base_url: str) -> None:
-    goto(page, base_url, "receptive-field")
+    # Through the home page and the sidebar: on a fresh server, the first direct page URL logs
+    # a "page does not seem to exist" console error before app.py's navigation takes over.
+    goto(page, base_url)
+    nav = page.get_by_test_id("stSidebarNavItems")
+    nav.get_by_role("link", name="Receptive fields").click()
+    wait_until_idle(page)
     chart = _field_chart(page)
     chart.scroll_into_view_if_needed()
     expect(chart.locator("text=Field inside the image")).to_be_visible()
