@@ -42,7 +42,7 @@ PAGES: tuple[PageSpec, ...] = (
         path="pages/receptive_field.py",
         title="Receptive fields",
         icon=":material/center_focus_strong:",
-        url_path="receptive-field",
+        url_path="receptive_field",
         section="Foundations",
         blurb="Which pixels a neuron can see, layer by layer, on your own image, and which "
         "of them really matter (the effective receptive field).",

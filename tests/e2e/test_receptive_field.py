@@ -12,8 +12,7 @@ def _field_chart(page):
 
 
 def test_clicking_a_neuron_draws_its_field(page, base_url: str) -> None:
-    # Through the home page and the sidebar: on a fresh server, the first direct page URL logs
-    # a "page does not seem to exist" console error before app.py's navigation takes over.
+    # Through the home page and the sidebar, as a learner arrives.
     goto(page, base_url)
     nav = page.get_by_test_id("stSidebarNavItems")
     nav.get_by_role("link", name="Receptive fields").click()
