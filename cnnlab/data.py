@@ -377,13 +377,8 @@ SOURCES: dict[str, _Source] = {
 
 
 def default_cache_dir() -> Path:
-    """``$CNNLAB_CACHE_DIR``, else the user's cache folder (e.g. ``~/.cache/cnnlab``)."""
-    env = os.environ.get("CNNLAB_CACHE_DIR")
-    if env:
-        return Path(env)
-    import pooch
-
-    return Path(pooch.os_cache("cnnlab"))
+    """``$CNNLAB_DATA_DIR/datasets`` (the app's data folder, ``./data`` by default)."""
+    return Path(os.environ.get("CNNLAB_DATA_DIR") or "data") / "datasets"
 
 
 def _source(name: str) -> _Source:
