@@ -32,10 +32,10 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 class TrainConfig:
     """Hyper-parameters and run settings; the defaults are the tuned fast default."""
 
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 128
     optimizer: str = "adamw"
-    lr: float = 4e-3  # the peak learning rate for "onecycle"
+    lr: float = 1.2e-2  # the peak learning rate for "onecycle"
     schedule: str = "onecycle"
     weight_decay: float = 5e-4
     momentum: float = 0.9  # SGD only
