@@ -4,7 +4,8 @@ Runs, in the same process and interleaved (so a busy machine slows both alike), 
 times each:
 
 1. the reference: the classic PyTorch MNIST tutorial network and loop (a ``DataLoader`` with
-   batch 64, Adam 1e-3, 4 epochs), as in ``shared/bench/reference_loop.py``;
+   batch 64, Adam 1e-3, 4 epochs): ``shared/bench/reference_loop.py`` itself in a fresh process
+   when that file is there (``--reference-script``), else the identical copy below in-process;
 2. the ``fast`` preset through :func:`cnnlab.training.train` with the default ``TrainConfig``
    (all 8,000 images for training: ``val_fraction=0``), on 1 torch thread (as the app's worker
    runs it, and the setting a shared machine slows least) and on all threads;
@@ -19,6 +20,7 @@ Data: MNIST t10k, first 8,000 images to train, last 2,000 to test. Prints each r
 medians, the speed-up ratio and the machine's load. Usage:
 
     python benchmarks/train_speed.py [--data ../shared/data/mnist-t10k] [--repeats 3]
+        [--reference-script ../shared/bench/reference_loop.py]
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import re
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -92,6 +97,17 @@ def reference_loop(folder: Path, epochs: int = 4) -> tuple[float, float]:
         for xb, yb in test_loader:
             correct += (model(xb).argmax(1) == yb).sum().item()
     return seconds, correct / 2000
+
+
+def reference_script(script: Path, folder: Path) -> tuple[float, float]:
+    """Run the shared reference script in its own process: (train seconds, test accuracy)."""
+    out = subprocess.run(
+        [sys.executable, str(script), str(folder), "4"], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"train_s=([\d.]+) .* test_acc=([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"Unexpected output from {script}: {out!r}")
+    return float(match.group(1)), float(match.group(2))
 
 
 class LiveCharts:
@@ -160,6 +176,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "../shared/data/mnist-t10k")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--reference-script", type=Path, default=REPO / "../shared/bench/reference_loop.py"
+    )
     parser.add_argument("--skip-reference", action="store_true", help="only the fast runs")
     args = parser.parse_args()
     data = load_dataset("mnist", data_dir=args.data)
@@ -173,8 +192,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            if not args.skip_reference:
-                record("reference", *reference_loop(args.data))
+            if not args.skip_reference and args.reference_script.is_file():
+                record("reference", *reference_script(args.reference_script, args.data))
+            elif not args.skip_reference:
+                record("reference", *reference_loop(args.data), "(in-process copy)")
             record("fast_1t", *run_fast(data, seed=i, threads=1))
             record("fast_all", *run_fast(data, seed=i, threads=DEFAULT_THREADS))
             live = LiveCharts(os.path.join(tmp, f"live{i}.db"))
