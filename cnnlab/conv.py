@@ -157,7 +157,7 @@ def output_shape(
 def _as_weight(weight: np.ndarray, flip: bool) -> np.ndarray:
     weight = np.asarray(weight, dtype=np.float64)
     # True convolution is cross-correlation with the kernel rotated by 180°.
-    return weight[..., ::-1, ::-1] if flip else weight
+    return weight[..., ::-1, ::-1].copy() if flip else weight
 
 
 def _check_shapes(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int) -> None:
@@ -203,7 +203,7 @@ def conv2d(
         t = F.pad(t, (pad.left, pad.right, pad.top, pad.bottom), mode=mode)
     out = F.conv2d(
         t,
-        torch.from_numpy(np.ascontiguousarray(weight)),
+        torch.tensor(weight),  # a copy: numpy views may have negative strides
         None if bias is None else torch.as_tensor(np.asarray(bias, dtype=np.float64)),
         stride=settings.stride,
         dilation=settings.dilation,
