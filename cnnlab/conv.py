@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnlab.kernels import embed
+
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 """Border modes, named as ``nn.Conv2d(padding_mode=...)`` names them."""
 
@@ -426,3 +428,55 @@ def is_integral(values: np.ndarray) -> bool:
     """True when every value is a whole number (then the page can print them without decimals)."""
     values = np.asarray(values)
     return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+
+
+LAYOUTS = {
+    "gray": "Grayscale: one kernel, one feature map",
+    "depthwise": "RGB channel by channel: the kernel on each channel, three maps",
+    "multichannel": "RGB, one 3-channel filter: three kernels summed, one map",
+    "bank": "A bank of N filters on grayscale: N feature maps",
+}
+"""How kernels are arranged into filters, with the words the page shows."""
+
+
+@dataclass(frozen=True)
+class FilterBank:
+    """Weights ``(O, C / groups, kh, kw)`` ready for :func:`conv2d`, and what the input must be."""
+
+    weight: np.ndarray
+    groups: int
+    gray: bool
+    labels: tuple[str, ...]
+
+
+def arrange_filters(
+    layout: str,
+    kernels: list[np.ndarray],
+    names: list[str] | None = None,
+    channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> FilterBank:
+    """Turn 2-D kernels into conv2d weights for a ``layout`` of :data:`LAYOUTS`.
+
+    ``gray`` and ``depthwise`` use ``kernels[0]``; ``multichannel`` scales it by
+    ``channel_weights`` (one kernel per colour channel, results summed); ``bank`` stacks every
+    kernel, centring smaller ones in zeros so that one conv2d call computes them all.
+    """
+    if not kernels:
+        raise ValueError("Choose at least one kernel.")
+    names = names or [f"Filter {i + 1}" for i in range(len(kernels))]
+    first = np.asarray(kernels[0], dtype=np.float64)
+    if layout == "gray":
+        return FilterBank(first[None, None], 1, True, (names[0],))
+    if layout == "depthwise":
+        return FilterBank(np.stack([first[None]] * 3), 3, False, ("Red", "Green", "Blue"))
+    if layout == "multichannel":
+        if not all(np.isfinite(channel_weights)):
+            raise ValueError("Every channel weight must be a finite number.")
+        weight = np.stack([w * first for w in channel_weights])[None]
+        return FilterBank(weight, 1, False, (names[0],))
+    if layout == "bank":
+        rows = max(np.shape(k)[0] for k in kernels)
+        cols = max(np.shape(k)[1] for k in kernels)
+        weight = np.stack([embed(k, rows, cols)[None] for k in kernels])
+        return FilterBank(weight, 1, True, tuple(names))
+    raise ValueError(f"Unknown filter layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
