@@ -20,4 +20,13 @@ class PageSpec:
     blurb: str
 
 
-PAGES: tuple[PageSpec, ...] = ()
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        path="pages/convolution.py",
+        title="Convolution & kernels",
+        icon=":material/blur_on:",
+        url_path="convolution",
+        section="Foundations",
+        blurb="Slide a kernel over any image, see the feature map, and check every number.",
+    ),
+)
