@@ -426,15 +426,22 @@ def summary_text(
     )
 
 
-def patch_location(hw: tuple[int, int]) -> tuple[int, int, int]:
-    """``(top, left, side)`` of the step-by-step crop, from its widgets (kept inside the image)."""
+def patch_location(hw: tuple[int, int], digest: str) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the step-by-step crop, from its widgets (kept inside the image).
+
+    A new image starts with the crop in its centre.
+    """
     h, w = int(hw[0]), int(hw[1])
     side = min(int(st.session_state.get("conv.step.size", 7)), h, w)
-    # Defaults to the centre; values of a previous, larger image are pulled back inside.
-    top = int(st.session_state.get("conv.step.top", (h - side) // 2))
-    left = int(st.session_state.get("conv.step.left", (w - side) // 2))
+    state = st.session_state
+    if state.get("conv.step.image") != digest:
+        state["conv.step.image"] = digest
+        state.pop("conv.step.top", None)
+        state.pop("conv.step.left", None)
+    top = int(state.get("conv.step.top", (h - side) // 2))
+    left = int(state.get("conv.step.left", (w - side) // 2))
     top, left = min(max(top, 0), h - side), min(max(left, 0), w - side)
-    st.session_state["conv.step.top"], st.session_state["conv.step.left"] = top, left
+    state["conv.step.top"], state["conv.step.left"] = top, left
     return top, left, side
 
 
