@@ -43,9 +43,9 @@ st.subheader("Input and feature map")
 st.caption(ui.summary_text(source.name, x.shape, bank, options, view.shape))
 left, right = st.columns(2, gap="medium")
 with left:
-    st.image(ui.input_preview(source, bank.gray, patch), caption="Input (blue frame: the crop "
-             "explained step by step below)", width="stretch")  # fmt: skip
     st.markdown(f"**Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]}** (channels × height × width)")
+    st.image(ui.input_preview(source, bank.gray, patch), width="stretch",
+             caption="Blue frame: the crop explained step by step below")  # fmt: skip
 with right:
     ui.show_output(view)
 

@@ -50,8 +50,7 @@ def kernel_picker() -> KernelChoice:
     if name == "Gaussian blur":
         sigma = st.slider("Sigma σ", 0.3, 3.0, 1.0, 0.1, key="conv.sigma")
     kernel = kernels.preset(name, size=size, sigma=sigma)
-    st.html(matrix_html(kernel.weights))
-    st.caption(kernel.detects)
+    st.html(matrix_html(kernel.weights) + _note(kernel.detects))
     return KernelChoice(kernel.name, kernel.weights, kernel.detects)
 
 
@@ -196,13 +195,17 @@ def _settings_tuple(s: ConvSettings) -> tuple:
 
 
 def pixels(source: ImageSource, gray: bool) -> np.ndarray:
-    """The image as float64 ``(C, H, W)`` in 0–255 (cached on the digest)."""
-    return _pixels(source, gray)
+    """The image as ``(C, H, W)`` pixel values 0–255 (uint8, read-only), cached on the digest."""
+    return _pixels(source.digest, source.image, gray)
 
 
-@cache_on_image(max_entries=32)
-def _pixels(source: ImageSource, gray: bool) -> np.ndarray:
-    return conv.to_channels(np.asarray(source.image), gray=gray)
+# A resource, not data: st.cache_data would unpickle a fresh copy (megabytes) on every rerun,
+# and nobody writes to these arrays (they are marked read-only). Keyed on the exact digest.
+@st.cache_resource(max_entries=16, ttl=3600)
+def _pixels(digest: str, _image: Image.Image, gray: bool) -> np.ndarray:
+    array = conv.to_channels(np.asarray(_image), gray=gray).astype(np.uint8)
+    array.flags.writeable = False
+    return array
 
 
 def layer_view(source: ImageSource, bank: FilterBank, bias: float, s: ConvSettings) -> LayerView:
@@ -223,7 +226,7 @@ def _layer_view(
     settings: tuple,
 ) -> LayerView:
     s = ConvSettings(*settings)
-    x = _pixels(source, gray)
+    x = pixels(source, gray)
     out = conv.conv2d(x, weight, np.full(weight.shape[0], bias), s, groups)
     # Maps of one layer share a colour scale when they are channels of one picture (depthwise),
     # so their colours compare; a bank's filters differ in scale, so each gets its own.
@@ -280,7 +283,7 @@ def encode(rgb: np.ndarray) -> bytes:
 @cache_on_image(max_entries=32)
 def input_preview(source: ImageSource, gray: bool, patch: tuple[int, int, int]) -> bytes:
     """The input as shown (gray or colour), with the step-by-step crop outlined in blue."""
-    x = _pixels(source, gray)
+    x = pixels(source, gray)
     rgb = np.repeat(x, 3, axis=0) if gray else x
     rgb = np.clip(rgb, 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
     top, left, side = patch
@@ -392,22 +395,17 @@ def output_grid_html(values: np.ndarray, current: tuple[int, int]) -> str:
 
 def show_output(view: LayerView) -> None:
     """The feature map(s) with shape, value range and colour legend."""
+    st.markdown(f"**{shape_text(view.shape)}**")
     if view.composite is not None:
         caption = "The three channel maps recombined as colour (clipped to 0–255)"
         st.image(view.composite, width="stretch", caption=caption)
-    st.markdown(f"**{shape_text(view.shape)}**")
-    if len(view.maps) == 1:
-        only = view.maps[0]
-        st.image(only.image, width="stretch", caption=f"Feature map: {only.label}")
-        st.html(legend_html(only))
-        st.caption(range_text(only))
-        return
-    columns = st.columns(min(len(view.maps), 4))
+    # One map goes straight into the column; a bank gets a grid of up to four per row.
+    targets = [st] if len(view.maps) == 1 else st.columns(min(len(view.maps), 4))
     for i, map_view in enumerate(view.maps):
-        with columns[i % len(columns)]:
-            st.image(map_view.image, width="stretch", caption=map_view.label)
-            st.html(legend_html(map_view))
-            st.caption(range_text(map_view))
+        target = targets[i % len(targets)]
+        caption = f"{map_view.label}: {range_text(map_view)}"
+        target.image(map_view.image, width="stretch", caption=caption)
+        target.html(legend_html(map_view))
 
 
 def summary_text(
@@ -466,10 +464,9 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
             "Explain map", range(bank.weight.shape[0]), format_func=lambda i: bank.labels[i],
             key="conv.step.map",
         )  # fmt: skip
-    crop = x[:, top : top + side, left : left + side]
-    bias = np.full(bank.weight.shape[0], options.bias)
+    crop = x[:, top : top + side, left : left + side].astype(np.float64)
     try:
-        small = conv.conv2d(crop, bank.weight, bias, options.settings, bank.groups)[out_index]
+        small = crop_output(crop, bank, options)[out_index]
     except ValueError as error:
         st.error(f"On this {side}×{side} crop: {error}", icon=":material/error:")
         return
@@ -478,10 +475,25 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
     _step_player(crop, bank, out_index, options, small, playing)
 
 
+@cache_on_image(max_entries=256)
+def _crop_output(
+    crop: np.ndarray, weight: np.ndarray, groups: int, bias: float, settings: tuple
+) -> np.ndarray:
+    return conv.conv2d(
+        crop, weight, np.full(weight.shape[0], bias), ConvSettings(*settings), groups
+    )
+
+
+def crop_output(crop: np.ndarray, bank: FilterBank, options: Options) -> np.ndarray:
+    """F.conv2d of the step-by-step crop (cached: the player reruns it every second)."""
+    return _crop_output(
+        crop, bank.weight, bank.groups, options.bias, _settings_tuple(options.settings)
+    )
+
+
 def _step_player(
     crop: np.ndarray, bank: FilterBank, o: int, options: Options, small: np.ndarray, playing: bool
 ) -> None:
-    @st.fragment(run_every=1.0 if playing else None)
     def player() -> None:
         rows, cols = small.shape
         last = rows * cols - 1
@@ -494,7 +506,12 @@ def _step_player(
         i, j = divmod(int(st.session_state["conv.step.position"]), cols)
         _explain(crop, bank, o, options, small, (i, j))
 
-    player()
+    # Only a playing view needs a fragment (it reruns itself every second); a still one is
+    # cheaper as plain elements.
+    if playing:
+        st.fragment(player, run_every=1.0)()
+    else:
+        player()
 
 
 def _explain(
@@ -513,23 +530,22 @@ def _explain(
     kernel_hw = bank.weight.shape[2:]
     pad = conv.pad_amounts(kernel_hw, s)
     windows = [conv.window_at(crop[c], bank.weight[o, k], s, *at) for k, c in enumerate(channels)]
-    grid_cols = st.columns([len(channels) * 1.0, 0.8]) if len(channels) == 1 else None
-    if grid_cols is not None:
-        with grid_cols[0]:
-            st.markdown(f"**Input crop, padded** (window at output {at})")
-            st.html(grid_html(crop[channels[0]], windows[0], pad, s.padding_mode))
-        with grid_cols[1]:
-            st.markdown(f"**Feature map {small.shape[0]} × {small.shape[1]}**")
-            st.html(output_grid_html(small, at))
+    flip = " The weights shown are the kernel rotated by 180° (true convolution)." if s.flip else ""
+    output = _heading(f"Feature map {small.shape[0]} × {small.shape[1]}") + output_grid_html(
+        small, at
+    )
+    if len(channels) == 1:
+        grid_col, out_col = st.columns([1.0, 0.8])
+        heading = f"Input crop, padded (window at output {at}).{flip}"
+        grid_col.html(
+            _heading(heading) + grid_html(crop[channels[0]], windows[0], pad, s.padding_mode)
+        )
+        out_col.html(output)
     else:
         for column, c, window in zip(st.columns(len(channels)), channels, windows, strict=True):
-            with column:
-                st.markdown(f"**{names[c]} channel, padded**")
-                st.html(grid_html(crop[c], window, pad, s.padding_mode))
-        st.markdown(f"**Feature map {small.shape[0]} × {small.shape[1]}** (window at {at})")
-        st.html(output_grid_html(small, at))
-    if s.flip:
-        st.caption("True convolution: the weights shown are the kernel rotated by 180°.")
+            heading = f"{names[c]} channel, padded (window at output {at}).{flip}"
+            column.html(_heading(heading) + grid_html(crop[c], window, pad, s.padding_mode))
+        st.html(output)
     lines = []
     for c, window in zip(channels, windows, strict=True):
         label = f"{names[c]}: " if len(channels) > 1 else ""
@@ -546,8 +562,16 @@ def _explain(
                      f"{format_number(value)}")  # fmt: skip
     if s.relu:
         lines.append(f"ReLU: max(0, {format_number(value)}) = {format_number(max(value, 0.0))}")
+    lines.append(f"PyTorch's F.conv2d wrote {format_number(float(small[at]))} at output {at}.")
     st.code("\n".join(lines), language=None, wrap_lines=True)
-    st.markdown(f"PyTorch's `F.conv2d` wrote **{format_number(float(small[at]))}** at output {at}.")
+
+
+def _heading(text: str) -> str:
+    return f"<p style='margin:0 0 4px;font-weight:600'>{html.escape(text)}</p>"
+
+
+def _note(text: str) -> str:
+    return f"<p style='margin:6px 0 0;font-size:14px;color:#475569'>{html.escape(text)}</p>"
 
 
 def _paren(value: float) -> str:
