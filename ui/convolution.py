@@ -1,8 +1,9 @@
 """Widgets and renderers of the convolution lab (keys start with ``conv.``).
 
-Widgets return plain values; cached computations are keyed on the image digest (through
-``cache_on_image``) and return ready-to-send image bytes, so a rerun after a slider change
-recomputes only what that change affects and sends small JPEG/PNG images, never chart payloads.
+Widgets return plain values; cached computations are keyed on the image digest (inside one exact
+key string, see :func:`cache_key`) and return ready-to-send image bytes, so a rerun after a
+slider change recomputes only what that change affects and sends small JPEG/PNG images, never
+chart payloads.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
 from cnnlab.viz import DIVERGING_STOPS, ColourScale, scale_rgb
-from ui.image_source import ImageSource, cache_on_image
+from ui.image_source import ImageSource
 
 CUSTOM = "Custom…"
 DISPLAY_SIDE = 480  # the widest a map is drawn in its column; larger maps are box-downscaled
@@ -190,10 +191,6 @@ class LayerView:
     composite: bytes | None
 
 
-def _settings_tuple(s: ConvSettings) -> tuple:
-    return (s.stride, s.padding, s.padding_mode, s.dilation, s.flip, s.relu)
-
-
 def pixels(source: ImageSource, gray: bool) -> np.ndarray:
     """The image as ``(C, H, W)`` pixel values 0–255 (uint8, read-only), cached on the digest."""
     return _pixels(source.digest, source.image, gray)
@@ -208,25 +205,38 @@ def _pixels(digest: str, _image: Image.Image, gray: bool) -> np.ndarray:
     return array
 
 
+def cache_key(*parts: object) -> str:
+    """One exact string for a cache entry: the image digest, arrays byte for byte, then values.
+
+    ``st.cache_data`` hashes every argument on every rerun (big arrays only by sampling); one
+    short string that already holds every byte is both exact and cheap to hash.
+    """
+    text = []
+    for part in parts:
+        if isinstance(part, ImageSource):
+            text.append(part.digest)
+        elif isinstance(part, np.ndarray):
+            text.append(f"{part.dtype.str}{part.shape}:{part.tobytes().hex()}")
+        else:
+            text.append(repr(part))
+    return "|".join(text)
+
+
 def layer_view(source: ImageSource, bank: FilterBank, bias: float, s: ConvSettings) -> LayerView:
     """Compute the feature maps (F.conv2d) and encode them for display; cached on the digest."""
-    return _layer_view(
-        source, bank.weight, bank.groups, bank.gray, bank.labels, bias, _settings_tuple(s)
-    )
+    key = cache_key(source, bank.weight, bank.groups, bank.gray, bank.labels, bias, s)
+    return _layer_view(key, source, bank, bias, s)
 
 
-@cache_on_image(max_entries=64)
+# Arguments starting with "_" are not hashed: ``key`` (from cache_key) already identifies them.
+@st.cache_data(max_entries=64, ttl=3600)
 def _layer_view(
-    source: ImageSource,
-    weight: np.ndarray,
-    groups: int,
-    gray: bool,
-    labels: tuple[str, ...],
-    bias: float,
-    settings: tuple,
+    key: str, _source: ImageSource, _bank: FilterBank, _bias: float, _s: ConvSettings
 ) -> LayerView:
-    s = ConvSettings(*settings)
-    x = pixels(source, gray)
+    weight, groups, gray, labels, bias, s = (
+        _bank.weight, _bank.groups, _bank.gray, _bank.labels, _bias, _s
+    )  # fmt: skip
+    x = pixels(_source, gray)
     out = conv.conv2d(x, weight, np.full(weight.shape[0], bias), s, groups)
     # Maps of one layer share a colour scale when they are channels of one picture (depthwise),
     # so their colours compare; a bank's filters differ in scale, so each gets its own.
@@ -280,10 +290,15 @@ def encode(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@cache_on_image(max_entries=32)
 def input_preview(source: ImageSource, gray: bool, patch: tuple[int, int, int]) -> bytes:
     """The input as shown (gray or colour), with the step-by-step crop outlined in blue."""
-    x = pixels(source, gray)
+    return _input_preview(cache_key(source, gray, patch), source, gray, patch)
+
+
+@st.cache_data(max_entries=32, ttl=3600)
+def _input_preview(key: str, _source: ImageSource, _gray: bool, _patch: tuple) -> bytes:
+    gray, patch = _gray, _patch
+    x = pixels(_source, gray)
     rgb = np.repeat(x, 3, axis=0) if gray else x
     rgb = np.clip(rgb, 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
     top, left, side = patch
@@ -475,20 +490,18 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
     _step_player(crop, bank, out_index, options, small, playing)
 
 
-@cache_on_image(max_entries=256)
-def _crop_output(
-    crop: np.ndarray, weight: np.ndarray, groups: int, bias: float, settings: tuple
-) -> np.ndarray:
-    return conv.conv2d(
-        crop, weight, np.full(weight.shape[0], bias), ConvSettings(*settings), groups
-    )
-
-
 def crop_output(crop: np.ndarray, bank: FilterBank, options: Options) -> np.ndarray:
     """F.conv2d of the step-by-step crop (cached: the player reruns it every second)."""
-    return _crop_output(
-        crop, bank.weight, bank.groups, options.bias, _settings_tuple(options.settings)
-    )
+    key = cache_key(crop, bank.weight, bank.groups, options.bias, options.settings)
+    return _crop_output(key, crop, bank, options.bias, options.settings)
+
+
+@st.cache_data(max_entries=256, ttl=3600)
+def _crop_output(
+    key: str, _crop: np.ndarray, _bank: FilterBank, _bias: float, _s: ConvSettings
+) -> np.ndarray:
+    bias = np.full(_bank.weight.shape[0], _bias)
+    return conv.conv2d(_crop, _bank.weight, bias, _s, _bank.groups)
 
 
 def _step_player(
