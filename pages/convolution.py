@@ -48,6 +48,7 @@ with left:
              caption="Blue frame: the crop explained step by step below")  # fmt: skip
 with right:
     ui.show_output(view)
+ui.show_map_grid(view)
 
 st.subheader("Step by step")
 ui.step_by_step(x, bank, options, patch)

@@ -82,6 +82,7 @@ def torch_result(x, weight, bias, s, groups):
         return None
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 @settings(max_examples=300, deadline=None)
 @given(cases())
 def test_engine_and_reference_agree_with_torch_or_fail_exactly_when_torch_fails(case) -> None:

@@ -196,3 +196,24 @@ def test_depthwise_and_three_channel_filter_and_bank(at) -> None:
     at.selectbox(key="conv.layout").set_value("bank").run()
     assert "Output 4 × 512 × 512" in _markdown(at)
     assert len(_ranges(at)) == 4
+
+
+def test_bias_and_relu_are_applied_and_written_out(at) -> None:
+    at.number_input(key="conv.bias").set_value(-20.0)
+    at.toggle(key="conv.relu").set_value(True).run()
+    out = F.relu(F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1) - 20.0)
+    _expect_range(at, out)
+    lines = at.code[0].value.splitlines()
+    assert lines[1].startswith("Plus bias: ")
+    assert lines[2].startswith("ReLU: max(0, ")
+
+
+def test_custom_kernel_can_be_resized(at) -> None:
+    at.selectbox(key="conv.kernel").set_value("Custom…").run()
+    at.number_input(key="conv.custom.rows").set_value(1)
+    at.number_input(key="conv.custom.cols").set_value(3).run()
+    assert "Output 1 × 512 × 512" in _markdown(at)
+    # Sobel x cropped to its middle row: [-2, 0, 2].
+    weights = torch.tensor([[[[-2.0, 0.0, 2.0]]]], dtype=torch.float64)
+    _expect_range(at, F.conv2d(_gray_sample(), weights, padding=(0, 1)))
+    assert at.code[0].value.splitlines()[0].count("·") == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -409,18 +410,30 @@ def output_grid_html(values: np.ndarray, current: tuple[int, int]) -> str:
 
 
 def show_output(view: LayerView) -> None:
-    """The feature map(s) with shape, value range and colour legend."""
+    """The output's shape and, for a single map or channel-by-channel RGB, the picture itself."""
     st.markdown(f"**{shape_text(view.shape)}**")
     if view.composite is not None:
         caption = "The three channel maps recombined as colour (clipped to 0–255)"
         st.image(view.composite, width="stretch", caption=caption)
-    # One map goes straight into the column; a bank gets a grid of up to four per row.
-    targets = [st] if len(view.maps) == 1 else st.columns(min(len(view.maps), 4))
+    elif len(view.maps) == 1:
+        _show_map(st, view.maps[0])
+    else:
+        st.caption("One feature map per filter, below.")
+
+
+def show_map_grid(view: LayerView) -> None:
+    """Several maps (a bank, or the R, G, B channel maps) side by side, full width."""
+    if len(view.maps) == 1:
+        return
+    columns = st.columns(min(len(view.maps), 4))
     for i, map_view in enumerate(view.maps):
-        target = targets[i % len(targets)]
-        caption = f"{map_view.label}: {range_text(map_view)}"
-        target.image(map_view.image, width="stretch", caption=caption)
-        target.html(legend_html(map_view))
+        _show_map(columns[i % len(columns)], map_view)
+
+
+def _show_map(target: Any, view: MapView) -> None:
+    """One map and its legend in ``target`` (the page or a column)."""
+    target.image(view.image, width="stretch", caption=f"{view.label}: {range_text(view)}")
+    target.html(legend_html(view))
 
 
 def summary_text(

@@ -54,3 +54,15 @@ def test_upload_and_step_by_step(page, base_url: str, tmp_path) -> None:
     # Playing advances the window by one position per second.
     expect(main.get_by_text("window at output (0, 1)", exact=False)).to_have_count(0)
     screenshot(page, "convolution-playing")
+
+
+def test_bank_of_filters_and_maths(page, base_url: str) -> None:
+    goto(page, base_url, "convolution")
+    main = page.locator("[data-testid=stMain]")
+    main.locator("[data-testid=stSelectbox]").filter(has_text="Channels and filters").click()
+    page.get_by_role("option", name="A bank of N filters on grayscale: N feature maps").click()
+    wait_until_idle(page)
+    expect(main.get_by_text("Output 4 × 512 × 512", exact=False)).to_be_visible()
+    main.get_by_text("The maths: formula, padding, stride and why CNNs share weights").click()
+    expect(main.get_by_text("Locally connected (no sharing)")).to_be_visible()
+    screenshot(page, "convolution-bank")
