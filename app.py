@@ -29,7 +29,7 @@ def home() -> None:
         "over a photo, predict output sizes, watch pooling and receptive fields, and train a "
         "small CNN live. Every number on these pages is computed, and checked against PyTorch."
     )
-    st.subheader("What is a CNN?")
+    st.header("What is a CNN?")
     st.markdown(
         "A convolutional neural network turns an image into a prediction through a pipeline of "
         "simple steps. **Convolution** slides small learned filters (kernels) over the image; "
@@ -45,12 +45,12 @@ def home() -> None:
         "Shapes and weight counts above are read off a real PyTorch model run on a blank "
         "28×28 grayscale image; training finds the weights, the shapes follow from the layers."
     )
-    st.subheader("A learning path")
+    st.header("A learning path")
     if PAGES:
         for number, spec in enumerate(PAGES, start=1):
             st.page_link(spec.path, label=f"{number}. {spec.title}", icon=spec.icon)
             st.caption(spec.blurb)
-    st.subheader("Compute device")
+    st.header("Compute device")
     info = _device()
     if info.is_gpu:
         st.success(f"GPU detected: **{info.name}** ({info.device}). Training runs on the GPU.")

@@ -7,6 +7,9 @@ import streamlit as st
 from cnnlab import conv
 from ui import convolution as ui
 from ui.image_source import image_picker
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Convolution & kernels")
 st.markdown(

@@ -29,4 +29,38 @@ PAGES: tuple[PageSpec, ...] = (
         section="Foundations",
         blurb="Slide a kernel over any image, see the feature map, and check every number.",
     ),
+    PageSpec(
+        path="pages/arithmetic.py",
+        title="Stride, padding & dilation",
+        icon=":material/straighten:",
+        url_path="arithmetic",
+        section="Foundations",
+        blurb="Predict any layer's output size, watch each window slide, and quiz yourself.",
+    ),
+    PageSpec(
+        path="pages/pooling.py",
+        title="Pooling",
+        icon=":material/grid_view:",
+        url_path="pooling",
+        section="Foundations",
+        blurb="Max, average, L2 and global pooling window by window, and how much "
+        "translation invariance pooling really buys.",
+    ),
 )
+
+
+def ensure_app_navigation() -> None:
+    """Make sure this page runs inside ``app.py``'s navigation; call it first in every page.
+
+    Streamlit keeps a legacy mode for apps with a ``pages/`` folder: until some session has run
+    ``st.navigation``, a fresh server runs a page URL's file straight from ``pages/``, without
+    ``app.py`` (no sections, no wide layout). A teacher sharing a page link with a class right
+    after starting the server would hit exactly that. Leaving that mode and rerunning sends the
+    same URL through ``app.py``, which resolves it to the same page.
+    """
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

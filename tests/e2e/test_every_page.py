@@ -1,8 +1,10 @@
-"""Every page opens in a real browser, finishes running, shows no exception, and is captured."""
+"""Every page opens in a real browser, finishes running, shows no exception, has no serious
+accessibility violation (axe-core), and is captured as a full-page screenshot."""
 
 from __future__ import annotations
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from streamlit_page import goto, screenshot
 
 from ui.navigation import PAGES
@@ -15,3 +17,10 @@ def test_page_renders_without_errors(page, base_url: str, name: str, url_path: s
     goto(page, base_url, url_path)
     assert page.locator("h1").count() >= 1, "every page starts with a title"
     screenshot(page, name)
+    violations = Axe().run(page).response["violations"]
+    serious = [
+        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in violations
+        if v["impact"] in {"serious", "critical"}
+    ]
+    assert not serious, serious
