@@ -47,8 +47,12 @@ st.caption(ui.summary_text(source.name, x.shape, bank, options, view.shape))
 left, right = st.columns(2, gap="medium")
 with left:
     st.markdown(f"**Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]}** (channels × height × width)")
-    st.image(ui.input_preview(source, bank.gray, patch), width="stretch",
-             caption="Blue frame: the crop explained step by step below")  # fmt: skip
+    st.image(
+        ui.input_preview(source, bank.gray, patch),
+        width="stretch",
+        caption="Blue frame: the crop explained step by step below",
+        alt=f"The input image, {source.name}, with the step-by-step crop framed in blue",
+    )
 with right:
     ui.show_output(view)
 ui.show_map_grid(view)

@@ -414,7 +414,8 @@ def show_output(view: LayerView) -> None:
     st.markdown(f"**{shape_text(view.shape)}**")
     if view.composite is not None:
         caption = "The three channel maps recombined as colour (clipped to 0–255)"
-        st.image(view.composite, width="stretch", caption=caption)
+        alt = "The feature maps of the red, green and blue channels recombined as one colour image"
+        st.image(view.composite, width="stretch", caption=caption, alt=alt)
     elif len(view.maps) == 1:
         _show_map(st, view.maps[0])
     else:
@@ -432,7 +433,10 @@ def show_map_grid(view: LayerView) -> None:
 
 def _show_map(target: Any, view: MapView) -> None:
     """One map and its legend in ``target`` (the page or a column)."""
-    target.image(view.image, width="stretch", caption=f"{view.label}: {range_text(view)}")
+    target.image(
+        view.image, width="stretch", caption=f"{view.label}: {range_text(view)}",
+        alt=f"Feature map of {view.label}, {range_text(view)}",
+    )  # fmt: skip
     target.html(legend_html(view))
 
 
