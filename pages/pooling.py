@@ -8,7 +8,9 @@ from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
 from cnnlab.pooling import compare_heads, reference_pool2d
 from ui import pooling as ui
 from ui.image_source import image_picker
+from ui.navigation import ensure_app_navigation
 
+ensure_app_navigation()
 st.title("Pooling")
 st.markdown(
     "A pooling layer slides a **window** over each feature map and replaces every window by "
