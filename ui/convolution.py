@@ -151,7 +151,7 @@ def options_panel() -> Options:
     if padding_choice == "number":
         padding = int(left.number_input("Padding cells", 0, 20, 1, key="conv.padding_cells"))
     bias = right.number_input("Bias", -255.0, 255.0, 0.0, 1.0, key="conv.bias")
-    relu = left.toggle("ReLU after (negatives → 0)", key="conv.relu")
+    relu = left.toggle("ReLU after", key="conv.relu", help="max(0, x): negatives become 0.")
     flip = st.radio(
         "Operation", [False, True], horizontal=True, key="conv.flip",
         format_func=lambda f: "True convolution (kernel flipped)" if f
