@@ -27,6 +27,9 @@ from cnnlab.conv import (
 )
 from cnnlab.kernels import ASYMMETRIC_EXAMPLE, preset
 
+# The oracle's nn.Conv2d(padding="same") warns that even kernels need an extra padded copy.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+
 
 def torch_oracle(x, weight, bias, s: ConvSettings, groups: int) -> np.ndarray:
     """What ``nn.Conv2d`` computes for these settings (raises whatever torch raises)."""
@@ -82,7 +85,6 @@ def torch_result(x, weight, bias, s, groups):
         return None
 
 
-@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 @settings(max_examples=300, deadline=None)
 @given(cases())
 def test_engine_and_reference_agree_with_torch_or_fail_exactly_when_torch_fails(case) -> None:
