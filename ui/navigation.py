@@ -46,6 +46,15 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Max, average, L2 and global pooling window by window, and how much "
         "translation invariance pooling really buys.",
     ),
+    PageSpec(
+        path="pages/receptive_field.py",
+        title="Receptive fields",
+        icon=":material/center_focus_strong:",
+        url_path="receptive_field",
+        section="Foundations",
+        blurb="Which pixels a neuron can see, layer by layer, on your own image, and which "
+        "of them really matter (the effective receptive field).",
+    ),
 )
 
 
