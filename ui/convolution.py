@@ -536,12 +536,9 @@ def _step_player(
         i, j = divmod(int(st.session_state["conv.step.position"]), cols)
         _explain(crop, bank, o, options, small, (i, j))
 
-    # Only a playing view needs a fragment (it reruns itself every second); a still one is
-    # cheaper as plain elements.
-    if playing:
-        st.fragment(player, run_every=1.0)()
-    else:
-        player()
+    # A fragment: moving the window reruns only this part in the browser, not the whole page
+    # with its 1024-pixel images; while playing it also reruns itself every second.
+    st.fragment(player, run_every=1.0 if playing else None)()
 
 
 def _explain(
