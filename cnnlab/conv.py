@@ -424,12 +424,6 @@ def to_channels(pixels: np.ndarray, gray: bool) -> np.ndarray:
     return luma[None].astype(np.float64)
 
 
-def is_integral(values: np.ndarray) -> bool:
-    """True when every value is a whole number (then the page can print them without decimals)."""
-    values = np.asarray(values)
-    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
-
-
 LAYOUTS = {
     "gray": "Grayscale: one kernel, one feature map",
     "depthwise": "RGB channel by channel: the kernel on each channel, three maps",

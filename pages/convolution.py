@@ -43,7 +43,7 @@ except ValueError as error:
     st.stop()
 
 st.subheader("Input and feature map")
-st.caption(ui.summary_text(source.name, x.shape, bank, options, view.shape))
+st.caption(ui.summary_text(source.name, bank, options))
 left, right = st.columns(2, gap="medium")
 with left:
     st.markdown(f"**Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]}** (channels × height × width)")

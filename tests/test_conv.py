@@ -14,6 +14,7 @@ from cnnlab.conv import (
     PADDING_MODES,
     ConvSettings,
     Term,
+    arrange_filters,
     check_settings,
     conv2d,
     format_number,
@@ -321,3 +322,36 @@ def test_gray_input_in_colour_repeats_the_channel() -> None:
     assert np.array_equal(to_channels(gray, gray=True)[0], gray)
     with pytest.raises(ValueError, match="image"):
         to_channels(np.zeros((2, 2, 4), dtype=np.uint8), gray=True)
+
+
+def test_arrange_filters_builds_the_four_layouts() -> None:
+    k = preset("Sobel x").weights
+    gray = arrange_filters("gray", [k])
+    assert gray.weight.shape == (1, 1, 3, 3)
+    assert gray.gray
+    assert gray.groups == 1
+    depthwise = arrange_filters("depthwise", [k])
+    assert depthwise.weight.shape == (3, 1, 3, 3)
+    assert depthwise.groups == 3
+    assert not depthwise.gray
+    multi = arrange_filters("multichannel", [k], channel_weights=(1.0, 0.0, -1.0))
+    assert multi.weight.shape == (1, 3, 3, 3)
+    assert np.array_equal(multi.weight[0, 2], -k)
+    bank = arrange_filters("bank", [k, preset("Gaussian blur", 5).weights], ["a", "b"])
+    assert bank.weight.shape == (2, 1, 5, 5)
+    assert bank.labels == ("a", "b")
+    assert np.array_equal(bank.weight[0, 0, 1:4, 1:4], k)
+    assert bank.weight[0, 0].sum() == k.sum()
+
+
+@pytest.mark.parametrize(
+    ("layout", "kernels", "weights", "message"),
+    [
+        ("spiral", [np.ones((3, 3))], (1.0, 1.0, 1.0), "Unknown filter layout"),
+        ("bank", [], (1.0, 1.0, 1.0), "at least one kernel"),
+        ("multichannel", [np.ones((3, 3))], (1.0, float("nan"), 1.0), "channel weight"),
+    ],
+)
+def test_arrange_filters_refuses_nonsense(layout, kernels, weights, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        arrange_filters(layout, kernels, channel_weights=weights)

@@ -217,3 +217,23 @@ def test_custom_kernel_can_be_resized(at) -> None:
     weights = torch.tensor([[[[-2.0, 0.0, 2.0]]]], dtype=torch.float64)
     _expect_range(at, F.conv2d(_gray_sample(), weights, padding=(0, 1)))
     assert at.code[0].value.splitlines()[0].count("·") == 3
+
+
+def test_cache_keys_tell_apart_images_and_kernels_differing_in_one_value() -> None:
+    from cnnlab.images import image_digest
+    from ui.convolution import cache_key
+    from ui.image_source import ImageSource
+
+    pixels = np.zeros((4, 4), dtype=np.uint8)
+    other = pixels.copy()
+    other[3, 3] = 1
+    sources = [
+        ImageSource(Image.fromarray(a), "x", image_digest(Image.fromarray(a)), None)
+        for a in (pixels, other, pixels.reshape(2, 8))
+    ]
+    keys = {cache_key(s, np.ones((3, 3))) for s in sources}
+    assert len(keys) == 3  # one pixel, or the same bytes in another shape, changes the key
+    k = np.ones((3, 3))
+    k2 = k.copy()
+    k2[1, 1] = 1 + 1e-15
+    assert cache_key(sources[0], k) != cache_key(sources[0], k2)

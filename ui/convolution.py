@@ -440,9 +440,7 @@ def _show_map(target: Any, view: MapView) -> None:
     target.html(legend_html(view))
 
 
-def summary_text(
-    name: str, shape: tuple[int, ...], bank: FilterBank, options: Options, out: tuple
-) -> str:
+def summary_text(name: str, bank: FilterBank, options: Options) -> str:
     """One line: which image, how many filters of what size, and the settings in force."""
     s = options.settings
     o, per, kh, kw = bank.weight.shape
