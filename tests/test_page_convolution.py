@@ -185,6 +185,9 @@ def test_depthwise_and_three_channel_filter_and_bank(at) -> None:
     sobel = _kernel("Sobel x")
     _expect_range(at, F.conv2d(x, sobel.repeat(3, 1, 1, 1), padding=1, groups=3)[:, :1])
 
+    at.selectbox(key="conv.step.map").set_value(2).run()
+    assert any("Blue channel of the crop, padded" in h.value for h in at.html)
+
     at.selectbox(key="conv.layout").set_value("multichannel").run()
     assert "Output 1 × 512 × 512" in _markdown(at)
     weight = torch.cat([sobel * 1.0, sobel * 0.0, sobel * -1.0], dim=1)

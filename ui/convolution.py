@@ -561,7 +561,8 @@ def _explain(
     )
     if len(channels) == 1:
         grid_col, out_col = st.columns([1.0, 0.8])
-        heading = f"Input crop, padded (window at output {at}).{flip}"
+        what = "Input crop" if crop.shape[0] == 1 else f"{names[channels[0]]} channel of the crop"
+        heading = f"{what}, padded (window at output {at}).{flip}"
         grid_col.html(
             _heading(heading) + grid_html(crop[channels[0]], windows[0], pad, s.padding_mode)
         )
