@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.runs import ACTIVE_STATUSES, Run, SqliteRunStore
+from cnnlab.runs import ACTIVE_STATUSES, Run, SqliteRunStore, default_data_dir, pid_alive
 
 WORKER_LOG = "worker.log"
 
@@ -125,11 +125,15 @@ class Scheduler:
         store: SqliteRunStore,
         limits: Limits | None = None,
         poll_s: float = 0.25,
+        grace_s: float | None = None,
         worker_command: tuple[str, ...] = (sys.executable, "-m", "cnnlab.worker"),
     ) -> None:
         self.store = store
         self.limits = limits or Limits.from_env()
         self.poll_s = poll_s
+        # A worker enforces its own budget (it stops cleanly and keeps its checkpoint); the
+        # grace period only catches a worker that hangs, which is then killed.
+        self.grace_s = grace_s if grace_s is not None else max(5.0, 0.1 * self.limits.time_budget_s)
         self.worker_command = worker_command
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
@@ -212,11 +216,15 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if kill_workers:
-            for worker in list(self._workers.values()):
-                if worker.proc.poll() is None:
-                    worker.proc.kill()
-                    worker.proc.wait()
-            self.tick()
+            with self._lock:
+                for run_id, worker in list(self._workers.items()):
+                    if worker.proc.poll() is None:
+                        worker.proc.kill()
+                        worker.proc.wait()
+                    self._finish_if_running(
+                        run_id, "interrupted", "The server stopped while this run was training."
+                    )
+                    del self._workers[run_id]
 
     def _loop(self) -> None:
         while not self._halt.is_set():
@@ -240,8 +248,6 @@ class Scheduler:
         for worker in self._workers.values():
             if worker.proc.pid == pid:
                 return worker.proc.poll() is None
-        from cnnlab.runs import pid_alive
-
         return pid_alive(pid)
 
     def _launch(self, run: Run) -> None:
@@ -270,12 +276,9 @@ class Scheduler:
         self.store.update_status(run.run_id, "running", worker_pid=proc.pid)
 
     def _reap(self) -> None:
-        # A worker enforces its own budget (it stops cleanly and keeps its checkpoint); the
-        # grace period only catches a worker that hangs, which is then killed.
-        grace = max(5.0, 0.1 * self.limits.time_budget_s)
         for run_id, worker in list(self._workers.items()):
             code = worker.proc.poll()
-            over = time.monotonic() - worker.started > self.limits.time_budget_s + grace
+            over = time.monotonic() - worker.started > self.limits.time_budget_s + self.grace_s
             if code is None and over:
                 worker.proc.send_signal(signal.SIGKILL)
                 worker.proc.wait()
@@ -327,7 +330,7 @@ def get_scheduler() -> Scheduler:
     """The server-wide scheduler, created and started on first use (shared by all sessions)."""
     global _SCHEDULER
     with _SCHEDULER_LOCK:
-        data_dir = Path(os.environ.get("CNNLAB_DATA_DIR") or "data").resolve()
+        data_dir = default_data_dir()
         # A changed data directory (tests) gets a fresh scheduler rather than a stale one.
         if _SCHEDULER is not None and _SCHEDULER.store.data_dir != data_dir:
             _SCHEDULER.shutdown(kill_workers=False)
