@@ -67,7 +67,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_progress(progress: Any) -> None:
     print(
-        f"epoch {progress.epoch + 1}/{progress.epochs} step {progress.step}/"
+        f"epoch {progress.epoch}/{progress.epochs} step {progress.step}/"
         f"{progress.total_steps} loss {progress.loss:.4f} acc {progress.accuracy:.3f} "
         f"{progress.images_per_second:,.0f} img/s eta {progress.eta_seconds:.0f}s",
         flush=True,
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for epoch in store.epochs(args.owner, run_id):
         val = "" if epoch.val_accuracy is None else f" val acc {epoch.val_accuracy:.4f}"
-        print(f"epoch {epoch.epoch + 1}: train loss {epoch.train_loss:.4f}{val}", flush=True)
+        print(f"epoch {epoch.epoch}: train loss {epoch.train_loss:.4f}{val}", flush=True)
     print(
         json.dumps(
             {

@@ -24,14 +24,6 @@ from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
 
 
-def first_conv_kernels(model: nn.Module) -> np.ndarray | None:
-    """The first convolution's weights ``(out, in, kH, kW)`` as float32, or None if none."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.weight.detach().to("cpu", torch.float32).numpy().copy()
-    return None
-
-
 class Reporter:
     """Buffers step points and writes them to the store at most every ``interval_s``.
 
@@ -135,9 +127,9 @@ def execute(
     re-raised, so a worker process exits non-zero.
     """
     from cnnlab.data import load_dataset
-    from cnnlab.device import describe_device, pick_device
+    from cnnlab.device import pick_device
     from cnnlab.models import ModelSpec, build_model
-    from cnnlab.training import TrainConfig, evaluate, train
+    from cnnlab.training import TrainConfig, evaluate, first_conv_weight, train
 
     if threads:
         torch.set_num_threads(threads)
@@ -149,7 +141,7 @@ def execute(
         store.update_status(
             run_id,
             "running",
-            device=describe_device(device).label,
+            device=_device_label(str(device)),
             started_at=run.started_at or time.time(),
             heartbeat_at=time.time(),
             worker_pid=os.getpid(),
@@ -167,6 +159,7 @@ def execute(
                 "std": np.asarray(data.std).tolist(),
             },
         )
+        torch.manual_seed(cfg.seed)  # the engine's recipe for reproducible initial weights
         model = build_model(ModelSpec.from_dict(run.spec), input_shape, len(data.classes))
 
         start_epoch, resume_state = 0, None
@@ -174,9 +167,13 @@ def execute(
             resume_state = store.load_checkpoint(run_id)
             if resume_state is None:
                 raise ValueError("This run has no checkpoint to resume from.")
-            start_epoch = int(resume_state["epoch"]) + 1
+            start_epoch = int(resume_state["epoch"])  # epochs completed (1-based epochs)
             store.truncate_after(run_id, int(resume_state["epoch"]), int(resume_state["step"]))
 
+        else:
+            initial = first_conv_weight(model)
+            if initial is not None:
+                store.put_array(run_id, "kernels_at_start", initial)
         reporter = Reporter(store, run_id, echo=echo)
         deadline = started + time_budget_s if time_budget_s else None
         stop = StopSignal(store, run_id, deadline, watch_parent)
@@ -193,7 +190,7 @@ def execute(
                     metrics.val_accuracy,
                     metrics.seconds,
                     metrics.lr,
-                    first_conv_kernels(model),
+                    first_conv_weight(model),
                 ),
             )
             store.save_checkpoint(run_id, metrics.epoch, state)
@@ -210,7 +207,9 @@ def execute(
         )
         reporter.flush()
         final = _final_metrics(store, run_id, model, data, result, evaluate)
-        store.finish(run_id, stop.reason or "finished", final=final)
+        store.finish(
+            run_id, stop.reason or "finished", final=final, error=_reason_text(stop, time_budget_s)
+        )
     except BaseException as exc:
         store.finish(run_id, "failed", error=_explain(exc))
         raise
@@ -221,7 +220,9 @@ def _final_metrics(
     store: SqliteRunStore, run_id: str, model: nn.Module, data: Any, result: Any, evaluate: Any
 ) -> dict[str, Any]:
     """Test-set metrics and the most confidently wrong test images, stored with the run."""
-    ev = evaluate(model, data.test_x, data.test_y)
+    ev = result.test or evaluate(
+        model, data.test_x, data.test_y, data.mean, data.std, len(data.classes)
+    )
     predictions = np.asarray(ev.predictions)
     confidences = np.asarray(ev.confidences)
     truth = np.asarray(data.test_y)
@@ -238,10 +239,32 @@ def _final_metrics(
             "predictions": predictions[wrong].astype(int).tolist(),
             "confidences": confidences[wrong].astype(float).tolist(),
         },
-        "train_seconds": float(result.seconds),
+        "train_seconds": float(result.train_seconds),
         "images_per_second": float(result.images_per_second),
         "steps": int(result.steps),
+        "epochs_completed": int(result.epochs_completed),
+        "early_stopped": bool(result.early_stopped),
+        "best_epoch": result.best_epoch,
     }
+
+
+def _device_label(device: str) -> str:
+    """``cpu`` / ``cuda:0`` in words, e.g. ``CPU: AMD EPYC … (1 threads)``."""
+    from cnnlab.device import describe_device
+
+    return describe_device(torch.device(device)).label
+
+
+def _reason_text(stop: StopSignal, time_budget_s: float | None) -> str:
+    """Why a run ended early, for the learner ("" when it finished or was stopped by them)."""
+    if stop.reason == "timed_out":
+        return (
+            f"The run reached this server's time budget of {time_budget_s:.0f} s and stopped "
+            f"cleanly; resume it to continue from its last completed epoch."
+        )
+    if stop.reason == "interrupted":
+        return "The server stopped while this run was training; resume it to continue."
+    return ""
 
 
 def _explain(exc: BaseException) -> str:

@@ -346,7 +346,7 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                 row=1,
                 col=col,
             )
-            vals = [(e.epoch + 1, getattr(e, f"val_{metric}")) for e in epochs]
+            vals = [(e.epoch, getattr(e, f"val_{metric}")) for e in epochs]
             vals = [(a, b) for a, b in vals if b is not None]
             if vals:
                 fig.add_trace(
@@ -371,12 +371,14 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
 
 
 def _steps_per_epoch(curve: dict[str, np.ndarray]) -> float:
-    """Steps per epoch, from the curve itself (the first step of the last epoch seen)."""
+    """Steps per epoch, read off the curve (epochs are 1-based; the first may be partial)."""
     steps, epochs = curve["step"], curve["epoch"]
-    if not len(steps) or epochs.max() == 0:
-        return max(1.0, float(steps.max() + 1) if len(steps) else 1.0)
-    first_of_last = steps[epochs == epochs.max()].min()
-    return max(1.0, float(first_of_last) / float(epochs.max()))
+    if not len(steps):
+        return 1.0
+    last = epochs.max()
+    if last <= 1:
+        return max(1.0, float(steps.max()))
+    return max(1.0, float(steps[epochs == last].min() - 1) / float(last - 1))
 
 
 # -- the run being watched ----------------------------------------------------------------------
@@ -410,7 +412,7 @@ def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run
         done = p["step"] / max(1, p["total_steps"])
         st.progress(
             min(1.0, done),
-            text=f"epoch {p['epoch'] + 1}/{p['epochs']} · step {p['step']}/{p['total_steps']}",
+            text=f"epoch {p['epoch']}/{p['epochs']} · step {p['step']}/{p['total_steps']}",
         )
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Loss", f"{p['loss']:.4f}")
@@ -528,23 +530,28 @@ def kernel_grid(kernels: np.ndarray, vmax: float, max_filters: int = 64) -> np.n
 
 def kernels_replay(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
     """First-layer kernels, with a slider replaying how they evolved epoch by epoch."""
-    snapshots = [e for e in store.epochs(owner, run.run_id) if e.kernels is not None]
+    snapshots = {
+        e.epoch: e.kernels for e in store.epochs(owner, run.run_id) if e.kernels is not None
+    }
+    start = store.get_array(owner, run.run_id, "kernels_at_start")
+    if start is not None:
+        snapshots = {0: start, **snapshots}
     if not snapshots:
         return
     st.markdown("**First-layer kernels**, epoch by epoch")
-    vmax = max(float(np.abs(e.kernels).max()) for e in snapshots) or 1.0
+    vmax = max(float(np.abs(k).max()) for k in snapshots.values()) or 1.0
+    epochs = sorted(snapshots)
     epoch = (
         st.select_slider(
-            "After epoch",
-            [e.epoch + 1 for e in snapshots],
-            value=snapshots[-1].epoch + 1,
+            "After epoch (0 = the random start)",
+            epochs,
+            value=epochs[-1],
             key=f"{key}.kernel_epoch",
         )
-        if len(snapshots) > 1
-        else snapshots[0].epoch + 1
+        if len(epochs) > 1
+        else epochs[0]
     )
-    chosen = next(e for e in snapshots if e.epoch + 1 == epoch)
-    st.image(kernel_grid(chosen.kernels, vmax))
+    st.image(kernel_grid(snapshots[epoch], vmax))
     st.caption(
         f"Blue negative, white zero, red positive; one colour scale for every epoch "
         f"(±{vmax:.3f}), so you can compare them."
