@@ -338,3 +338,12 @@ def get_scheduler() -> Scheduler:
         if _SCHEDULER is None:
             _SCHEDULER = Scheduler(SqliteRunStore(data_dir)).start()
         return _SCHEDULER
+
+
+def shutdown_scheduler() -> None:
+    """Stop the server-wide scheduler and its workers (their runs become "interrupted")."""
+    global _SCHEDULER
+    with _SCHEDULER_LOCK:
+        if _SCHEDULER is not None:
+            _SCHEDULER.shutdown()
+            _SCHEDULER = None

@@ -20,4 +20,14 @@ class PageSpec:
     blurb: str
 
 
-PAGES: tuple[PageSpec, ...] = ()
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        path="pages/train.py",
+        title="Train a CNN",
+        icon=":material/model_training:",
+        url_path="train",
+        section="Build & train",
+        blurb="Design a small CNN, train it live on real images in a background worker, and see "
+        "what it learned: curves, mistakes, and kernels epoch by epoch.",
+    ),
+)

@@ -26,6 +26,7 @@ def owner_id() -> str:
     if _KEY in st.session_state:
         return st.session_state[_KEY]
     cookie = st.context.cookies.get(COOKIE, "")
+    cookie = cookie if isinstance(cookie, str) else ""  # AppTest has no real request
     owner = cookie if _VALID.match(cookie) else new_owner_id()
     if owner != cookie:
         # A year; SameSite=Strict keeps it off cross-site requests. The id is random and only

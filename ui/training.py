@@ -38,7 +38,7 @@ STATUS_WORDS = {
 }
 MAX_CURVE_POINTS = 300  # per curve sent to the browser: enough for a smooth line, a small payload
 # The columns of the layer table; each layer kind reads the ones it has (cnnlab.models defaults).
-LAYER_COLUMNS = ("kind", "out", "kernel", "stride", "padding", "dilation", "groups", "p")
+LAYER_COLUMNS = ("kind", "out", "kernel", "stride", "padding", "dilation", "groups", "p", "bias")
 
 
 # -- shared resources ---------------------------------------------------------------------------
@@ -128,6 +128,7 @@ def spec_rows(spec: Any) -> pd.DataFrame:
                 "dilation": p.get("dilation"),
                 "groups": p.get("groups"),
                 "p": p.get("p"),
+                "bias": p.get("bias"),
             }
         )
     return pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
@@ -161,6 +162,8 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
                 value = value if value in ("same", "valid") else _whole(i, kind, "padding", value)
             elif column == "p":
                 value = float(value)
+            elif column == "bias":
+                value = bool(value)
             else:
                 value = _whole(i, kind, column, value)
             params[field] = value
@@ -211,6 +214,7 @@ def model_editor(key: str) -> Any:
             "dilation": st.column_config.NumberColumn("dilation", min_value=1, step=1),
             "groups": st.column_config.NumberColumn("groups", min_value=1, step=1),
             "p": st.column_config.NumberColumn("dropout p", min_value=0.0, max_value=0.99),
+            "bias": st.column_config.CheckboxColumn("bias", help="conv and linear layers"),
         },
     )
     return rows_spec(edited, preset if edited.equals(spec_rows(PRESETS[preset])) else "custom")
