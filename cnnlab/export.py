@@ -137,16 +137,25 @@ def find(data_dir, name):
         path = os.path.join(data_dir, candidate)
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(f"{name} not found in {data_dir}")
+    return None
 
 
 def load_data(data_dir):
     """(train_x, train_y, test_x, test_y): uint8 images (N, 1, H, W) and int64 labels."""
-    out = []
-    for split in ("train", "test"):
-        images, labels = (read_idx(find(data_dir, n)) for n in IDX_FILES[split])
-        out += [images[:, None], labels.astype(np.int64)]
-    return tuple(out)
+    split = {}
+    for part, names in IDX_FILES.items():
+        paths = [find(data_dir, n) for n in names]
+        if None not in paths:
+            images, labels = (read_idx(p) for p in paths)
+            split[part] = (images[:, None], labels.astype(np.int64))
+    if "test" not in split:
+        raise FileNotFoundError(f"{data_dir} holds no t10k-images/t10k-labels IDX files")
+    if "train" not in split:
+        # Only the test files: first 80 % train, last 20 % test, as CNN Lab does.
+        images, labels = split["test"]
+        cut = len(labels) * 4 // 5
+        split = {"train": (images[:cut], labels[:cut]), "test": (images[cut:], labels[cut:])}
+    return (*split["train"], *split["test"])
 '''
 
 _CIFAR_LOADER = '''
@@ -166,85 +175,79 @@ def load_data(data_dir):
 '''
 
 _TRAIN_LOOP = '''
-def schedule(step, total, cfg):
-    """Learning-rate multiplier at ``step`` of ``total``."""
-    if cfg["schedule"] == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * step / total))
+def make_optimizer(model, cfg, total_steps):
+    """The optimizer and per-step learning-rate schedule CNN Lab used."""
+    params = model.parameters()
+    if cfg["optimizer"] == "sgd":
+        opt = torch.optim.SGD(
+            params, cfg["lr"], momentum=cfg.get("momentum", 0.9), nesterov=True,
+            weight_decay=cfg["weight_decay"],
+        )
+    else:
+        kind = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
+        opt = kind(params, cfg["lr"], weight_decay=cfg["weight_decay"])
     if cfg["schedule"] == "onecycle":
-        warm = max(1, int(0.25 * total))
-        if step < warm:
-            return 0.1 + 0.9 * step / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-    return 1.0
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg["lr"], total_steps=max(2, total_steps))
+    elif cfg["schedule"] == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return opt, sched
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=".")
     parser.add_argument("--epochs", type=int, default=CONFIG["epochs"])
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--limit", type=int, default=None, help="use at most N training images")
+    parser.add_argument("--max-steps", type=int, default=CONFIG.get("max_steps"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     cfg = CONFIG
-    torch.manual_seed(cfg["seed"])
-    np.random.seed(cfg["seed"])
     device = torch.device(args.device)
 
     train_x, train_y, test_x, test_y = load_data(args.data_dir)
-    if args.limit:
-        train_x, train_y = train_x[: args.limit], train_y[: args.limit]
-    # Normalise with the training set's statistics, per channel; the whole set lives on the
-    # device as one tensor (no DataLoader: indexing a permutation is much faster).
-    x = torch.tensor(train_x, dtype=torch.float32) / 255
+    # Normalise with the training set's per-channel statistics. The whole set lives on the
+    # device as one tensor: indexing it with a permutation is far faster than a DataLoader.
+    x = torch.tensor(train_x, dtype=torch.float32) / 255  # (N, C, H, W)
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
     std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    x = ((x - mean) / std).to(device)  # (N, C, H, W)
-    y = torch.tensor(train_y).to(device)
+    x = ((x - mean) / std).to(device)
+    y = torch.tensor(train_y, dtype=torch.int64).to(device)
     tx = ((torch.tensor(test_x, dtype=torch.float32) / 255 - mean) / std).to(device)
-    ty = torch.tensor(test_y).to(device)
+    ty = torch.tensor(test_y, dtype=torch.int64).to(device)
 
+    torch.manual_seed(cfg["seed"])
     model = Net().to(device)
-    params = model.parameters()
-    if cfg["optimizer"] == "sgd":
-        opt = torch.optim.SGD(
-            params, lr=cfg["lr"], momentum=0.9, nesterov=True, weight_decay=cfg["weight_decay"]
-        )
-    elif cfg["optimizer"] == "adam":
-        opt = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    else:
-        opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-    batch = cfg["batch_size"]
-    steps_per_epoch = math.ceil(len(x) / batch)
+    batch = min(cfg["batch_size"], len(x))
+    steps_per_epoch = len(x) // batch  # the ragged tail is dropped; it changes every epoch
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
+    opt, sched = make_optimizer(model, cfg, total)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
     step, start = 0, time.perf_counter()
-    for epoch in range(args.epochs):
+    for epoch in range(1, args.epochs + 1):
         model.train()
         order = torch.randperm(len(x), device=device)
         for i in range(steps_per_epoch):
             if step >= total:
                 break
             idx = order[i * batch : (i + 1) * batch]
-            for group in opt.param_groups:
-                group["lr"] = cfg["lr"] * schedule(step, total, cfg)
-            logits = model(x[idx])  # (B, classes)
-            loss = loss_fn(logits, y[idx])
+            loss = loss_fn(model(x[idx]), y[idx])  # model(x[idx]): (B, classes)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             step += 1
             if step % 50 == 0 or step == total:
-                print(f"epoch {epoch + 1} step {step}/{total} loss {loss.item():.4f}", flush=True)
+                print(f"epoch {epoch} step {step}/{total} loss {loss.item():.4f}", flush=True)
+    seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
         correct = sum(
             (model(tx[i : i + 1000]).argmax(1) == ty[i : i + 1000]).sum().item()
             for i in range(0, len(tx), 1000)
         )
-    seconds = time.perf_counter() - start
     print(f"test accuracy {correct / len(tx):.4f} after {step} steps in {seconds:.1f} s")
 
 

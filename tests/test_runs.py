@@ -238,3 +238,51 @@ def test_one_connection_per_thread(data_dir):
         t.join()
     assert len(set(seen)) == 4
     assert len(store.step_curve("alice", run_id)["step"]) == 40
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(data_dir):
+    import time
+
+    from cnnlab.models import PRESETS
+    from cnnlab.training import TrainConfig
+    from cnnlab.worker import execute
+
+    store = SqliteRunStore(data_dir)
+    config = {**TrainConfig().to_dict(), "epochs": 3, "batch_size": 32, "seed": 5}
+    meta = {"data_options": {"limit": 1500}}
+    spec = PRESETS["fast"].to_dict()
+    run_id = store.create_run("alice", dataset="shapes", config=config, spec=spec, meta=meta)
+    store.update_status(run_id, "running")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab.worker", run_id],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(data_dir), "CNNLAB_WORKER_THREADS": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        run = store.load_run(run_id)
+        if run.checkpoint_epoch == 1 and run.progress.get("epoch") == 2:
+            break
+        assert worker.poll() is None, "the worker ended before it could be interrupted"
+        time.sleep(0.02)
+    worker.kill()  # the server stops hard, mid-epoch 2
+    worker.wait()
+    assert store.mark_interrupted() == [run_id]
+    run = store.get_run("alice", run_id)
+    assert (run.status, run.checkpoint_epoch, run.resumable) == ("interrupted", 1, True)
+
+    store.request_resume("alice", run_id)
+    resumed = execute(store, run_id, threads=1)
+    assert resumed.status == "finished"
+    assert [e.epoch for e in store.epochs("alice", run_id)] == [1, 2, 3]
+    steps = store.step_curve("alice", run_id)["step"].tolist()
+    assert steps == list(range(1, resumed.final["steps"] + 1))  # no gap, no duplicate
+
+    # The same run without the interruption ends with the very same weights.
+    again = store.create_run("alice", dataset="shapes", config=config, spec=spec, meta=meta)
+    store.update_status(again, "running")
+    straight = execute(store, again, threads=1)
+    a = runs.load_weights(store.weights_path("alice", run_id))
+    b = runs.load_weights(store.weights_path("alice", again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.final["test_accuracy"] == resumed.final["test_accuracy"]
