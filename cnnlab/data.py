@@ -14,6 +14,7 @@ import os
 import pickle
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -241,6 +242,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             ("numpy._core.multiarray", "_reconstruct"),
             ("numpy", "ndarray"),
             ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
         }
     )
 
@@ -653,7 +655,13 @@ def load_image_folder_zip(
                 images[cls] = [
                     _read_image(archive.read(m), m.filename, size, grayscale) for m in members
                 ]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        zlib.error,
+    ) as exc:
         message = f"The zip archive is damaged or uses an unsupported format ({exc})."
         raise ValueError(message) from exc
     rng = np.random.default_rng(seed)
