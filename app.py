@@ -5,31 +5,20 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.device import DeviceInfo, describe_device
+from cnnlab.explain import pipeline_dot, pipeline_stages
 from ui.navigation import PAGES, SECTIONS
-
-PIPELINE_DOT = """
-digraph cnn {
-  rankdir=LR; bgcolor="transparent";
-  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11,
-        fillcolor="#e0ecff", color="#2563eb"];
-  edge [color="#475569", fontname="Helvetica", fontsize=9];
-  input [label="Input image\\n28×28×1", fillcolor="#f1f5f9", color="#64748b"];
-  conv [label="Convolution\\n8 filters 3×3\\n→ 28×28×8"];
-  relu [label="ReLU\\nmax(0, x)"];
-  pool [label="Max pool 2×2\\n→ 14×14×8"];
-  flat [label="Flatten\\n→ 1568"];
-  fc [label="Fully connected\\n→ 10 scores"];
-  soft [label="Softmax\\n→ 10 probabilities", fillcolor="#dcfce7", color="#16a34a"];
-  input -> conv [label="slide kernels"];
-  conv -> relu -> pool -> flat -> fc -> soft;
-}
-"""
 
 
 @st.cache_resource
 def _device() -> DeviceInfo:
     # Probing CUDA and /proc once per server is enough; the answer never changes while it runs.
     return describe_device()
+
+
+@st.cache_resource
+def _pipeline_dot() -> str:
+    # The same diagram for everyone: build the model once per server, not once per visit.
+    return pipeline_dot(pipeline_stages())
 
 
 def home() -> None:
@@ -40,7 +29,7 @@ def home() -> None:
         "over a photo, predict output sizes, watch pooling and receptive fields, and train a "
         "small CNN live. Every number on these pages is computed, and checked against PyTorch."
     )
-    st.subheader("What is a CNN?")
+    st.header("What is a CNN?")
     st.markdown(
         "A convolutional neural network turns an image into a prediction through a pipeline of "
         "simple steps. **Convolution** slides small learned filters (kernels) over the image; "
@@ -51,13 +40,17 @@ def home() -> None:
         "class, and **softmax** turns scores into probabilities. Because a filter is shared by "
         "every position, a CNN needs far fewer weights than a fully connected network would."
     )
-    st.graphviz_chart(PIPELINE_DOT, width="stretch")
-    st.subheader("A learning path")
+    st.graphviz_chart(_pipeline_dot(), width="stretch")
+    st.caption(
+        "Shapes and weight counts above are read off a real PyTorch model run on a blank "
+        "28×28 grayscale image; training finds the weights, the shapes follow from the layers."
+    )
+    st.header("A learning path")
     if PAGES:
         for number, spec in enumerate(PAGES, start=1):
             st.page_link(spec.path, label=f"{number}. {spec.title}", icon=spec.icon)
             st.caption(spec.blurb)
-    st.subheader("Compute device")
+    st.header("Compute device")
     info = _device()
     if info.is_gpu:
         st.success(f"GPU detected: **{info.name}** ({info.device}). Training runs on the GPU.")
@@ -67,7 +60,7 @@ def home() -> None:
 
 def main() -> None:
     """Build the navigation from ``ui.navigation.PAGES`` and run the chosen page."""
-    st.set_page_config(page_title="CNN Lab", page_icon=":material/grid_on:", layout="wide")
+    st.set_page_config(page_title="CNN Lab", page_icon="assets/favicon.png", layout="wide")
     sections: dict[str, list] = {
         "": [st.Page(home, title="Home", icon=":material/home:", default=True)]
     }

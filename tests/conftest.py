@@ -1,18 +1,10 @@
-"""Shared test set-up: repository paths and a per-test data directory for anything that writes."""
+"""Shared test set-up: every test gets its own data directory for anything that writes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def app_test(script: str = "app.py", timeout: float = 60) -> AppTest:
-    """An AppTest of ``script`` (relative to the repository root, e.g. ``pages/pooling.py``)."""
-    return AppTest.from_file(str(ROOT / script), default_timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import app_test
+from pagetest import app_test
 
 from cnnlab import jobs
 from ui.training import class_samples, downsample, rows_spec, spec_rows

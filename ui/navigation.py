@@ -22,6 +22,14 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec(
+        path="pages/arithmetic.py",
+        title="Stride, padding & dilation",
+        icon=":material/straighten:",
+        url_path="arithmetic",
+        section="Foundations",
+        blurb="Predict any layer's output size, watch each window slide, and quiz yourself.",
+    ),
+    PageSpec(
         path="pages/train.py",
         title="Train a CNN",
         icon=":material/model_training:",

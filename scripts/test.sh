@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install CNN Lab and its test tools into ./.venv, make sure Debian's Chromium is there for the
+# browser tests, then run the whole test suite (extra arguments go to pytest). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+make_venv
+.venv/bin/pip install -r requirements-dev.txt
+# Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
+# the browser tests skip locally and fail under CI=true.
+[ -x /usr/bin/chromium ] || apt_install chromium || true
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,49 @@
+"""Helpers for driving a Streamlit page in Playwright: navigate, wait for reruns, screenshot."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+SCREENSHOT_DIR = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", "build/screenshots"))
+APP = "[data-testid=stApp]"
+
+
+def wait_until_idle(page: Page, timeout: float = 60_000) -> None:
+    """Wait until the script has finished its run (and any rerun an interaction started)."""
+    # A rerun may take a moment to start after a click: wait for "running" briefly, then idle.
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_selector(f'{APP}[data-test-script-state="running"]', timeout=500)
+    page.wait_for_selector(f'{APP}[data-test-script-state="notRunning"]', timeout=timeout)
+    # Elements of the previous run fade ("stale") until replaced; wait for that to settle too.
+    page.wait_for_function(
+        "() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout
+    )
+
+
+def assert_no_exception(page: Page) -> None:
+    """Fail with the page's own traceback text when Streamlit shows an exception block."""
+    blocks = page.locator("[data-testid=stException]")
+    if blocks.count():
+        raise AssertionError(f"Streamlit exception on the page:\n{blocks.first.inner_text()}")
+
+
+def goto(page: Page, base_url: str, url_path: str = "", timeout: float = 90_000) -> None:
+    """Open ``base_url/url_path``, wait for the script to finish, and assert no exception."""
+    page.goto(f"{base_url}/{url_path}", wait_until="domcontentloaded")
+    page.wait_for_selector(APP, timeout=timeout)
+    expect(page.locator("[data-testid=stMainBlockContainer]")).to_be_visible(timeout=timeout)
+    wait_until_idle(page, timeout)
+    assert_no_exception(page)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page PNG under ``SCREENSHOT_DIR`` and return its path."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,164 @@
+"""AppTest of the stride, padding & dilation page: calculator, picture stepping, chain, quiz."""
+
+from __future__ import annotations
+
+import pytest
+from pagetest import app_test
+
+from cnnlab import arithmetic as ar
+
+PAGE = "pages/arithmetic.py"
+
+
+@pytest.fixture
+def at():
+    at = app_test(PAGE, timeout=90).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_default_is_the_issue_example_verified_by_torch(at):
+    assert metric(at, "Output size") == "13×13"
+    assert any(r"\frac{28 + 2\cdot1 - 1\cdot(5-1) - 1}{2}" in x.value for x in at.latex)
+    assert any(
+        "Verified: PyTorch's `F.conv2d`" in s.value and "13, 13" in s.value for s in at.success
+    )
+    # 28 + 2 − 5 = 25 is odd: the remainder is explained.
+    assert any("mod 2 = **1**" in m.value for m in at.markdown)
+
+
+def test_controls_drive_every_operation(at):
+    at.selectbox(key="arith.op").set_value("conv_transpose").run()
+    at.radio(key="arith.ndim").set_value(1).run()
+    at.number_input(key="arith.size.0").set_value(7).run()
+    at.number_input(key="arith.kernel.0").set_value(3).run()
+    at.number_input(key="arith.output_padding.0").set_value(1).run()
+    assert not at.exception
+    expected = ar.conv_transpose_output_size(7, 3, stride=2, padding=1, output_padding=1)
+    assert metric(at, "Output size") == str(expected) == "14"
+    assert any("F.conv_transpose1d" in s.value for s in at.success)
+    assert any("as a stride-1 convolution" in m.value for m in at.markdown)
+
+    at.selectbox(key="arith.op").set_value("max_pool").run()
+    at.number_input(key="arith.size.0").set_value(4).run()
+    at.number_input(key="arith.kernel.0").set_value(2).run()
+    at.number_input(key="arith.stride.0").set_value(3).run()
+    at.checkbox(key="arith.ceil_mode").check().run()
+    assert metric(at, "Output size") == "2"  # ceil would give 3, but that window starts in padding
+    assert any(r"\right\rceil + 1 - 1 = 2" in x.value for x in at.latex)
+    assert any("PyTorch drops it" in m.value for m in at.markdown)
+
+
+def test_same_padding_with_an_even_kernel_shows_the_split(at):
+    at.number_input(key="arith.kernel.0").set_value(4).run()
+    at.number_input(key="arith.stride.0").set_value(1).run()
+    at.radio(key="arith.padding_mode").set_value("same").run()
+    assert metric(at, "Output size") == "28×28"
+    assert any("1 on the left/top and **2 on the right/bottom**" in m.value for m in at.markdown)
+    assert any("Verified" in s.value for s in at.success)
+
+
+def test_per_dimension_hyper_parameters(at):
+    at.toggle(key="arith.square").set_value(False).run()
+    at.number_input(key="arith.size.1").set_value(32).run()
+    at.number_input(key="arith.stride.1").set_value(1).run()
+    assert metric(at, "Output size") == "13×30"
+    assert any("Verified" in s.value and "(1, 1, 13, 30)" in s.value for s in at.success)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("arith.stride.0", 0, "Stride must be at least 1"),
+        ("arith.kernel.0", 40, "larger than the padded input"),
+        ("arith.padding.0", -2, "can't be negative"),
+    ],
+)
+def test_bad_values_show_the_engine_message_and_keep_the_page(at, key, value, message):
+    at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert not any(m.label == "Output size" for m in at.metric)
+    # The other tabs are untouched.
+    assert any("nn.Sequential" in s.value for s in at.success)
+    assert at.button(key="arith.quiz.check")
+
+
+def test_same_padding_with_stride_two_is_refused_in_words(at):
+    at.radio(key="arith.padding_mode").set_value("same").run()
+    assert any("'same' padding needs stride 1 in PyTorch" in e.value for e in at.error)
+
+
+def test_picture_steps_through_positions(at):
+    at.number_input(key="arith.size.0").set_value(8).run()  # 8×8, k5 s2 p1 → 3×3
+    at.number_input(key="arith.size.1").set_value(8).run()
+    assert any("Position 1 of 9" in m.value for m in at.markdown)
+    at.button(key="arith.next").click().run()
+    assert any("Position 2 of 9" in m.value and "Output (0, 1)" in m.value for m in at.markdown)
+    at.slider(key="arith.pos").set_value(9).run()
+    assert any("Position 9 of 9" in m.value for m in at.markdown)
+    at.button(key="arith.next").click().run()  # wraps around
+    assert any("Position 1 of 9" in m.value for m in at.markdown)
+    at.button(key="arith.prev").click().run()
+    assert any("Position 9 of 9" in m.value for m in at.markdown)
+    assert not at.exception
+
+
+def chain_table(at):
+    return next(d.value for d in at.dataframe if "output shape" in d.value.columns)
+
+
+def test_chain_defaults_to_the_textbook_example(at):
+    table = chain_table(at)
+    shapes = list(table["output shape"])
+    assert shapes[0] == "3×32×32"
+    assert [s for s, kind in zip(shapes, table["layer"], strict=True) if kind != "relu"] == [
+        "3×32×32", "16×32×32", "16×16×16", "32×16×16", "32×8×8", "2048", "128", "10",
+    ]  # fmt: skip
+    at.number_input(key="arith.chain.height").set_value(64).run()
+    shapes = list(chain_table(at)["output shape"])
+    assert "4096" in shapes  # 32 × 16 × 8
+    assert any("nn.Sequential" in s.value for s in at.success)
+
+
+def test_chain_error_is_shown_not_raised(at):
+    at.number_input(key="arith.chain.height").set_value(2).run()
+    assert not at.exception
+    assert any(e.value.startswith("Layer 6 (max_pool)") for e in at.error), [
+        e.value for e in at.error
+    ]
+
+
+def test_quiz_scores_a_right_and_a_wrong_answer(at):
+    seed = at.number_input(key="arith.quiz.seed").value
+    question = ar.make_question(seed, "easy")
+    assert any(question.prompt() == m.value for m in at.markdown)
+    at.number_input(key="arith.quiz.answer").set_value(question.answer).run()
+    at.button(key="arith.quiz.check").click().run()
+    assert any(s.value.startswith("Right") for s in at.success)
+    assert any(x.value.strip("$\n").endswith(f"= {question.answer}") for x in at.latex)
+    assert metric(at, "Score") == "1 / 1"
+
+    at.button(key="arith.quiz.new").click().run()
+    assert at.number_input(key="arith.quiz.seed").value == seed + 1
+    assert at.number_input(key="arith.quiz.answer").value is None
+    nxt = ar.make_question(seed + 1, "easy")
+    at.number_input(key="arith.quiz.answer").set_value(nxt.answer + 1).run()
+    at.button(key="arith.quiz.check").click().run()
+    assert any(f"the output is {nxt.answer}" in e.value for e in at.error)
+    assert metric(at, "Score") == "1 / 2"
+    # Checking the same question again gives feedback but does not count twice.
+    at.number_input(key="arith.quiz.answer").set_value(nxt.answer).run()
+    at.button(key="arith.quiz.check").click().run()
+    assert metric(at, "Score") == "1 / 2"
+
+
+def test_quiz_seed_and_difficulty_reproduce_a_question(at):
+    at.radio(key="arith.quiz.difficulty").set_value("hard").run()
+    at.number_input(key="arith.quiz.seed").set_value(42).run()
+    assert any(ar.make_question(42, "hard").prompt() == m.value for m in at.markdown)
+    assert not at.exception
