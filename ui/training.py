@@ -27,14 +27,15 @@ DATASETS = {
     "kmnist": "Kuzushiji-MNIST (Japanese characters)",
     "cifar10": "CIFAR-10 colour photos",
 }
+# Badges rather than emoji: headless and minimal browsers often lack an emoji font.
 STATUS_WORDS = {
-    "queued": "⏳ queued",
-    "running": "🏃 training",
-    "finished": "✅ finished",
-    "stopped": "⏹️ stopped",
-    "failed": "❌ failed",
-    "interrupted": "⚠️ interrupted",
-    "timed_out": "⌛ timed out",
+    "queued": ":gray-badge[queued]",
+    "running": ":blue-badge[training]",
+    "finished": ":green-badge[finished]",
+    "stopped": ":orange-badge[stopped]",
+    "failed": ":red-badge[failed]",
+    "interrupted": ":orange-badge[interrupted]",
+    "timed_out": ":orange-badge[timed out]",
 }
 MAX_CURVE_POINTS = 300  # per curve sent to the browser: enough for a smooth line, a small payload
 # The columns of the layer table; each layer kind reads the ones it has (cnnlab.models defaults).
@@ -602,7 +603,7 @@ def history_frame(runs: list[Run]) -> pd.DataFrame:
                 "run": r.run_id,
                 "name": r.name,
                 "data set": r.dataset,
-                "status": STATUS_WORDS[r.status],
+                "status": r.status.replace("_", " "),
                 "test accuracy": r.final.get("test_accuracy"),
                 "epochs": r.config.get("epochs"),
                 "started": dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"),
