@@ -370,7 +370,9 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(range=[0, 1], row=1, col=2)
     fig.update_layout(
-        height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"}
+        height=340,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.3},
     )
     return fig
 

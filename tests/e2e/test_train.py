@@ -31,6 +31,8 @@ def test_train_a_tiny_network_and_see_what_it_learned(page: Page, base_url: str)
     expect(page.get_by_text("First-layer kernels").first).to_be_visible()
     expect(page.locator("[data-testid=stPlotlyChart] .main-svg").first).to_be_visible()
     assert_no_exception(page)
+    # The app scrolls inside its own container, so show the results rather than the form.
+    page.get_by_text("Test accuracy").first.scroll_into_view_if_needed()
     screenshot(page, "train")
 
     # A reload is a new session: the cookie brings the owner, and with it the run, back.
