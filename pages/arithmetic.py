@@ -5,6 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import arithmetic as ui
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Stride, padding & dilation")
 st.markdown(

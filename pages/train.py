@@ -7,7 +7,10 @@ import streamlit as st
 from cnnlab.device import describe_device
 from cnnlab.export import export_script
 from ui import training as ui
+from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
+
+ensure_app_navigation()
 
 st.title("Train a CNN")
 st.markdown(

@@ -6,8 +6,10 @@ new page is covered as soon as it is registered.
 
 from __future__ import annotations
 
+import ast
+
 import pytest
-from pagetest import app_test
+from pagetest import ROOT, app_test
 
 from ui.navigation import PAGES, SECTIONS
 
@@ -35,3 +37,19 @@ def test_registry_is_consistent():
         assert spec.section in SECTIONS
         assert spec.path.startswith("pages/")
         assert spec.blurb
+
+
+@pytest.mark.parametrize("spec", PAGES, ids=[p.url_path for p in PAGES])
+def test_page_first_makes_sure_it_runs_inside_the_navigation(spec):
+    # See ui.navigation.ensure_app_navigation: without it, a page URL opened first on a fresh
+    # server runs as a bare script (tests/e2e/test_direct_links.py shows the real effect).
+    tree = ast.parse((ROOT / spec.path).read_text(encoding="utf-8"))
+    statements = [
+        node
+        for node in tree.body
+        if not isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
+    first = statements[0]
+    assert isinstance(first, ast.Expr)
+    assert ast.unparse(first.value) == "ensure_app_navigation()"

@@ -83,7 +83,7 @@ def _sample(key: str, default_sample: str) -> ImageSource:
         key=f"{key}.sample",
     )
     source = _sample_source(name)
-    st.image(source.image, caption=SAMPLES[name].description, width=160)
+    st.image(source.image, caption=SAMPLES[name].description, width=160, alt=SAMPLES[name].title)
     return source
 
 

@@ -30,6 +30,24 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Predict any layer's output size, watch each window slide, and quiz yourself.",
     ),
     PageSpec(
+        path="pages/pooling.py",
+        title="Pooling",
+        icon=":material/grid_view:",
+        url_path="pooling",
+        section="Foundations",
+        blurb="Max, average, L2 and global pooling window by window, and how much "
+        "translation invariance pooling really buys.",
+    ),
+    PageSpec(
+        path="pages/receptive_field.py",
+        title="Receptive fields",
+        icon=":material/center_focus_strong:",
+        url_path="receptive-field",
+        section="Foundations",
+        blurb="Which pixels a neuron can see, layer by layer, on your own image, and which "
+        "of them really matter (the effective receptive field).",
+    ),
+    PageSpec(
         path="pages/train.py",
         title="Train a CNN",
         icon=":material/model_training:",
@@ -39,3 +57,20 @@ PAGES: tuple[PageSpec, ...] = (
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
 )
+
+
+def ensure_app_navigation() -> None:
+    """Make sure this page runs inside ``app.py``'s navigation; call it first in every page.
+
+    Streamlit keeps a legacy mode for apps with a ``pages/`` folder: until some session has run
+    ``st.navigation``, a fresh server runs a page URL's file straight from ``pages/``, without
+    ``app.py`` (no sections, no wide layout). A teacher sharing a page link with a class right
+    after starting the server would hit exactly that. Leaving that mode and rerunning sends the
+    same URL through ``app.py``, which resolves it to the same page.
+    """
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

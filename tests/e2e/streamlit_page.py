@@ -41,9 +41,21 @@ def goto(page: Page, base_url: str, url_path: str = "", timeout: float = 90_000)
     assert_no_exception(page)
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page PNG under ``SCREENSHOT_DIR`` and return its path."""
+def screenshot(page: Page, name: str, max_height: int = 9000) -> Path:
+    """Save a PNG of the whole page (not just the viewport) under ``SCREENSHOT_DIR``."""
+    # Streamlit scrolls inside its main container, so Playwright's full_page sees one screen;
+    # grow the viewport to the content's height for the shot, then put it back.
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+        "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)"
+    )
+    page.set_viewport_size(
+        {"width": size["width"], "height": min(max(height, size["height"]), max_height)}
+    )
+    page.wait_for_timeout(500)  # let charts re-layout to the new size
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
     return path

@@ -1,0 +1,149 @@
+"""Receptive fields: build a stack, read its arithmetic, see a neuron's field on your image,
+measure the effective field, and follow the 1-D dependency tree."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnlab.receptive_field import (
+    StackError,
+    analyse_stack,
+    as_layer,
+    field_tree,
+    receptive_fields,
+)
+from ui import receptive_field as rf
+from ui.image_source import image_picker
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
+st.title("Receptive fields")
+st.markdown(
+    "A neuron deep in a CNN looks at a **window of the input image**: its *receptive field*. "
+    "Every conv or pool layer widens it by (kernel − 1) × the *jump* (the product of all the "
+    "strides so far). Build a stack, click a neuron, and see exactly which pixels it can see, "
+    "and which of them really matter."
+)
+
+st.header("1 · The layer stack")
+stack_col, image_col = st.columns([3, 2], gap="large")
+with stack_col:
+    rows, size = rf.stack_editor()
+with image_col:
+    source = image_picker("rf.image")
+layers = rf.rows_to_layers(rows)
+
+error: StackError | None = None
+try:
+    fields = analyse_stack(layers, size)
+except StackError as exc:
+    error = exc
+    fields = analyse_stack(layers[: exc.index], size)
+
+st.header("2 · Layer by layer")
+if error is not None:
+    st.error(f"Row {error.index + 1} cannot run. {error}", icon=":material/error:")
+rf.layer_table(fields, rows, None if error is None else error.index, size)
+with st.expander("The formulas (Araujo et al., Distill 2019)"):
+    st.markdown(
+        "With input pixel *i* centred at coordinate *i*, and for a layer with kernel *k*, "
+        "stride *s*, padding *p*, dilation *d* (effective kernel k′ = d·(k − 1) + 1):\n\n"
+        "- output size = ⌊(n + 2p − k′) / s⌋ + 1\n"
+        "- jump = jump_prev · s\n"
+        "- RF size = RF_prev + (k′ − 1) · jump_prev\n"
+        "- start = start_prev + ((k′ − 1)/2 − p) · jump_prev\n\n"
+        "Output *m* sees input coordinates start + m·jump ± (RF − 1)/2; coordinates below 0 or "
+        "past the last pixel are padding. ReLU, batch norm and dropout change nothing. Each "
+        "number is checked in the tests against the gradients of real PyTorch networks."
+    )
+if not fields:
+    st.info("Add a conv or pool row to the stack to see a receptive field.")
+    st.stop()
+
+st.header("3 · Pick a neuron")
+image = rf.square_input(source.image, size)
+index = rf.pick_layer(fields)
+neuron = rf.pick_neuron(fields[index])
+rf.show_field(image, fields, index, neuron)
+st.caption(
+    f"{source.name}, centre-cropped to a square and resized to the {size}×{size} input. "
+    "Dots are the neurons of this layer, placed at the centre of their fields."
+)
+
+st.subheader("The field growing layer by layer")
+st.plotly_chart(
+    rf.growth_figure(image, fields, index, neuron),
+    width="stretch",
+    config={"displayModeBar": False},
+    key="rf.growth",
+)
+st.caption(
+    "Each square is the field of the neuron on the chosen neuron's centre line after that "
+    "layer: each layer adds (kernel − 1) × jump pixels, so strides early on make it grow fast."
+)
+
+st.header("4 · The effective receptive field")
+samples = rf.erf_samples(fields, index)
+st.markdown(
+    "Not all pixels of the field matter equally: a centre pixel reaches the neuron through "
+    "many paths, a border pixel through only a few, so its influence (the gradient) falls off "
+    "like a Gaussian. Luo et al. (2016) measure it as the mean |∂ neuron / ∂ pixel| over "
+    f"random inputs: here for the centre neuron of the chosen layer, averaged over "
+    f"{rf.ERF_NETWORKS} randomly initialised networks with this geometry (ReLU after every "
+    f"conv, ≤ {rf.ERF_CHANNELS} channels) × {samples} random images each."
+)
+signature = (tuple(as_layer(layer) for layer in layers[: index + 1]), size, index, samples)
+cheap = rf.erf_cost(fields, index) <= 64 * 64 * 8
+if cheap or st.button("Measure the effective field", key="rf.erf", icon=":material/science:"):
+    st.session_state["rf.erf_for"] = signature
+if st.session_state.get("rf.erf_for") == signature:
+    with st.spinner("Back-propagating from the centre neuron…"):
+        try:
+            erf = rf.cached_erf(*signature)
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            rf.show_erf(erf, size)
+            st.caption(
+                "The 95 % share counts the fewest pixels, largest gradients first, that hold 95 % "
+                "of the total gradient, over the theoretical field's area inside the image. "
+                "ResNet presets leave out the shortcuts, which pull the effective field even "
+                "closer to the centre."
+            )
+else:
+    st.caption(
+        "This stack is big: the measurement back-propagates through it "
+        f"{rf.ERF_NETWORKS * samples} times and can take ten seconds or more on a CPU."
+    )
+
+st.header("5 · The 1-D tree")
+length = st.slider(
+    "Input length for the tree (a 1-D slice along the width)",
+    4,
+    48,
+    min(size, 16),
+    key="rf.tree_size",
+)
+try:
+    tree = field_tree(layers[: index + 1], length)
+    one_d = receptive_fields(layers[: index + 1], length)
+    geometry = [(0.0, 1)] + [(d["start"], d["jump"]) for d in one_d]
+except StackError as exc:
+    st.info(f"On a {length}-pixel input the stack up to layer {index + 1} cannot run: {exc}")
+else:
+    if len(tree) > 13:
+        st.info("The tree view is for stacks of up to 12 layers: pick an earlier layer.")
+    else:
+        top = tree[-1].size
+        cell = st.slider("Cell of the chosen layer", 0, max(top - 1, 1), top // 2, key="rf.cell")
+        st.plotly_chart(
+            rf.tree_figure(tree, geometry, len(tree) - 1, min(cell, top - 1)),
+            width="stretch",
+            config={"displayModeBar": False},
+            key="rf.tree",
+        )
+        st.caption(
+            "Each row is a layer (input at the bottom), each dot a cell placed at its field's "
+            "centre; blue lines are the connections the chosen cell depends on, orange squares "
+            "the padding cells it reads."
+        )
