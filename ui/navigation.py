@@ -55,6 +55,15 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Which pixels a neuron can see, layer by layer, on your own image, and which "
         "of them really matter (the effective receptive field).",
     ),
+    PageSpec(
+        path="pages/train.py",
+        title="Train a CNN",
+        icon=":material/model_training:",
+        url_path="train",
+        section="Build & train",
+        blurb="Design a small CNN, train it live on real images in a background worker, and see "
+        "what it learned: curves, mistakes, and kernels epoch by epoch.",
+    ),
 )
 
 

@@ -1,0 +1,719 @@
+"""Data sets as whole tensors: an embedded shapes set, MNIST-style IDX files, CIFAR-10 batches,
+and a learner's zip of one folder per class; plus batch normalisation and augmentation.
+
+Everything ends up as a :class:`DataBundle` of uint8 images (N, C, H, W) and int64 labels, small
+enough to keep on the training device as one tensor (MNIST: 47 MB, CIFAR-10: 184 MB), so the
+training loop never touches a Python object per image.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import torch
+
+DATASETS = ("shapes", "mnist", "fashion_mnist", "kmnist", "cifar10")
+SHAPE_CLASSES = (
+    "circle",
+    "disk",
+    "square",
+    "triangle",
+    "cross",
+    "star",
+    "heart",
+    "crescent",
+    "arrow",
+    "half-disk",
+)
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """A labelled image set split into train and test, as uint8 tensors."""
+
+    name: str
+    classes: tuple[str, ...]
+    train_x: torch.Tensor  # (N, C, H, W) uint8
+    train_y: torch.Tensor  # (N,) int64
+    test_x: torch.Tensor  # (M, C, H, W) uint8
+    test_y: torch.Tensor  # (M,) int64
+    mean: tuple[float, ...]  # per channel, of train_x / 255
+    std: tuple[float, ...]
+    flip_ok: bool = False  # whether a mirrored image is still of its class (not for digits)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        c, h, w = self.train_x.shape[1:]
+        return (int(c), int(h), int(w))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+
+def _bundle(
+    name: str,
+    classes: tuple[str, ...],
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    flip_ok: bool,
+) -> DataBundle:
+    """Wrap numpy arrays (images N×C×H×W uint8, labels) and compute the per-channel statistics."""
+    # "W": arrays read straight from a file's bytes are read-only; torch needs writable memory.
+    train_x = torch.from_numpy(np.require(train[0], np.uint8, ["C", "W"]))
+    test_x = torch.from_numpy(np.require(test[0], np.uint8, ["C", "W"]))
+    train_y = torch.from_numpy(np.asarray(train[1], dtype=np.int64))
+    test_y = torch.from_numpy(np.asarray(test[1], dtype=np.int64))
+    scaled = train_x.float().div_(255)
+    mean = tuple(float(m) for m in scaled.mean(dim=(0, 2, 3)))
+    # A constant channel would divide by zero when normalising; 1.0 leaves it as is.
+    std = tuple(float(s) if s > 1e-6 else 1.0 for s in scaled.std(dim=(0, 2, 3)))
+    return DataBundle(name, classes, train_x, train_y, test_x, test_y, mean, std, flip_ok)
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded shapes set
+# ---------------------------------------------------------------------------------------------
+
+
+def _star(x: np.ndarray, y: np.ndarray, outer: float = 0.95, inner: float = 0.4) -> np.ndarray:
+    """Filled five-pointed star (pointing up) in canonical coordinates."""
+    sector = 2 * np.pi / 5
+    # Fold the plane into one half-sector: the point (outer, 0) and the notch at angle π/5.
+    phi = np.abs(np.mod(np.arctan2(-y, x) - np.pi / 2 + sector / 2, sector) - sector / 2)
+    rho = np.hypot(x, y)
+    qx, qy = rho * np.cos(phi), rho * np.sin(phi)
+    bx, by = inner * np.cos(sector / 2), inner * np.sin(sector / 2)
+    # Inside when q is on the origin's side of the edge from the tip (outer, 0) to the notch.
+    return (bx - outer) * qy - by * (qx - outer) >= 0
+
+
+def _shape_masks(label: int, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Boolean mask of shape ``label`` at canonical coordinates (unit radius, y down).
+
+    ``t`` is the stroke width in the same units, broadcast against ``x``.
+    """
+    rho = np.hypot(x, y)
+    name = SHAPE_CLASSES[label]
+    if name == "circle":
+        return np.abs(rho - 0.8) <= t / 2
+    if name == "disk":
+        return rho <= 0.8
+    if name == "square":
+        d = np.maximum(np.abs(x), np.abs(y))
+        return (d <= 0.72) & (d >= 0.72 - t)
+    if name == "triangle":
+        # Equilateral, pointing up: the signed distance is the largest over the three edges.
+        angles = np.array([np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3])
+        d = np.max([x * np.cos(a) - y * np.sin(a) for a in angles + np.pi], axis=0) - 0.45
+        return (d <= 0) & (d >= -t)
+    if name == "cross":
+        w = 0.08 + 0.6 * t
+        return ((np.abs(x) <= w) & (np.abs(y) <= 0.85)) | ((np.abs(y) <= w) & (np.abs(x) <= 0.85))
+    if name == "star":
+        return _star(x, y)
+    if name == "heart":
+        hx, hy = 1.15 * x, -1.15 * y + 0.25
+        return (hx**2 + hy**2 - 1) ** 3 - hx**2 * hy**3 <= 0
+    if name == "crescent":
+        return (rho <= 0.8) & (np.hypot(x - 0.42, y + 0.1) > 0.62)
+    if name == "arrow":
+        w = 0.1 + 0.3 * t
+        shaft = (x >= -0.85) & (x <= 0.15) & (np.abs(y) <= w)
+        head = (x >= 0.1) & (np.abs(y) <= (0.85 - x) * 0.85)
+        return shaft | head
+    # half-disk: flat side up, centred on its area
+    return (np.hypot(x, y + 0.35) <= 0.85) & (y >= -0.35)
+
+
+def _render_shapes(labels: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Render one image per label as uint8 (n, size, size), anti-aliased by 2×2 supersampling."""
+    n = len(labels)
+    scale = size / 28
+    radius = rng.uniform(7.5, 12.0, n) * scale
+    cx = size / 2 + rng.uniform(-3.5, 3.5, n) * scale
+    cy = size / 2 + rng.uniform(-3.5, 3.5, n) * scale
+    angle = rng.uniform(-np.pi / 6, np.pi / 6, n)
+    stroke = rng.uniform(1.6, 3.2, n) * scale
+    ink = rng.uniform(0.6, 1.0, n)
+    noise = rng.uniform(0.0, 0.12, n)
+    sub = (np.arange(2 * size) + 0.5) / 2  # sub-pixel centres, in pixels
+    images = np.empty((n, size, size), np.float32)
+    for start in range(0, n, 512):  # chunks keep the temporaries at a few MB
+        idx = np.arange(start, min(n, start + 512))
+        u = sub[None, None, :] - cx[idx, None, None]
+        v = sub[None, :, None] - cy[idx, None, None]
+        cos, sin = np.cos(angle[idx])[:, None, None], np.sin(angle[idx])[:, None, None]
+        r = radius[idx, None, None]
+        x = (cos * u + sin * v) / r  # rotate by -angle and scale to unit radius
+        y = (-sin * u + cos * v) / r
+        t = stroke[idx, None, None] / r
+        mask = np.zeros(x.shape, bool)
+        for label in range(len(SHAPE_CLASSES)):
+            sel = labels[idx] == label
+            if sel.any():
+                mask[sel] = _shape_masks(label, x[sel], y[sel], t[sel])
+        cover = mask.reshape(len(idx), size, 2, size, 2).mean(axis=(2, 4), dtype=np.float32)
+        images[idx] = cover * ink[idx, None, None]
+    images += rng.standard_normal(images.shape, np.float32) * noise[:, None, None].astype("f4")
+    return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def make_shapes(
+    n_train: int = 6000, n_test: int = 1000, seed: int = 0, size: int = 28
+) -> DataBundle:
+    """The embedded 10-class shapes set (white shapes on black), deterministic from ``seed``.
+
+    Each image has a random position, size, rotation (±30°), stroke width, brightness and noise.
+    """
+    if n_train < 1 or n_test < 1:
+        raise ValueError("The shapes set needs at least one training and one test image.")
+    if size < 12:
+        raise ValueError(f"Shapes need at least 12×12 pixels to be recognisable, got {size}.")
+    rng = np.random.default_rng(seed)
+    total = n_train + n_test
+    labels = rng.permutation(np.arange(total) % len(SHAPE_CLASSES))
+    images = _render_shapes(labels, rng, size)[:, None]  # (N, 1, H, W)
+    train = (images[:n_train], labels[:n_train])
+    test = (images[n_train:], labels[n_train:])
+    return _bundle("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# File formats
+# ---------------------------------------------------------------------------------------------
+
+
+def read_idx(data: bytes, name: str = "IDX file") -> np.ndarray:
+    """Parse an IDX file (as MNIST is published; gzip-compressed or not) into a uint8 array.
+
+    The header must say unsigned bytes, give 1–4 dimensions, and match the payload's length.
+    """
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{name} is not a valid gzip file ({exc}).") from exc
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(
+            f"{name} is not an IDX file: it must start with two zero bytes "
+            f"(the MNIST 'magic number'), got {data[:4].hex() or 'nothing'}."
+        )
+    dtype_code, ndim = data[2], data[3]
+    if dtype_code != 0x08:
+        raise ValueError(
+            f"{name} holds IDX type 0x{dtype_code:02x}; only 0x08 (unsigned bytes) is supported."
+        )
+    if not 1 <= ndim <= 4 or len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{name} has a broken IDX header ({ndim} dimensions).")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        raise ValueError(
+            f"{name}: the header promises {'×'.join(map(str, dims))} bytes of data "
+            f"({expected} bytes in all) but the file has {len(data)} bytes; it is truncated "
+            f"or not what its name says."
+        )
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that builds only plain containers and numpy arrays.
+
+    CIFAR-10 is distributed as pickles, and unpickling can run arbitrary code; refusing every
+    global except numpy's array reconstruction makes a tampered file fail instead of execute.
+    """
+
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+
+
+def read_cifar_batch(data: bytes, name: str = "CIFAR batch") -> tuple[np.ndarray, np.ndarray]:
+    """Parse one CIFAR-10 python batch into images (N, 3, 32, 32) uint8 and labels (N,)."""
+    try:
+        batch = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as exc:  # any unpickling failure means "not a CIFAR batch"
+        raise ValueError(f"{name} is not a CIFAR-10 python batch ({exc}).") from exc
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError(f"{name} is not a CIFAR-10 python batch (no 'data'/'labels' entries).")
+    images = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{name}: 'data' must be N×3072 bytes, got {images.shape} {images.dtype}.")
+    if labels.shape != (images.shape[0],) or labels.min(initial=0) < 0 or labels.max() > 9:
+        raise ValueError(f"{name}: expected {images.shape[0]} labels between 0 and 9.")
+    return images.reshape(-1, 3, 32, 32), labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads and local directories
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a public data set lives and how to check it."""
+
+    base_url: str
+    files: tuple[tuple[str, str], ...]  # (file name, md5 of the official file)
+    classes: tuple[str, ...]
+    flip_ok: bool
+
+
+_IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+# The md5 sums torchvision uses for the official files.
+SOURCES: dict[str, _Source] = {
+    "mnist": _Source(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        tuple(
+            zip(
+                _IDX_FILES,
+                (
+                    "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                    "d53e105ee54ea40749a09fcbcd1e9432",
+                    "9fb629c4189551a2d022fa330f9573f3",
+                    "ec29112dd5afa0611ce80d1b7f02629c",
+                ),
+                strict=True,
+            )
+        ),
+        tuple(str(d) for d in range(10)),
+        False,
+    ),
+    "fashion_mnist": _Source(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        tuple(
+            zip(
+                _IDX_FILES,
+                (
+                    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                    "25c81989df183df01b3e8a0aad5dffbe",
+                    "bef4ecab320f06d8554ea6380940ec79",
+                    "bb300cfdad3c16e7a12a480ee83cd310",
+                ),
+                strict=True,
+            )
+        ),
+        (
+            "T-shirt/top",
+            "trouser",
+            "pullover",
+            "dress",
+            "coat",
+            "sandal",
+            "shirt",
+            "sneaker",
+            "bag",
+            "ankle boot",
+        ),
+        True,
+    ),
+    "kmnist": _Source(
+        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        tuple(
+            zip(
+                _IDX_FILES,
+                (
+                    "bdb82020997e1d708af4cf47b453dcf7",
+                    "e144d726b3acfaa3e44228e80efcd344",
+                    "5c965bf0a639b31b8f53240b1b52f4d7",
+                    "7320c461ea6c1c855c0b718fb2a4b134",
+                ),
+                strict=True,
+            )
+        ),
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        False,
+    ),
+    "cifar10": _Source(
+        "https://www.cs.toronto.edu/~kriz/",
+        (("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+        (
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ),
+        True,
+    ),
+}
+
+
+def default_cache_dir() -> Path:
+    """``$CNNLAB_CACHE_DIR``, else the user's cache folder (e.g. ``~/.cache/cnnlab``)."""
+    env = os.environ.get("CNNLAB_CACHE_DIR")
+    if env:
+        return Path(env)
+    import pooch
+
+    return Path(pooch.os_cache("cnnlab"))
+
+
+def _source(name: str) -> _Source:
+    if name not in SOURCES:
+        raise ValueError(f"Unknown data set {name!r}. Choose one of: {', '.join(DATASETS)}.")
+    return SOURCES[name]
+
+
+def fetch_dataset(name: str, cache_dir: str | Path, base_url: str | None = None) -> Path:
+    """Download the official files of ``name`` into ``cache_dir/name`` once; return the folder.
+
+    Every file is checked against its official md5 sum; a file that does not match is deleted and
+    a ``ValueError`` says so, so a corrupt or tampered download never stays in the cache.
+    """
+    import pooch  # imported lazily: it is only needed when something is downloaded
+    import requests
+
+    source = _source(name)
+    folder = Path(cache_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    url = base_url or source.base_url
+    if not url.endswith("/"):
+        url += "/"
+    for filename, md5 in source.files:
+        try:
+            pooch.retrieve(
+                url + filename,
+                known_hash=f"md5:{md5}",
+                fname=filename,
+                path=folder,
+                progressbar=False,
+            )
+        except ValueError as exc:  # pooch: the downloaded file's hash does not match
+            raise ValueError(
+                f"The downloaded {filename} for {name} does not match its official checksum, so "
+                f"it was discarded. The server may be serving a different or damaged file; try "
+                f"again later or put the official files in a local folder."
+            ) from exc
+        except (requests.RequestException, OSError) as exc:
+            raise ValueError(
+                f"Could not download {filename} for {name} from {url} ({exc}). Check the "
+                f"internet connection, or put the official files in a local folder."
+            ) from exc
+    return folder
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_idx_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Images (N, 1, H, W) and labels from ``{prefix}-images-idx3-ubyte[.gz]`` and labels file."""
+    images_path = _find(folder, f"{prefix}-images-idx3-ubyte")
+    labels_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
+    if images_path is None or labels_path is None:
+        return None
+    images = read_idx(images_path.read_bytes(), images_path.name)
+    labels = read_idx(labels_path.read_bytes(), labels_path.name)
+    if images.ndim != 3:
+        raise ValueError(f"{images_path.name} must hold N×H×W images, got shape {images.shape}.")
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path.name} must hold one label per image, got {labels.shape}.")
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{images_path.name} holds {len(images)} images but {labels_path.name} holds "
+            f"{len(labels)} labels; the two files do not belong together."
+        )
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path.name} has label {labels.max()}; expected 0–9.")
+    return images[:, None], labels.astype(np.int64)
+
+
+def _load_idx_folder(
+    folder: Path, name: str
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    test = _read_idx_pair(folder, "t10k")
+    if test is None:
+        raise ValueError(
+            f"{folder} does not hold {name} files: expected t10k-images-idx3-ubyte(.gz) and "
+            f"t10k-labels-idx1-ubyte(.gz) (and the train-… files)."
+        )
+    train = _read_idx_pair(folder, "train")
+    if train is None:
+        # Only the test files: split them first 80 % / last 20 % (the benchmarks' 8,000/2,000).
+        cut = len(test[0]) * 4 // 5
+        return (test[0][:cut], test[1][:cut]), (test[0][cut:], test[1][cut:])
+    return train, test
+
+
+_CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+
+def _read_cifar_files(folder: Path) -> dict[str, bytes]:
+    """The six CIFAR batch files, from an extracted folder or from the official tarball."""
+    for sub in (folder / "cifar-10-batches-py", folder):
+        if (sub / "test_batch").is_file():
+            missing = [m for m in _CIFAR_BATCHES if not (sub / m).is_file()]
+            if missing:
+                raise ValueError(f"{sub} lacks {', '.join(missing)}.")
+            return {m: (sub / m).read_bytes() for m in _CIFAR_BATCHES}
+    tarball = folder / "cifar-10-python.tar.gz"
+    if not tarball.is_file():
+        raise ValueError(
+            f"{folder} does not hold CIFAR-10: expected cifar-10-python.tar.gz, or the folder "
+            f"cifar-10-batches-py with data_batch_1 … data_batch_5 and test_batch."
+        )
+    files = {}
+    # Members are read by their known names; nothing is extracted to disk.
+    with tarfile.open(tarball, "r:gz") as archive:
+        for member in _CIFAR_BATCHES:
+            try:
+                handle = archive.extractfile(f"cifar-10-batches-py/{member}")
+            except KeyError:
+                handle = None
+            if handle is None:
+                raise ValueError(f"{tarball.name} has no cifar-10-batches-py/{member}.")
+            files[member] = handle.read()
+    return files
+
+
+def _load_cifar_folder(
+    folder: Path,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    files = _read_cifar_files(folder)
+    parts = [read_cifar_batch(files[m], m) for m in _CIFAR_BATCHES[:5]]
+    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return train, read_cifar_batch(files["test_batch"], "test_batch")
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+) -> DataBundle:
+    """Load a data set by name: ``shapes`` (generated from ``seed``), or a public one.
+
+    A public set is read from ``data_dir`` when given (the standard file names, validated by
+    their headers and counts; a folder with only the t10k files is split 80/20), else
+    downloaded into ``cache_dir`` with checksums. ``limit`` caps each split's size.
+    CIFAR-10 batches are pickles: they are only read from the checksummed cache or a folder the
+    operator chose, and through an unpickler that refuses everything but arrays.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}.")
+    if name == "shapes":
+        n_train, n_test = (6000, 1000) if limit is None else (limit, max(1, min(1000, limit)))
+        return make_shapes(n_train, n_test, seed)
+    source = _source(name)
+    if data_dir is not None:
+        folder = Path(data_dir)
+        if not folder.is_dir():
+            raise ValueError(f"The data folder {folder} does not exist.")
+    else:
+        folder = fetch_dataset(name, cache_dir if cache_dir is not None else default_cache_dir())
+    if name == "cifar10":
+        train, test = _load_cifar_folder(folder)
+    else:
+        train, test = _load_idx_folder(folder, name)
+    if limit is not None:
+        train, test = (train[0][:limit], train[1][:limit]), (test[0][:limit], test[1][:limit])
+    return _bundle(name, source.classes, train, test, source.flip_ok)
+
+
+# ---------------------------------------------------------------------------------------------
+# A learner's zip of one folder per class
+# ---------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _zip_members(
+    archive: zipfile.ZipFile, max_files: int, max_bytes: int
+) -> dict[str, list[zipfile.ZipInfo]]:
+    """Image members grouped by class folder, after the size limits are checked."""
+    infos = [
+        info
+        for info in archive.infolist()
+        if not info.is_dir()
+        and "__MACOSX" not in info.filename
+        and not PurePosixPath(info.filename).name.startswith(".")
+        and PurePosixPath(info.filename).suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not infos:
+        raise ValueError(
+            f"The zip holds no images ({', '.join(IMAGE_SUFFIXES)}). Put each class's images in "
+            f"a folder named after the class, e.g. cats/1.png, dogs/1.png."
+        )
+    if len(infos) > max_files:
+        raise ValueError(f"The zip holds {len(infos)} images; the limit is {max_files}.")
+    total = sum(info.file_size for info in infos)
+    if total > max_bytes:
+        raise ValueError(
+            f"The zip unpacks to {total / 1e6:.0f} MB of images; the limit is "
+            f"{max_bytes / 1e6:.0f} MB. Use fewer or smaller images."
+        )
+    parts = [PurePosixPath(info.filename).parts for info in infos]
+    # Accept "class/img.png" and "top/class/img.png" (a zipped folder of class folders).
+    tops = {p[0] for p in parts}
+    strip = 1 if len(tops) == 1 and all(len(p) >= 3 for p in parts) else 0
+    groups: dict[str, list[zipfile.ZipInfo]] = {}
+    for info, p in zip(infos, parts, strict=True):
+        if len(p) - strip < 2:
+            raise ValueError(
+                f"{info.filename} is not inside a class folder. Put each class's images in a "
+                f"folder named after the class, e.g. cats/1.png, dogs/1.png."
+            )
+        groups.setdefault(p[strip], []).append(info)
+    return groups
+
+
+def _read_image(data: bytes, name: str, size: int, grayscale: bool) -> np.ndarray:
+    """Decode one image, centre-crop it to a square and resize it to size×size (C, H, W) uint8."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > 40_000_000:
+                raise ValueError(f"{name} is {img.width}×{img.height} pixels, too large to use.")
+            img.load()
+            converted = img.convert("L" if grayscale else "RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{name} is not a readable image ({exc}).") from exc
+    square = ImageOps.fit(converted, (size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(square, dtype=np.uint8)
+    return array[None] if grayscale else array.transpose(2, 0, 1)
+
+
+def load_image_folder_zip(
+    data: bytes,
+    size: int = 28,
+    grayscale: bool = True,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    max_files: int = 20_000,
+    max_bytes: int = 200_000_000,
+) -> DataBundle:
+    """Read a zip of one folder per class (folder name = class name) into a :class:`DataBundle`.
+
+    Images are centre-cropped and resized to ``size``×``size``; each class is split into train
+    and test by ``seed``. Limits on the number and unpacked size of the images guard against
+    zip bombs (the sizes come from the zip's directory, and reading stops at the stated size).
+    """
+    if not 8 <= size <= 128:
+        raise ValueError(f"The image size must be between 8 and 128 pixels, got {size}.")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}.")
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise ValueError("This file is not a zip archive. Zip a folder of class folders.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            groups = _zip_members(archive, max_files, max_bytes)
+            if len(groups) < 2:
+                raise ValueError(
+                    f"The zip has {len(groups)} class folder; a classifier needs at least 2."
+                )
+            classes = tuple(sorted(groups))
+            images: dict[str, list[np.ndarray]] = {}
+            for cls in classes:
+                members = sorted(groups[cls], key=lambda info: info.filename)
+                if len(members) < 2:
+                    raise ValueError(
+                        f"Class {cls!r} has {len(members)} image; each class needs at least 2 "
+                        f"(one to train on, one to test)."
+                    )
+                images[cls] = [
+                    _read_image(archive.read(m), m.filename, size, grayscale) for m in members
+                ]
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        zlib.error,
+    ) as exc:
+        message = f"The zip archive is damaged or uses an unsupported format ({exc})."
+        raise ValueError(message) from exc
+    rng = np.random.default_rng(seed)
+    splits: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
+    for label, cls in enumerate(classes):
+        order = rng.permutation(len(images[cls]))
+        n_test = min(len(order) - 1, max(1, round(test_fraction * len(order))))
+        for rank, i in enumerate(order):
+            splits["test" if rank < n_test else "train"].append((images[cls][i], label))
+
+    def stack(items: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+        return np.stack([x for x, _ in items]), np.array([y for _, y in items], np.int64)
+
+    return _bundle("upload", classes, stack(splits["train"]), stack(splits["test"]), False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches on the device
+# ---------------------------------------------------------------------------------------------
+
+
+def normalize(
+    x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], dtype=torch.float32
+) -> torch.Tensor:
+    """uint8 images (B, C, H, W) -> float, scaled to [0, 1] then standardised per channel."""
+    m = torch.tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1) * 255
+    s = torch.tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1) * 255
+    return (x.to(dtype) - m) / s
+
+
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    shift: int = 2,
+    flip: bool = False,
+) -> torch.Tensor:
+    """Random translation by up to ``shift`` pixels (zero padding) and optional horizontal flip.
+
+    Works on a whole batch at once on its device: pad, then gather a shifted window per image.
+    The random numbers come from ``generator`` (on the CPU) so runs are reproducible anywhere.
+    """
+    b, _, h, w = x.shape
+    if shift > 0:
+        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift))
+        dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B,1,H,1)
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B,1,1,W)
+        batch = torch.arange(b, device=x.device)[:, None, None, None]
+        chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        x = padded[batch, chans, rows, cols]  # (B, C, H, W)
+    if flip:
+        mirrored = torch.rand(b, generator=generator).to(x.device) < 0.5
+        x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
+    return x
