@@ -22,6 +22,14 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec(
+        path="pages/convolution.py",
+        title="Convolution & kernels",
+        icon=":material/blur_on:",
+        url_path="convolution",
+        section="Foundations",
+        blurb="Slide a kernel over any image, see the feature map, and check every number.",
+    ),
+    PageSpec(
         path="pages/arithmetic.py",
         title="Stride, padding & dilation",
         icon=":material/straighten:",
