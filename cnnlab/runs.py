@@ -201,6 +201,10 @@ class RunStore(Protocol):
         """The last saved training state, or None."""
         ...
 
+    def save_final_weights(self, run_id: str, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Atomically replace the run's weights with those of the model as it ended."""
+        ...
+
 
 def default_data_dir() -> Path:
     """``$CNNLAB_DATA_DIR`` if set, else ``./data``."""
@@ -714,6 +718,15 @@ class SqliteRunStore:
         if not path.exists():
             return None
         return torch.load(path, map_location="cpu", weights_only=True)
+
+    def save_final_weights(self, run_id: str, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Atomically replace the run's weights with those of the model as it ended.
+
+        The last epoch's checkpoint is not always the final model: early stopping restores the
+        best epoch's weights, and a stop mid-epoch keeps training past the checkpoint. The
+        weights file must be the network the final metrics were measured on.
+        """
+        save_weights(self.run_dir(run_id) / WEIGHTS_FILE, state_dict)
 
     def truncate_after(self, run_id: str, epoch: int, step: int) -> None:
         """Forget curve points recorded after a checkpoint, before resuming from it."""

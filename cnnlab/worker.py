@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,6 @@ def execute(
     Returns the run as stored at the end. A training error is recorded as "failed" and
     re-raised, so a worker process exits non-zero.
     """
-    from cnnlab.data import load_dataset
     from cnnlab.device import pick_device
     from cnnlab.models import ModelSpec, build_model
     from cnnlab.training import TrainConfig, evaluate, first_conv_weight, train
@@ -147,7 +147,7 @@ def execute(
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
-        data = load_dataset(run.dataset, **run.meta.get("data_options", {}))
+        data = _load_data(run, store.data_dir)
         input_shape = tuple(int(n) for n in data.train_x.shape[1:])
         store.set_meta(
             run_id,
@@ -206,6 +206,8 @@ def execute(
             resume_state=resume_state,
         )
         reporter.flush()
+        if stop.reason is None or store.load_run(run_id).checkpoint_epoch is not None:
+            store.save_final_weights(run_id, model.state_dict())
         final = _final_metrics(store, run_id, model, data, result, evaluate)
         store.finish(
             run_id, stop.reason or "finished", final=final, error=_reason_text(stop, time_budget_s)
@@ -214,6 +216,17 @@ def execute(
         store.finish(run_id, "failed", error=_explain(exc))
         raise
     return store.load_run(run_id)
+
+
+def _load_data(run: Run, data_dir: Path) -> Any:
+    """The run's data set: a named one, or the learner's zip saved under ``data_dir``."""
+    from cnnlab.data import load_dataset
+    from cnnlab.uploads import UPLOAD, load_uploaded_zip
+
+    options = run.meta.get("data_options", {})
+    if run.dataset == UPLOAD:
+        return load_uploaded_zip(data_dir=data_dir, **options)
+    return load_dataset(run.dataset, **options)
 
 
 def _final_metrics(

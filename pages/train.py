@@ -6,6 +6,7 @@ import streamlit as st
 
 from cnnlab.device import describe_device
 from cnnlab.export import export_script
+from cnnlab.uploads import UPLOAD
 from ui import training as ui
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
@@ -26,14 +27,19 @@ train_tab, history_tab = st.tabs(["Train", "Runs history"])
 with train_tab:
     st.subheader("1 · Data")
     dataset, limit = ui.dataset_picker("train.data")
-    data = None
+    data, data_options = None, {}
     try:
-        data = ui.load_data(dataset, limit)
+        if dataset == UPLOAD:
+            data, data_options = ui.uploaded_data("train.data", limit)
+        else:
+            data, data_options = ui.load_data(dataset, limit), {"limit": limit} if limit else {}
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(str(exc), icon=":material/error:")
     if data is not None:
         n_train, n_test = len(data.train_y), len(data.test_y)
         c, h, w = data.train_x.shape[1:]
+        if dataset == UPLOAD:
+            st.markdown(f"Classes found: {ui.class_counts(data)}")
         st.caption(
             f"{n_train:,} training and {n_test:,} test images of {c}×{h}×{w}, "
             f"{len(data.classes)} classes. A few per class:"
@@ -75,7 +81,7 @@ with train_tab:
     ):
         try:
             st.session_state["train.run_id"] = ui.submit(
-                sched, owner, dataset, limit, spec, data, config
+                sched, owner, dataset, data_options, spec, data, config
             )
             run = ui.current_run(store, owner, "train.run_id")
         except ValueError as exc:

@@ -26,6 +26,7 @@ DATASETS = {
     "fashion_mnist": "Fashion-MNIST clothing",
     "kmnist": "Kuzushiji-MNIST (Japanese characters)",
     "cifar10": "CIFAR-10 colour photos",
+    "upload": "Your own images (a zip of class folders)",
 }
 # Badges rather than emoji: headless and minimal browsers often lack an emoji font.
 STATUS_WORDS = {
@@ -67,6 +68,15 @@ def load_data(name: str, limit: int | None) -> Any:
     return load_dataset(name, limit=limit)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Reading your images…")
+def _zip_bundle(digest: str, size: int, grayscale: bool, limit: int | None, _data: bytes) -> Any:
+    """The learner's zip as shared read-only arrays, keyed on the SHA-256 of all its bytes
+    (``_data`` is not hashed by Streamlit: the digest stands for it)."""
+    from cnnlab.uploads import read_zip
+
+    return read_zip(_data, size, grayscale, limit)
+
+
 # -- data set -----------------------------------------------------------------------------------
 def dataset_picker(key: str) -> tuple[str, int | None]:
     """Choose the data set and how many training images to use; returns (name, limit)."""
@@ -89,6 +99,51 @@ def dataset_picker(key: str) -> tuple[str, int | None]:
         help="Fewer images train faster: handy for a quick demonstration.",
     )
     return name, (int(limit) or None)
+
+
+def uploaded_data(key: str, limit: int | None) -> tuple[Any, dict[str, Any]]:
+    """The learner's zip of class folders as a data set, plus the options the worker needs to
+    read it again; ``(None, {})`` until a zip is uploaded. A bad zip raises ``ValueError``."""
+    from cnnlab.uploads import SIZES, save_zip, zip_digest
+
+    left, right = st.columns([2, 1])
+    uploaded = left.file_uploader(
+        "Zip of class folders",
+        type=["zip"],
+        key=f"{key}.zip",
+        help="One folder per class, named after the class (cats/1.png, cats/2.jpg, dogs/1.png "
+        "…): at least 2 classes with at least 2 images each. PNG, JPEG, BMP, GIF, WebP, TIFF.",
+    )
+    size = right.select_slider(
+        "Image size",
+        SIZES,
+        value=28,
+        key=f"{key}.size",
+        help="Every image is centre-cropped to a square and resized to this many pixels a side.",
+    )
+    colour = right.toggle("Keep colour", value=False, key=f"{key}.colour")
+    if uploaded is None:
+        st.info(
+            "Upload a zip of one folder per class to train on your own images: 20 % of each "
+            "class is kept aside to test the network."
+        )
+        return None, {}
+    raw = uploaded.getvalue()
+    digest = zip_digest(raw)
+    data = _zip_bundle(digest, int(size), not colour, limit, raw)
+    # Only a zip that reads well is kept: the worker process loads it from here by its digest.
+    save_zip(raw)
+    options = {"digest": digest, "size": int(size), "grayscale": not colour}
+    return data, {**options, "limit": limit} if limit else options
+
+
+def class_counts(data: Any) -> str:
+    """The classes found and how many images each has, e.g. ``cats (12), dogs (9)``."""
+    counts = np.bincount(
+        np.concatenate([np.asarray(data.train_y), np.asarray(data.test_y)]),
+        minlength=len(data.classes),
+    )
+    return ", ".join(f"**{c}** ({n})" for c, n in zip(data.classes, counts, strict=True))
 
 
 def class_samples(train_x: np.ndarray, train_y: np.ndarray, per_class: int = 8) -> list:
@@ -649,13 +704,15 @@ def submit(
     sched: Scheduler,
     owner: str,
     dataset: str,
-    limit: int | None,
+    data_options: dict[str, Any],
     spec: Any,
     data: Any,
     config: dict[str, Any],
 ) -> str:
-    """Queue a training run; returns its id (ValueError if refused)."""
+    """Queue a training run; returns its id (ValueError if refused). ``data_options`` are what
+    the worker passes to the data set loader (a limit, an uploaded zip's digest and size…)."""
     from cnnlab.training import TrainConfig
+    from cnnlab.uploads import UPLOAD
 
     config = TrainConfig.from_dict(config).to_dict()  # validates before anything is queued
     return sched.submit(
@@ -665,8 +722,8 @@ def submit(
         spec=spec,
         input_shape=tuple(int(n) for n in data.train_x.shape[1:]),
         num_classes=len(data.classes),
-        name=f"{spec.name} on {dataset}",
-        meta={"data_options": {"limit": limit} if limit else {}},
+        name=f"{spec.name} on {'your images' if dataset == UPLOAD else dataset}",
+        meta={"data_options": data_options},
     )
 
 
