@@ -1,8 +1,8 @@
 """What a learner feels: the convolution page's rerun after a slider change, in a real browser.
 
 A real ``streamlit run`` server and headless Debian Chromium. The learner uploads a 1024×1024
-photo, then moves the stride slider with the keyboard; each change is timed from the key press
-to the page's last change (the last DOM mutation, once Streamlit is idle again). The baseline is
+photo, picks valid padding (so that every stride gives a feature map), then moves the stride
+slider with the keyboard; each change is timed from the key press to the page's last change (the last DOM mutation, once Streamlit is idle again). The baseline is
 the same gesture on an empty page (one slider, nothing else) served the same way in the same run.
 Series:
 
@@ -82,6 +82,12 @@ def upload_photo(page: Page) -> None:
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(f.name)
     wait_until_idle(page)
     main.get_by_text("× 1024 × 1024", exact=False).first.wait_for(timeout=60_000)
+    # 'Same' padding needs stride 1: with it, strides 2-8 would time the error message, not a
+    # feature map. Valid padding gives a real F.conv2d output at every stride.
+    main.locator("[data-testid=stSelectbox]").filter(has_text="Padding").first.click()
+    page.get_by_role("option", name="Valid (none)").click()
+    wait_until_idle(page)
+    main.get_by_text("Output 1 × 1022 × 1022", exact=False).wait_for(timeout=60_000)
 
 
 def main() -> None:

@@ -113,47 +113,48 @@ class Options:
 
 
 def options_panel() -> Options:
-    """Layout, stride, padding, dilation, bias, ReLU and flip widgets."""
-    layout = st.selectbox(
-        "Channels and filters", list(conv.LAYOUTS), format_func=conv.LAYOUTS.get,
-        key="conv.layout",
-    )  # fmt: skip
-    channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    bank: tuple[str, ...] = ()
-    if layout == "multichannel":
-        st.caption("The filter is one kernel per channel: weight × kernel on R, G and B.")
-        r, g, b = st.columns(3)
-        channel_weights = (
-            r.number_input("Red ×", -2.0, 2.0, 1.0, 0.5, key="conv.weight_r"),
-            g.number_input("Green ×", -2.0, 2.0, 0.0, 0.5, key="conv.weight_g"),
-            b.number_input("Blue ×", -2.0, 2.0, -1.0, 0.5, key="conv.weight_b"),
-        )
-    if layout == "bank":
-        bank = tuple(
-            st.multiselect(
-                "Filters in the bank", kernels.PRESET_NAMES, default=list(DEFAULT_BANK),
-                max_selections=8, key="conv.bank",
-            )
+    """Layout, stride, padding, dilation, bias, ReLU and flip widgets, in one row of columns."""
+    what, moves, padding_col, output_col = st.columns([1.3, 1, 1, 1.1], gap="medium")
+    with what:
+        layout = st.selectbox(
+            "Channels and filters", list(conv.LAYOUTS), format_func=conv.LAYOUTS.get,
+            key="conv.layout",
         )  # fmt: skip
-    left, right = st.columns(2)
-    stride = left.slider("Stride", 1, 8, 1, key="conv.stride")
-    dilation = right.slider("Dilation", 1, 5, 1, key="conv.dilation")
-    padding_choice = left.selectbox(
+        channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+        bank: tuple[str, ...] = ()
+        if layout == "multichannel":
+            st.caption("The filter is one kernel per channel: weight × kernel on R, G and B.")
+            r, g, b = st.columns(3)
+            channel_weights = (
+                r.number_input("Red ×", -2.0, 2.0, 1.0, 0.5, key="conv.weight_r"),
+                g.number_input("Green ×", -2.0, 2.0, 0.0, 0.5, key="conv.weight_g"),
+                b.number_input("Blue ×", -2.0, 2.0, -1.0, 0.5, key="conv.weight_b"),
+            )
+        if layout == "bank":
+            bank = tuple(
+                st.multiselect(
+                    "Filters in the bank", kernels.PRESET_NAMES, default=list(DEFAULT_BANK),
+                    max_selections=8, key="conv.bank",
+                )
+            )  # fmt: skip
+    stride = moves.slider("Stride", 1, 8, 1, key="conv.stride")
+    dilation = moves.slider("Dilation", 1, 5, 1, key="conv.dilation")
+    padding_choice = padding_col.selectbox(
         "Padding", ["valid", "same", "number"], index=1, key="conv.padding",
         format_func={"valid": "Valid (none)", "same": "Same (keep size)",
                      "number": "A number of cells"}.get,
     )  # fmt: skip
-    mode = right.selectbox(
+    mode = padding_col.selectbox(
         "Padding mode", conv.PADDING_MODES, key="conv.padding_mode",
         disabled=padding_choice == "valid",
     )  # fmt: skip
     padding: int | str = padding_choice
     if padding_choice == "number":
-        padding = int(left.number_input("Padding cells", 0, 20, 1, key="conv.padding_cells"))
-    bias = right.number_input("Bias", -255.0, 255.0, 0.0, 1.0, key="conv.bias")
-    relu = left.toggle("ReLU after", key="conv.relu", help="max(0, x): negatives become 0.")
-    flip = st.radio(
-        "Operation", [False, True], horizontal=True, key="conv.flip",
+        padding = int(padding_col.number_input("Padding cells", 0, 20, 1, key="conv.padding_cells"))
+    bias = output_col.number_input("Bias", -255.0, 255.0, 0.0, 1.0, key="conv.bias")
+    relu = output_col.toggle("ReLU after", key="conv.relu", help="max(0, x): negatives become 0.")
+    flip = output_col.radio(
+        "Operation", [False, True], key="conv.flip",
         format_func=lambda f: "True convolution (kernel flipped)" if f
         else "Cross-correlation (what PyTorch computes)",
     )  # fmt: skip
