@@ -164,7 +164,12 @@ def _to_rgb(images: np.ndarray) -> np.ndarray:
 def show_samples(data: Any) -> None:
     """Sample training images per class, one strip per class."""
     strips = class_samples(np.asarray(data.train_x), np.asarray(data.train_y))
-    st.image(strips, caption=list(data.classes), width=min(8 * 2 * data.train_x.shape[-1], 480))
+    st.image(
+        strips,
+        caption=list(data.classes),
+        width=min(8 * 2 * data.train_x.shape[-1], 480),
+        alt=[f"Training images of the class {name}" for name in data.classes],
+    )
 
 
 # -- model --------------------------------------------------------------------------------------
@@ -571,6 +576,10 @@ def mistakes(store: SqliteRunStore, owner: str, run: Run, classes: list[str]) ->
             )
         ],
         width=rgb.shape[2] * factor,
+        alt=[
+            f"A test image of {classes[t]} that the network called {classes[p]}"
+            for t, p in zip(wrong["labels"][:shown], wrong["predictions"][:shown], strict=True)
+        ],
     )
 
 
@@ -613,7 +622,10 @@ def kernels_replay(store: SqliteRunStore, owner: str, run: Run, key: str) -> Non
         if len(epochs) > 1
         else epochs[0]
     )
-    st.image(kernel_grid(snapshots[epoch], vmax))
+    st.image(
+        kernel_grid(snapshots[epoch], vmax),
+        alt=f"The first layer's kernels after epoch {epoch}, blue negative and red positive",
+    )
     st.caption(
         f"Blue negative, white zero, red positive; one colour scale for every epoch "
         f"(±{vmax:.3f}), so you can compare them."
@@ -634,7 +646,10 @@ def deeper_kernels(store: SqliteRunStore, owner: str, run: Run, key: str) -> Non
     st.markdown("**Deeper kernels**")
     name = st.selectbox("Convolution weights", deeper, key=f"{key}.deeper")
     weights = convs[name]
-    st.image(kernel_grid(weights, float(np.abs(weights).max()) or 1.0, max_filters=16))
+    st.image(
+        kernel_grid(weights, float(np.abs(weights).max()) or 1.0, max_filters=16),
+        alt=f"Learned kernels of {name}, blue negative and red positive",
+    )
     st.caption(
         f"{name}: {weights.shape[0]} filters × {weights.shape[1]} input channels of "
         f"{weights.shape[2]}×{weights.shape[3]}; first 16 filters, first 8 input channels."
