@@ -2,8 +2,9 @@
 
 A real ``streamlit run`` server and headless Debian Chromium. The learner uploads a 1024×1024
 photo, picks valid padding (so that every stride gives a feature map), then moves the stride
-slider with the keyboard; each change is timed from the key press to the page's last change (the last DOM mutation, once Streamlit is idle again). The baseline is
-the same gesture on an empty page (one slider, nothing else) served the same way in the same run.
+slider with the keyboard; each change is timed from the key press to the page's last change (the
+last DOM mutation, once Streamlit is idle again). The baseline is the same gesture on an empty
+page (one slider, nothing else) served the same way in the same run.
 Series:
 
 - *first visit*: stride 1→8, every value computed for the first time (F.conv2d on 1024²);
