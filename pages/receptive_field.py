@@ -15,6 +15,7 @@ from cnnlab.receptive_field import (
 from ui import receptive_field as rf
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
+from ui.owner import owner_id
 
 ensure_app_navigation()
 st.title("Receptive fields")
@@ -25,10 +26,15 @@ st.markdown(
     "and which of them really matter."
 )
 
+owner = owner_id()
+trained = rf.trained_presets(owner)
+
 st.header("1 · The layer stack")
 stack_col, image_col = st.columns([3, 2], gap="large")
 with stack_col:
-    rows, size = rf.stack_editor()
+    rows, size = rf.stack_editor(trained.presets)
+    if trained.unusable:
+        st.caption("Trained networks this page cannot draw: " + "; ".join(trained.unusable))
 with image_col:
     source = image_picker("rf.image")
 layers = rf.rows_to_layers(rows)
@@ -96,6 +102,7 @@ signature = (tuple(as_layer(layer) for layer in layers[: index + 1]), size, inde
 cheap = rf.erf_cost(fields, index) <= 64 * 64 * 8
 if cheap or st.button("Measure the effective field", key="rf.erf", icon=":material/science:"):
     st.session_state["rf.erf_for"] = signature
+erf = None
 if st.session_state.get("rf.erf_for") == signature:
     with st.spinner("Back-propagating from the centre neuron…"):
         try:
@@ -115,6 +122,31 @@ else:
         "This stack is big: the measurement back-propagates through it "
         f"{rf.ERF_NETWORKS * samples} times and can take ten seconds or more on a CPU."
     )
+
+run, exact = rf.chosen_trained(trained, layers)
+if run is not None:
+    st.subheader("Your trained network")
+    if not exact:
+        st.info(
+            "The stack no longer matches the network you trained, so there is no trained "
+            "effective field to measure: choose the preset again to undo your edits."
+        )
+    else:
+        try:
+            version = rf.weights_version(owner, run.run_id)
+            trained_erf = rf.cached_trained_erf(owner, run.run_id, version, size, index, samples)
+        except KeyError:  # RunNotFoundError: deleted on the Train page meanwhile
+            st.info("This run is no longer in your history.")
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.markdown(
+                "The same measurement on the network you trained (same neuron, your real "
+                f"weights, {samples} random images). Training reshapes the field: the weights "
+                "learn which pixels around the centre carry the evidence for your classes, so "
+                "the falloff may narrow, widen or lose its symmetry."
+            )
+            rf.show_erf_pair(erf, trained_erf)
 
 st.header("5 · The 1-D tree")
 length = st.slider(

@@ -22,6 +22,14 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec(
+        path="pages/convolution.py",
+        title="Convolution & kernels",
+        icon=":material/blur_on:",
+        url_path="convolution",
+        section="Foundations",
+        blurb="Slide a kernel over any image, see the feature map, and check every number.",
+    ),
+    PageSpec(
         path="pages/arithmetic.py",
         title="Stride, padding & dilation",
         icon=":material/straighten:",
@@ -46,6 +54,15 @@ PAGES: tuple[PageSpec, ...] = (
         section="Foundations",
         blurb="Which pixels a neuron can see, layer by layer, on your own image, and which "
         "of them really matter (the effective receptive field).",
+    ),
+    PageSpec(
+        path="pages/train.py",
+        title="Train a CNN",
+        icon=":material/model_training:",
+        url_path="train",
+        section="Build & train",
+        blurb="Design a small CNN, train it live on real images in a background worker, and see "
+        "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
 )
 

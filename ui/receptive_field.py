@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,12 +21,24 @@ from cnnlab.receptive_field import (
     EffectiveField,
     Layer,
     LayerField,
+    Preset,
     Region,
     TreeLevel,
+    analyse_stack,
+    as_layer,
     centre_path,
     effective_receptive_field,
     neuron_region,
+    trained_receptive_field,
     tree_dependencies,
+)
+from cnnlab.trained import (
+    TrainedRun,
+    list_trained,
+    load_trained,
+    receptive_field_preset,
+    receptive_field_stack,
+    stack_prefix,
 )
 from cnnlab.viz import sequential_rgb, upscale
 
@@ -38,7 +51,7 @@ PADDING_GREY = "#e2e8f0"
 # --- the stack editor ---------------------------------------------------------------------------
 
 
-def _preset_rows(name: str) -> list[dict]:
+def _preset_rows(preset: Preset) -> list[dict]:
     """The editor rows of a preset (square kernels, as every preset uses)."""
     return [
         {
@@ -50,7 +63,7 @@ def _preset_rows(name: str) -> list[dict]:
             "dilation": layer.dilation[0],
             "channels": layer.channels,
         }
-        for layer in PRESETS[name].layers
+        for layer in preset.layers
     ]
 
 
@@ -58,14 +71,18 @@ def _editor_key() -> str:
     return f"rf.editor.{st.session_state['rf.editor_version']}"
 
 
-def _load_preset() -> None:
-    """Preset changed: new editor rows, its input size, and the centre neuron of its last layer."""
-    name = st.session_state["rf.preset"]
-    st.session_state["rf.base"] = _preset_rows(name)
-    st.session_state["rf.size"] = PRESETS[name].input_size
-    st.session_state["rf.editor_version"] += 1
+def _start(preset: Preset) -> None:
+    """Editor rows, input size and neuron choice of a freshly chosen preset."""
+    st.session_state["rf.base"] = _preset_rows(preset)
+    st.session_state["rf.size"] = preset.input_size
+    st.session_state["rf.editor_version"] = st.session_state.get("rf.editor_version", -1) + 1
     for key in ("rf.layer", "rf.row", "rf.col"):
         st.session_state.pop(key, None)
+
+
+def _load_preset(presets: Mapping[str, Preset]) -> None:
+    """Preset changed: new editor rows, its input size, and the centre neuron of its last layer."""
+    _start(presets[st.session_state["rf.preset"]])
 
 
 def _move(step: int) -> None:
@@ -87,21 +104,28 @@ def _clean(value: object) -> object:
     return value
 
 
-def stack_editor() -> tuple[list[dict], int]:
-    """Preset, input size and the editable layer rows; returns the rows and the input size."""
-    if "rf.base" not in st.session_state:
+def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict], int]:
+    """Preset (the classics, then the learner's ``trained`` networks), input size and the
+    editable layer rows; returns the rows and the input size."""
+    presets = {**PRESETS, **(trained or {})}
+    if "rf.base" not in st.session_state or st.session_state.get("rf.preset") not in presets:
+        # First visit, or the trained network that was chosen has been deleted meanwhile.
         st.session_state["rf.preset"] = next(iter(PRESETS))
-        st.session_state["rf.editor_version"] = 0
-        st.session_state["rf.base"] = _preset_rows(st.session_state["rf.preset"])
-        st.session_state["rf.size"] = PRESETS[st.session_state["rf.preset"]].input_size
+        _start(PRESETS[st.session_state["rf.preset"]])
     left, right = st.columns([3, 2])
     preset = left.selectbox(
-        "Start from a preset", list(PRESETS), key="rf.preset", on_change=_load_preset
+        "Start from a preset",
+        list(presets),
+        key="rf.preset",
+        on_change=_load_preset,
+        args=(presets,),
+        help="Famous stacks with their published hyper-parameters, then the networks you "
+        "trained on the Train page.",
     )
     size = right.number_input(
         "Input size (pixels, square)", 1, 512, key="rf.size", help="Height and width of the input."
     )
-    st.caption(PRESETS[preset].source)
+    st.caption(presets[preset].source)
     frame = pd.DataFrame(st.session_state["rf.base"], columns=list(COLUMNS))
     edited = st.data_editor(
         frame,
@@ -513,6 +537,114 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
         legend={"orientation": "h", "y": 1.15},
     )
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+# --- the learner's trained networks -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainedPresets:
+    """The owner's trained networks as presets (by label), and those that cannot be one."""
+
+    presets: dict[str, Preset]
+    runs: dict[str, TrainedRun]
+    unusable: tuple[str, ...]
+
+
+def trained_presets(owner: str) -> TrainedPresets:
+    """The owner's trained networks (from the Train page) as receptive-field presets."""
+    from ui.training import store
+
+    presets, found, unusable = {}, {}, []
+    for run in list_trained(store(), owner):
+        try:
+            presets[run.label] = receptive_field_preset(run)
+        except ValueError as exc:
+            unusable.append(f"{run.label}: {exc}")
+        else:
+            found[run.label] = run
+    return TrainedPresets(presets, found, tuple(unusable))
+
+
+def chosen_trained(
+    trained: TrainedPresets, layers: Sequence[dict]
+) -> tuple[TrainedRun | None, bool]:
+    """The trained run behind the chosen preset, if any, and whether the stack is still exactly
+    its network (edited rows describe another network, whose trained ERF does not exist)."""
+    run = trained.runs.get(st.session_state.get("rf.preset", ""))
+    if run is None:
+        return None, False
+    try:
+        same = tuple(as_layer(layer) for layer in layers) == trained.presets[run.label].layers
+    except ValueError:
+        same = False
+    return run, same
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def cached_trained_erf(
+    owner: str, run_id: str, weights_version: int, size: int, index: int, samples: int
+) -> EffectiveField:
+    """ERF of the owner's trained network cut after stack row ``index`` (keyed on the owner, so
+    nobody else's request reaches it, and on the weights file's version)."""
+    from ui.training import store
+
+    trained = load_trained(store(), owner, run_id)
+    stack = receptive_field_stack(trained.run.spec)
+    fields = analyse_stack(stack.layers, size)
+    prefix = stack_prefix(trained.model, stack, index)
+    return trained_receptive_field(
+        prefix, fields, index, trained.run.input_shape[0], samples=samples
+    )
+
+
+def weights_version(owner: str, run_id: str) -> int:
+    """The trained weights file's modification time (ns): a cache key that changes on resume."""
+    from ui.training import store
+
+    path = store().weights_path(owner, run_id)
+    return 0 if path is None else path.stat().st_mtime_ns
+
+
+def show_erf_pair(random: EffectiveField | None, trained: EffectiveField) -> None:
+    """The trained network's ERF next to the randomly initialised one's, and both profiles."""
+    h, w = trained.gradient.shape
+    scale = max(1, 320 // max(h, w))
+    region = trained.region
+    left, right = st.columns(2)
+    views = (("Randomly initialised", random, left), ("Your trained network", trained, right))
+    for title, erf, col in views:
+        if erf is None:
+            col.caption(f"{title}: measure it above to compare.")
+            continue
+        image = upscale(sequential_rgb(erf.gradient, 0), scale)
+        col.image(
+            _outline(image, region, scale, (255, 255, 255)),
+            width=320,
+            alt=f"Effective receptive field, {title.lower()}.",
+            caption=f"{title}: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = bright).",
+        )
+        col.metric(
+            f"{title}: 95 % of the gradient in",
+            f"{erf.mass_share:.0%} of the field",
+            help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical "
+            "field inside the image.",
+        )
+    row = min(max(region.top + (region.height - 1) // 2, 0), h - 1)
+    fig = go.Figure()
+    for title, erf in (("Randomly initialised", random), ("Trained", trained)):
+        if erf is None:
+            continue
+        profile = erf.gradient[row] / max(erf.gradient[row].max(), 1e-30)
+        fig.add_scatter(x=np.arange(w), y=profile, name=title)
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title={"text": f"Profile through input row {row} (scaled to 1)", "font": {"size": 13}},
+        xaxis_title="input column",
+        legend={"orientation": "h", "y": 1.15},
+    )
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key="rf.erf_pair")
 
 
 # --- the 1-D tree -------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
 
 
 @contextlib.contextmanager
-def streamlit_server(workdir: Path) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on a free port (data and log under ``workdir``); yield its URL.
+def streamlit_server(workdir: Path, script: str = "app.py") -> Iterator[str]:
+    """Run ``streamlit run SCRIPT`` on a free port, data and log under ``workdir``; yield its URL.
 
     The server gets its own process group, so stopping it by pid also stops any worker process
     it started.
@@ -48,7 +48,7 @@ def streamlit_server(workdir: Path) -> Iterator[str]:
     log = (workdir / "streamlit.log").open("wb")
     env = {**os.environ, "CNNLAB_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

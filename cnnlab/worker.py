@@ -1,0 +1,311 @@
+"""Train one stored run: ``python -m cnnlab.worker RUN_ID`` (launched by :mod:`cnnlab.jobs`).
+
+:func:`execute` is also what the command line (:mod:`cnnlab.train`) calls in-process, so the
+page, the queue and the command line train and record runs the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
+
+MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
+
+
+class Reporter:
+    """Buffers step points and writes them to the store at most every ``interval_s``.
+
+    Writing every step would cost a transaction per step; batching keeps the worker's overhead
+    small while the page still sees several updates a second.
+    """
+
+    def __init__(
+        self,
+        store: SqliteRunStore,
+        run_id: str,
+        interval_s: float = 0.1,
+        echo: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.interval_s = interval_s
+        self.echo = echo
+        self._pending: list[StepPoint] = []
+        self._last_flush = 0.0
+        self._last_progress: dict[str, Any] = {}
+
+    def on_step(self, progress: Any) -> None:
+        """Record one step (an engine ``Progress``); flush when the interval has passed."""
+        self._pending.append(
+            StepPoint(
+                progress.step,
+                progress.epoch,
+                float(progress.loss),
+                float(progress.accuracy),
+                float(progress.images_per_second),
+                float(progress.elapsed_seconds),
+            )
+        )
+        self._last_progress = asdict(progress)
+        if time.monotonic() - self._last_flush >= self.interval_s:
+            self.flush()
+            if self.echo is not None:
+                self.echo(progress)
+
+    def flush(self) -> None:
+        """Write the buffered points and the latest progress snapshot."""
+        self.store.append_steps(self.run_id, self._pending)
+        self._pending = []
+        if self._last_progress:
+            self.store.update_progress(self.run_id, self._last_progress)
+        self._last_flush = time.monotonic()
+
+
+class StopSignal:
+    """``should_stop`` for the trainer: a stop request, the time budget, or the server gone.
+
+    The store is polled at most every ``poll_s`` so checking after every step stays cheap.
+    """
+
+    def __init__(
+        self,
+        store: SqliteRunStore,
+        run_id: str,
+        deadline: float | None,
+        watch_parent: bool,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.deadline = deadline
+        self.parent = os.getppid() if watch_parent else None
+        self.poll_s = poll_s
+        self.reason: str | None = None
+        self._last_poll = 0.0
+
+    def __call__(self) -> bool:
+        if self.reason is not None:
+            return True
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            self.reason = "timed_out"
+        elif self.parent is not None and os.getppid() != self.parent:
+            # Re-parented: the server that launched us is gone. Stop cleanly so the run is
+            # marked interrupted with its last checkpoint, ready to resume.
+            self.reason = "interrupted"
+        elif now - self._last_poll >= self.poll_s:
+            self._last_poll = now
+            if self.store.stop_requested(self.run_id):
+                self.reason = "stopped"
+        return self.reason is not None
+
+
+def execute(
+    store: SqliteRunStore,
+    run_id: str,
+    *,
+    threads: int | None = None,
+    time_budget_s: float | None = None,
+    watch_parent: bool = False,
+    echo: Callable[[Any], None] | None = None,
+) -> Run:
+    """Train the stored run ``run_id`` to its end, recording everything in ``store``.
+
+    Returns the run as stored at the end. A training error is recorded as "failed" and
+    re-raised, so a worker process exits non-zero.
+    """
+    from cnnlab.device import pick_device
+    from cnnlab.models import ModelSpec, build_model
+    from cnnlab.training import TrainConfig, evaluate, first_conv_weight, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    run = store.load_run(run_id)
+    started = time.monotonic()
+    try:
+        cfg = TrainConfig.from_dict(run.config)
+        device = pick_device(getattr(cfg, "device", None) or None)
+        store.update_status(
+            run_id,
+            "running",
+            device=_device_label(str(device)),
+            started_at=run.started_at or time.time(),
+            heartbeat_at=time.time(),
+            worker_pid=os.getpid(),
+            worker_host=socket.gethostname(),
+        )
+        data = _load_data(run, store.data_dir)
+        input_shape = tuple(int(n) for n in data.train_x.shape[1:])
+        store.set_meta(
+            run_id,
+            {
+                "classes": list(data.classes),
+                "input_shape": list(input_shape),
+                "num_classes": len(data.classes),
+                "mean": np.asarray(data.mean).tolist(),
+                "std": np.asarray(data.std).tolist(),
+            },
+        )
+        torch.manual_seed(cfg.seed)  # the engine's recipe for reproducible initial weights
+        model = build_model(ModelSpec.from_dict(run.spec), input_shape, len(data.classes))
+
+        start_epoch, resume_state = 0, None
+        if run.resume:
+            resume_state = store.load_checkpoint(run_id)
+            if resume_state is None:
+                raise ValueError("This run has no checkpoint to resume from.")
+            start_epoch = int(resume_state["epoch"])  # epochs completed (1-based epochs)
+            store.truncate_after(run_id, int(resume_state["epoch"]), int(resume_state["step"]))
+
+        else:
+            initial = first_conv_weight(model)
+            if initial is not None:
+                store.put_array(run_id, "kernels_at_start", initial)
+        reporter = Reporter(store, run_id, echo=echo)
+        deadline = started + time_budget_s if time_budget_s else None
+        stop = StopSignal(store, run_id, deadline, watch_parent)
+
+        def on_epoch(metrics: Any, state: dict[str, Any]) -> None:
+            reporter.flush()
+            store.append_epoch(
+                run_id,
+                EpochRecord(
+                    metrics.epoch,
+                    metrics.train_loss,
+                    metrics.train_accuracy,
+                    metrics.val_loss,
+                    metrics.val_accuracy,
+                    metrics.seconds,
+                    metrics.lr,
+                    first_conv_weight(model),
+                ),
+            )
+            store.save_checkpoint(run_id, metrics.epoch, state)
+
+        result = train(
+            model,
+            data,
+            cfg,
+            on_step=reporter.on_step,
+            on_epoch=on_epoch,
+            should_stop=stop,
+            start_epoch=start_epoch,
+            resume_state=resume_state,
+        )
+        reporter.flush()
+        if stop.reason is None or store.load_run(run_id).checkpoint_epoch is not None:
+            store.save_final_weights(run_id, model.state_dict())
+        final = _final_metrics(store, run_id, model, data, result, evaluate)
+        store.finish(
+            run_id, stop.reason or "finished", final=final, error=_reason_text(stop, time_budget_s)
+        )
+    except BaseException as exc:
+        store.finish(run_id, "failed", error=_explain(exc))
+        raise
+    return store.load_run(run_id)
+
+
+def _load_data(run: Run, data_dir: Path) -> Any:
+    """The run's data set: a named one, or the learner's zip saved under ``data_dir``."""
+    from cnnlab.data import load_dataset
+    from cnnlab.uploads import UPLOAD, load_uploaded_zip
+
+    options = run.meta.get("data_options", {})
+    if run.dataset == UPLOAD:
+        return load_uploaded_zip(data_dir=data_dir, **options)
+    return load_dataset(run.dataset, **options)
+
+
+def _final_metrics(
+    store: SqliteRunStore, run_id: str, model: nn.Module, data: Any, result: Any, evaluate: Any
+) -> dict[str, Any]:
+    """Test-set metrics and the most confidently wrong test images, stored with the run."""
+    ev = result.test or evaluate(
+        model, data.test_x, data.test_y, data.mean, data.std, len(data.classes)
+    )
+    predictions = np.asarray(ev.predictions)
+    confidences = np.asarray(ev.confidences)
+    truth = np.asarray(data.test_y)
+    wrong = np.flatnonzero(predictions != truth)
+    wrong = wrong[np.argsort(-confidences[wrong], kind="stable")][:MISCLASSIFIED_KEPT]
+    store.put_array(run_id, "misclassified", np.asarray(data.test_x)[wrong])
+    return {
+        "test_accuracy": float(ev.accuracy),
+        "per_class_accuracy": [float(a) for a in ev.per_class_accuracy],
+        "confusion": np.asarray(ev.confusion).astype(int).tolist(),
+        "misclassified": {
+            "indices": wrong.tolist(),
+            "labels": truth[wrong].astype(int).tolist(),
+            "predictions": predictions[wrong].astype(int).tolist(),
+            "confidences": confidences[wrong].astype(float).tolist(),
+        },
+        "train_seconds": float(result.train_seconds),
+        "images_per_second": float(result.images_per_second),
+        "steps": int(result.steps),
+        "epochs_completed": int(result.epochs_completed),
+        "early_stopped": bool(result.early_stopped),
+        "best_epoch": result.best_epoch,
+    }
+
+
+def _device_label(device: str) -> str:
+    """``cpu`` / ``cuda:0`` in words, e.g. ``CPU: AMD EPYC … (1 threads)``."""
+    from cnnlab.device import describe_device
+
+    return describe_device(torch.device(device)).label
+
+
+def _reason_text(stop: StopSignal, time_budget_s: float | None) -> str:
+    """Why a run ended early, for the learner ("" when it finished or was stopped by them)."""
+    if stop.reason == "timed_out":
+        return (
+            f"The run reached this server's time budget of {time_budget_s:.0f} s and stopped "
+            f"cleanly; resume it to continue from its last completed epoch."
+        )
+    if stop.reason == "interrupted":
+        return "The server stopped while this run was training; resume it to continue."
+    return ""
+
+
+def _explain(exc: BaseException) -> str:
+    """The error text stored with a failed run: the learner's sentence, or the traceback tail."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "The training process was interrupted."
+    lines = traceback.format_exception(exc)
+    return "".join(lines[-3:]).strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of a worker process: train the run whose id is the only argument."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m cnnlab.worker RUN_ID", file=sys.stderr)
+        return 2
+    budget = float(os.environ.get("CNNLAB_RUN_TIME_BUDGET_S") or 0) or None
+    threads = int(os.environ.get("CNNLAB_WORKER_THREADS") or 1)
+    store = SqliteRunStore()
+    try:
+        execute(store, args[0], threads=threads, time_budget_s=budget, watch_parent=True)
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Train a CNN: choose data and layers, train in a background worker, watch it learn live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnlab.device import describe_device
+from cnnlab.export import export_script
+from cnnlab.uploads import UPLOAD
+from ui import training as ui
+from ui.navigation import ensure_app_navigation
+from ui.owner import owner_id
+
+ensure_app_navigation()
+
+st.title("Train a CNN")
+st.markdown(
+    "Design a small convolutional network, train it on real images and watch it learn. Training "
+    "runs in a separate worker process on the server, so you can leave this page and come back: "
+    "your run keeps going, and every run is kept in your history."
+)
+owner = owner_id()
+store = ui.store()
+sched = ui.scheduler()
+train_tab, history_tab = st.tabs(["Train", "Runs history"])
+
+with train_tab:
+    st.subheader("1 · Data")
+    dataset, limit = ui.dataset_picker("train.data")
+    data, data_options = None, {}
+    try:
+        if dataset == UPLOAD:
+            data, data_options = ui.uploaded_data("train.data", limit)
+        else:
+            data, data_options = ui.load_data(dataset, limit), {"limit": limit} if limit else {}
+    except ValueError as exc:
+        st.error(str(exc), icon=":material/error:")
+    if data is not None:
+        n_train, n_test = len(data.train_y), len(data.test_y)
+        c, h, w = data.train_x.shape[1:]
+        if dataset == UPLOAD:
+            st.markdown(f"Classes found: {ui.class_counts(data)}")
+        st.caption(
+            f"{n_train:,} training and {n_test:,} test images of {c}×{h}×{w}, "
+            f"{len(data.classes)} classes. A few per class:"
+        )
+        ui.show_samples(data)
+
+    st.subheader("2 · Model")
+    spec, summary, problem = None, None, None
+    try:
+        spec = ui.model_editor("train.model")
+        if data is not None:
+            summary = ui.summarize_model(spec, data)
+    except ValueError as exc:
+        problem = str(exc)
+        st.error(problem)
+    if summary is not None:
+        st.dataframe(ui.summary_frame(summary), hide_index=True, width="stretch")
+
+    st.subheader("3 · Training settings")
+    config = ui.hyperparameters("train.hp", ui.default_config())
+    st.caption(f"Training runs on: **{describe_device().label}** (one worker thread per run).")
+    if summary is not None:
+        try:
+            estimate = ui.check_model_limits(spec, data, config["batch_size"], sched)
+            st.caption(f"Memory for one training step: about {estimate}.")
+        except ValueError as exc:
+            problem = str(exc)
+            st.error(problem)
+
+    run = ui.current_run(store, owner, "train.run_id")
+    busy = run is not None and run.active
+    if st.button(
+        "Train",
+        type="primary",
+        icon=":material/play_arrow:",
+        key="train.start",
+        disabled=busy or problem is not None or data is None,
+        help="You can train one network at a time." if busy else None,
+    ):
+        try:
+            st.session_state["train.run_id"] = ui.submit(
+                sched, owner, dataset, data_options, spec, data, config
+            )
+            run = ui.current_run(store, owner, "train.run_id")
+        except ValueError as exc:
+            st.error(str(exc))
+
+    st.subheader("4 · Watch it learn")
+    if run is None:
+        st.info("Press **Train** to start; the curves appear here as the network learns.")
+    else:
+        ui.live_panel(store, sched, owner, run.run_id)
+
+with history_tab:
+    ui.history(store, sched, owner, export_script)

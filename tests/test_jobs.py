@@ -1,0 +1,235 @@
+"""The job queue: real worker processes train, stop, crash and time out while the parent lives on;
+the cap and queue positions hold; a model too big is refused with its numbers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnlab.jobs import Limits, Scheduler, check_limits
+from cnnlab.models import LayerSpec, ModelSpec, build_model
+from cnnlab.runs import SqliteRunStore
+
+TINY = ModelSpec(
+    (
+        LayerSpec("conv", {"out_channels": 4, "kernel": 3}),
+        LayerSpec("relu"),
+        LayerSpec("maxpool", {"kernel": 2}),
+        LayerSpec("flatten"),
+        LayerSpec("linear", {"out_features": "classes"}),
+    ),
+    "tiny",
+)
+# A worker that never ends: holds a slot without training (for queue and budget tests).
+SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
+
+
+def _limits(**kw) -> Limits:
+    base = {
+        "max_concurrent": 1,
+        "time_budget_s": 120.0,
+        "max_params": 1_000_000,
+        "max_memory_bytes": 256 * 2**20,
+        "worker_threads": 1,
+    }
+    return Limits(**{**base, **kw})
+
+
+def _config(**kw) -> dict:
+    from cnnlab.training import TrainConfig
+
+    return TrainConfig.from_dict({**TrainConfig().to_dict(), "batch_size": 32, **kw}).to_dict()
+
+
+def _submit(sched: Scheduler, owner: str = "alice", limit: int = 256, **config) -> str:
+    return sched.submit(
+        owner,
+        dataset="shapes",
+        config=_config(**config),
+        spec=TINY,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        meta={"data_options": {"limit": limit}},
+    )
+
+
+def _wait(store: SqliteRunStore, run_id: str, until, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.load_run(run_id)
+        if until(run):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting; last state {store.load_run(run_id)}")
+
+
+@pytest.fixture
+def store(_isolated_data_dir: Path) -> SqliteRunStore:
+    return SqliteRunStore(_isolated_data_dir)
+
+
+@pytest.fixture
+def make_scheduler(store):
+    made = []
+
+    def make(**kw) -> Scheduler:
+        extra = {k: kw.pop(k) for k in ("worker_command", "grace_s") if k in kw}
+        sched = Scheduler(store, _limits(**kw), poll_s=0.05, **extra).start()
+        made.append(sched)
+        return sched
+
+    yield make
+    for sched in made:
+        sched.shutdown()
+
+
+def test_a_worker_process_trains_and_records_everything(store, make_scheduler):
+    sched = make_scheduler()
+    run_id = _submit(sched, epochs=2)
+    run = _wait(store, run_id, lambda r: not r.active)
+    assert run.status == "finished", run.error
+    assert run.worker_pid not in (None, os.getpid())
+    assert run.device.startswith(("CPU", "GPU"))
+    curve = store.step_curve("alice", run_id)
+    # Every step is on the curve once, in order (230 training images after the validation split,
+    # batch 32: 7 steps per epoch).
+    assert curve["step"].tolist() == list(range(1, run.final["steps"] + 1))
+    assert run.final["steps"] == 14
+    epochs = store.epochs("alice", run_id)
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert epochs[0].kernels.shape == (4, 1, 3, 3)
+    assert not (epochs[0].kernels == epochs[1].kernels).all()  # the kernels learned something
+    assert 0.0 <= run.final["test_accuracy"] <= 1.0
+    assert len(run.final["per_class_accuracy"]) == 10
+    confusion = run.final["confusion"]
+    assert sum(map(sum, confusion)) == 256  # every test image counted once
+    assert store.weights_path("alice", run_id) is not None
+    mistakes = run.final["misclassified"]
+    assert all(t != p for t, p in zip(mistakes["labels"], mistakes["predictions"], strict=True))
+    assert store.get_array("alice", run_id, "misclassified").shape[1:] == (1, 28, 28)
+    assert run.meta["classes"][0] == "circle"
+
+
+def test_a_stop_request_is_honoured_after_the_current_step(store, make_scheduler):
+    sched = make_scheduler()
+    run_id = _submit(sched, epochs=50, limit=2000)
+    _wait(store, run_id, lambda r: r.progress.get("step", 0) >= 3)
+    store.request_stop("alice", run_id)
+    run = _wait(store, run_id, lambda r: not r.active, timeout=30)
+    assert run.status == "stopped"
+    assert run.progress["step"] < run.progress["total_steps"]
+    assert "test_accuracy" in run.final  # a stopped run still shows what it learned
+
+
+def test_a_crashing_worker_is_reported_failed_and_the_parent_lives_on(store, make_scheduler):
+    sched = make_scheduler()
+    run_id = _submit(sched, epochs=50, limit=2000)
+    run = _wait(store, run_id, lambda r: r.progress.get("step", 0) >= 1)
+    os.kill(run.worker_pid, signal.SIGKILL)  # what the kernel's OOM killer would do
+    run = _wait(store, run_id, lambda r: not r.active, timeout=30)
+    assert run.status == "failed"
+    assert "exit code -9" in run.error
+    # The scheduler still serves: the next run trains.
+    nxt = _submit(sched, epochs=1)
+    assert _wait(store, nxt, lambda r: not r.active).status == "finished"
+
+
+def test_an_exception_in_the_worker_is_recorded_with_its_message(store, make_scheduler):
+    sched = make_scheduler()
+    run_id = _submit(sched)
+    # Corrupt the stored spec after the checks: the worker itself must fail and say why.
+    with store._tx() as db:
+        db.execute('UPDATE runs SET spec_json=\'{"layers": [{"kind": "warp"}]}\'')
+    run = _wait(store, run_id, lambda r: not r.active)
+    assert run.status == "failed"
+    assert "Unknown layer kind" in run.error
+
+
+def test_a_run_over_its_time_budget_is_timed_out(store, make_scheduler):
+    sched = make_scheduler(time_budget_s=6.0)
+    run_id = _submit(sched, epochs=50, limit=2000)
+    run = _wait(store, run_id, lambda r: not r.active, timeout=60)
+    assert run.status == "timed_out"
+    assert "time budget of 6 s" in run.error
+
+
+def test_a_hung_worker_is_killed_after_its_budget(store, make_scheduler):
+    sched = make_scheduler(time_budget_s=0.5, worker_command=SLEEPER, grace_s=0.5)
+    run_id = _submit(sched)
+    pid = _wait(store, run_id, lambda r: r.worker_pid is not None).worker_pid
+    run = _wait(store, run_id, lambda r: not r.active, timeout=20)
+    assert run.status == "timed_out"
+    assert "time budget" in run.error
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_the_cap_holds_and_queue_positions_are_reported(store, make_scheduler):
+    sched = make_scheduler(max_concurrent=1, worker_command=SLEEPER)
+    first, second, third = (_submit(sched, owner) for owner in ("a", "b", "c"))
+    _wait(store, first, lambda r: r.status == "running")
+    time.sleep(0.3)  # a few supervision rounds: nothing else may start
+    assert [store.load_run(i).status for i in (first, second, third)] == [
+        "running",
+        "queued",
+        "queued",
+    ]
+    assert [sched.queue_position(i) for i in (first, second, third)] == [None, 1, 2]
+    store.request_stop("b", second)  # leaving the queue moves the others up
+    assert sched.queue_position(third) == 1
+
+
+def test_one_run_per_owner_at_a_time(store, make_scheduler):
+    sched = make_scheduler(worker_command=SLEEPER)
+    _submit(sched, "alice")
+    with pytest.raises(ValueError, match="already have a run"):
+        _submit(sched, "alice")
+    _submit(sched, "bob")
+
+
+def test_a_model_too_big_is_refused_with_the_numbers_before_it_is_queued(store, make_scheduler):
+    sched = make_scheduler(max_params=10_000)
+    big = ModelSpec(
+        (
+            LayerSpec("conv", {"out_channels": 16, "kernel": 3}),
+            LayerSpec("flatten"),
+            LayerSpec("linear", {"out_features": "classes"}),
+        )
+    )
+    n = sum(p.numel() for p in build_model(big, (1, 28, 28), 10).parameters())
+    with pytest.raises(
+        ValueError, match=rf"has {n:,} parameters; this server allows at most 10,000"
+    ):
+        sched.submit(
+            "alice",
+            dataset="shapes",
+            config=_config(),
+            spec=big,
+            input_shape=(1, 28, 28),
+            num_classes=10,
+        )
+    assert store.list_runs("alice") == []
+    wide = ModelSpec((LayerSpec("conv", {"out_channels": 64}), *TINY.layers[1:]))
+    with pytest.raises(ValueError, match=r"batch 512 needs about [\d.,]+ MB .* allows 8\.0 MB"):
+        check_limits(wide, (1, 28, 28), 10, 512, _limits(max_memory_bytes=8 * 2**20))
+    check_limits(wide, (1, 28, 28), 10, 16, _limits(max_memory_bytes=8 * 2**20))
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CNNLAB_MAX_CONCURRENT_RUNS", "3")
+    monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "60")
+    monkeypatch.setenv("CNNLAB_WORKER_THREADS", "2")
+    limits = Limits.from_env()
+    assert (limits.max_concurrent, limits.time_budget_s, limits.worker_threads) == (3, 60.0, 2)
+    monkeypatch.delenv("CNNLAB_MAX_CONCURRENT_RUNS")
+    assert Limits.from_env().max_concurrent == max(1, (os.cpu_count() or 1) - 1)
+    monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "soon")
+    with pytest.raises(ValueError, match="not a number"):
+        Limits.from_env()

@@ -1,0 +1,242 @@
+"""AppTest of the convolution page: drive the widgets, check shapes and values against torch."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from pagetest import app_test
+from PIL import Image
+
+from cnnlab.images import sample_image
+from cnnlab.kernels import preset
+from ui.convolution import custom_editor_key
+
+PAGE = "pages/convolution.py"
+
+
+@pytest.fixture
+def at():
+    test = app_test(PAGE, timeout=120).run()
+    assert not test.exception, [e.value for e in test.exception]
+    return test
+
+
+def _gray_sample() -> torch.Tensor:
+    gray = np.asarray(sample_image("astronaut").convert("L"), dtype=np.float64)
+    return torch.from_numpy(gray)[None, None]
+
+
+def _markdown(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def _ranges(at) -> list[tuple[float, float]]:
+    found = []
+    captions = [text for image in at.image for text in image.captions]
+    for caption in captions:
+        match = re.search(r"values (\S+) … (\S+) ", caption)
+        if match:
+            found.append(tuple(float(v.replace("−", "-")) for v in match.groups()))
+    return found
+
+
+def _expect_range(at, out: torch.Tensor) -> None:
+    (lo, hi), *_ = _ranges(at)
+    assert lo == pytest.approx(out.min().item(), rel=1e-4, abs=1e-9)
+    assert hi == pytest.approx(out.max().item(), rel=1e-4, abs=1e-9)
+
+
+def _kernel(name: str) -> torch.Tensor:
+    return torch.from_numpy(preset(name).weights)[None, None]
+
+
+def test_default_is_sobel_x_on_the_astronaut_with_same_padding(at) -> None:
+    assert "Output 1 × 512 × 512" in _markdown(at)
+    _expect_range(at, F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1))
+    assert at.code, "the step-by-step sum is written out"
+    assert not at.error
+
+
+def test_stride_and_valid_padding_change_the_shape(at) -> None:
+    at.selectbox(key="conv.padding").set_value("valid").run()
+    assert "Output 1 × 510 × 510" in _markdown(at)
+    at.slider(key="conv.stride").set_value(3).run()
+    assert "Output 1 × 170 × 170" in _markdown(at)
+    _expect_range(at, F.conv2d(_gray_sample(), _kernel("Sobel x"), stride=3))
+
+
+def test_numeric_reflect_padding_and_dilation(at) -> None:
+    at.selectbox(key="conv.padding").set_value("number").run()
+    at.number_input(key="conv.padding_cells").set_value(4)
+    at.selectbox(key="conv.padding_mode").set_value("reflect")
+    at.slider(key="conv.dilation").set_value(2).run()
+    # 512 + 8 − 2·2 = 516
+    assert "Output 1 × 516 × 516" in _markdown(at)
+    layer = torch.nn.Conv2d(1, 1, 3, padding=4, dilation=2, padding_mode="reflect", bias=False)
+    layer = layer.double()
+    with torch.no_grad():
+        layer.weight.copy_(_kernel("Sobel x"))
+        _expect_range(at, layer(_gray_sample()))
+
+
+def test_same_padding_with_stride_shows_an_error_and_keeps_the_controls(at) -> None:
+    at.slider(key="conv.stride").set_value(2).run()
+    assert not at.exception
+    assert any("stride 1" in e.value for e in at.error)
+    assert at.selectbox(key="conv.kernel").value == "Sobel x"
+    assert at.slider(key="conv.stride").value == 2
+
+
+def test_choosing_a_blur_kernel_shows_its_output(at) -> None:
+    at.selectbox(key="conv.kernel").set_value("Gaussian blur").run()
+    at.select_slider(key="conv.kernel_size").set_value(5).run()
+    out = F.conv2d(_gray_sample(), torch.from_numpy(preset("Gaussian blur", 5).weights)[None, None],
+                   padding=2)  # fmt: skip
+    _expect_range(at, out)
+    captions = [text for image in at.image for text in image.captions]
+    assert any("black = lowest" in c for c in captions), "non-negative: no diverging scale"
+
+
+def test_flip_negates_sobel_and_the_sum_uses_the_rotated_kernel(at) -> None:
+    at.radio(key="conv.flip").set_value(True).run()
+    out = F.conv2d(_gray_sample(), _kernel("Sobel x").flip(-1, -2), padding=1)
+    _expect_range(at, out)
+    assert out.min() == -F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1).max()
+    assert any("rotated by 180°" in h.value for h in at.html)
+
+
+def test_custom_kernel_edit_is_applied(at) -> None:
+    at.selectbox(key="conv.kernel").set_value("Custom…").run()
+    key = custom_editor_key("Sobel x", 3, 3)
+    at.session_state[key] = {
+        "edited_rows": {1: {"3": 7.0}},  # columns are named 1, 2, 3
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert not at.exception
+    weights = preset("Sobel x").weights.copy()
+    weights[1, 2] = 7.0
+    _expect_range(at, F.conv2d(_gray_sample(), torch.from_numpy(weights)[None, None], padding=1))
+
+
+def test_nan_in_a_custom_kernel_shows_an_error(at) -> None:
+    at.selectbox(key="conv.kernel").set_value("Custom…").run()
+    key = custom_editor_key("Sobel x", 3, 3)
+    at.session_state[key] = {"edited_rows": {0: {"2": None}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    assert any("row 1, column 2" in e.value for e in at.error)
+    assert at.slider(key="conv.stride").value == 1  # the rest of the page is still there
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_of_a_generated_image_and_its_step_by_step_sum(at) -> None:
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    at.radio(key="conv.image.source").set_value("Upload").run()
+    at.file_uploader(key="conv.image.upload").set_value(("noise.png", _png(pixels), "image/png"))
+    at.run()
+    assert not at.exception
+    assert "Input 1 × 20 × 30" in _markdown(at)
+    assert "Output 1 × 20 × 30" in _markdown(at)
+    gray = np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.float64)
+    x = torch.from_numpy(gray)[None, None]
+    _expect_range(at, F.conv2d(x, _kernel("Sobel x"), padding=1))
+    # The crop is 7×7 and centred: rows 6..12, columns 11..17; window at (0, 0) with zero padding.
+    crop = gray[6:13, 11:18]
+    expected = F.conv2d(torch.from_numpy(crop)[None, None], _kernel("Sobel x"), padding=1)
+    total = expected[0, 0, 0, 0].item()
+    line, pytorch = at.code[0].value.splitlines()
+    assert line.startswith("(−1)·0 + 0·0 + 1·0 + (−2)·0 + ")
+    assert line.endswith(f"= {total:g}".replace("-", "−"))
+    assert pytorch == f"PyTorch's F.conv2d wrote {total:g} at output (0, 0).".replace("-", "−")
+
+
+def test_window_position_moves_the_sum(at) -> None:
+    at.slider(key="conv.step.position").set_value(8).run()
+    # 7×7 output: position 8 is row 1, column 1, whose window holds no padded cell.
+    assert any("(window at output (1, 1))" in h.value for h in at.html)
+    crop = _gray_sample()[..., 252:259, 252:259]
+    total = F.conv2d(crop, _kernel("Sobel x"), padding=1)[0, 0, 1, 1].item()
+    pixels = crop[0, 0, :3, :3].flatten().tolist()
+    weights = preset("Sobel x").weights.flatten().tolist()
+    terms = " + ".join(
+        f"({w:g})·{p:g}" if w < 0 else f"{w:g}·{p:g}" for w, p in zip(weights, pixels, strict=True)
+    )
+    assert at.code[0].value.splitlines()[0] == f"{terms} = {total:g}".replace("-", "−")
+
+
+def test_depthwise_and_three_channel_filter_and_bank(at) -> None:
+    at.selectbox(key="conv.layout").set_value("depthwise").run()
+    assert "Output 3 × 512 × 512" in _markdown(at)
+    rgb = np.asarray(sample_image("astronaut").convert("RGB"), dtype=np.float64)
+    x = torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
+    sobel = _kernel("Sobel x")
+    _expect_range(at, F.conv2d(x, sobel.repeat(3, 1, 1, 1), padding=1, groups=3)[:, :1])
+
+    at.selectbox(key="conv.step.map").set_value(2).run()
+    assert any("Blue channel of the crop, padded" in h.value for h in at.html)
+
+    at.selectbox(key="conv.layout").set_value("multichannel").run()
+    assert "Output 1 × 512 × 512" in _markdown(at)
+    weight = torch.cat([sobel * 1.0, sobel * 0.0, sobel * -1.0], dim=1)
+    _expect_range(at, F.conv2d(x, weight, padding=1))
+    lines = at.code[0].value.splitlines()
+    labels = [line.split(":")[0] for line in lines[:4]]
+    assert labels == ["Red", "Green", "Blue", "Channels summed"]
+
+    at.selectbox(key="conv.layout").set_value("bank").run()
+    assert "Output 4 × 512 × 512" in _markdown(at)
+    assert len(_ranges(at)) == 4
+
+
+def test_bias_and_relu_are_applied_and_written_out(at) -> None:
+    at.number_input(key="conv.bias").set_value(-20.0)
+    at.toggle(key="conv.relu").set_value(True).run()
+    out = F.relu(F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1) - 20.0)
+    _expect_range(at, out)
+    lines = at.code[0].value.splitlines()
+    assert lines[1].startswith("Plus bias: ")
+    assert lines[2].startswith("ReLU: max(0, ")
+
+
+def test_custom_kernel_can_be_resized(at) -> None:
+    at.selectbox(key="conv.kernel").set_value("Custom…").run()
+    at.number_input(key="conv.custom.rows").set_value(1)
+    at.number_input(key="conv.custom.cols").set_value(3).run()
+    assert "Output 1 × 512 × 512" in _markdown(at)
+    # Sobel x cropped to its middle row: [-2, 0, 2].
+    weights = torch.tensor([[[[-2.0, 0.0, 2.0]]]], dtype=torch.float64)
+    _expect_range(at, F.conv2d(_gray_sample(), weights, padding=(0, 1)))
+    assert at.code[0].value.splitlines()[0].count("·") == 3
+
+
+def test_cache_keys_tell_apart_images_and_kernels_differing_in_one_value() -> None:
+    from cnnlab.images import image_digest
+    from ui.convolution import cache_key
+    from ui.image_source import ImageSource
+
+    pixels = np.zeros((4, 4), dtype=np.uint8)
+    other = pixels.copy()
+    other[3, 3] = 1
+    sources = [
+        ImageSource(Image.fromarray(a), "x", image_digest(Image.fromarray(a)), None)
+        for a in (pixels, other, pixels.reshape(2, 8))
+    ]
+    keys = {cache_key(s, np.ones((3, 3))) for s in sources}
+    assert len(keys) == 3  # one pixel, or the same bytes in another shape, changes the key
+    k = np.ones((3, 3))
+    k2 = k.copy()
+    k2[1, 1] = 1 + 1e-15
+    assert cache_key(sources[0], k) != cache_key(sources[0], k2)

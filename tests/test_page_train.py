@@ -1,0 +1,123 @@
+"""AppTest of the Train page: configure, train a tiny network in a real worker, see the live
+curves and the result views, stop a run mid-way, and find it all in the history."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from pagetest import app_test
+
+from cnnlab import jobs
+from ui.training import class_samples, downsample, rows_spec, spec_rows
+
+
+@pytest.fixture(autouse=True)
+def _scheduler():
+    yield
+    jobs.shutdown_scheduler()
+
+
+def _page(limit: int = 300, epochs: int = 2):
+    at = app_test("pages/train.py", timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="train.data.limit").set_value(limit)
+    at.number_input(key="train.hp.epochs").set_value(epochs)
+    at.select_slider(key="train.hp.batch_size").set_value(32)
+    return at.run()
+
+
+def _rerun_until(at, done, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if done(at):
+            return at
+        time.sleep(0.3)
+    raise AssertionError(f"page never got there; markdown: {[m.value for m in at.markdown]}")
+
+
+def _status(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_train_a_tiny_network_and_see_the_results():
+    at = _page()
+    assert at.dataframe, "the layer summary table is shown"
+    at.button(key="train.start").click().run()
+    assert not at.exception
+    at = _rerun_until(at, lambda a: "finished" in _status(a))
+    assert at.button(key="train.start").disabled is False
+    labels = [m.label for m in at.metric]
+    assert "Test accuracy" in labels
+    accuracy = next(m.value for m in at.metric if m.label == "Test accuracy")
+    assert accuracy.endswith("%")
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # curves, per-class accuracy, confusion matrix
+    assert at.select_slider(key="train.result.kernel_epoch").options == ["0", "1", "2"]
+    at.select_slider(key="train.result.kernel_epoch").set_value(0).run()
+    assert not at.exception
+    # The run is in the history, with its downloads.
+    assert at.selectbox(key="train.history.run").value
+    assert at.get("download_button")
+
+
+def test_stop_a_run_mid_way():
+    at = _page(limit=3000, epochs=40)
+    at.button(key="train.start").click().run()
+    at = _rerun_until(at, lambda a: any(m.label == "Images / s" for m in a.metric))
+    assert at.button(key="train.start").disabled  # one run at a time
+    at.button(key="train.stop").click().run()
+    at = _rerun_until(at, lambda a: "stopped" in _status(a))
+    assert not at.exception
+
+
+def test_a_model_too_big_for_the_server_is_explained_before_training(monkeypatch):
+    monkeypatch.setenv("CNNLAB_MAX_PARAMS", "1000")
+    at = _page()
+    assert any("parameters; this server allows at most 1,000" in e.value for e in at.error)
+    assert at.button(key="train.start").disabled
+    assert at.dataframe, "the summary table still shows what the model is"
+
+
+def test_layer_table_round_trips_every_preset():
+    from cnnlab.models import PRESETS, build_model
+
+    for name, spec in PRESETS.items():
+        again = rows_spec(spec_rows(spec), name)
+        assert [(la.kind, la.resolved()) for la in again.layers] == [
+            (la.kind, la.resolved()) for la in spec.layers
+        ], name
+        build_model(again, (1, 28, 28), 10)
+
+
+def test_layer_table_explains_bad_cells():
+    from cnnlab.models import PRESETS, SpecError
+
+    rows = spec_rows(PRESETS["fast"])
+    rows.loc[0, "kernel"] = 2.5
+    with pytest.raises(SpecError, match=r"Layer 1 .*whole number"):
+        rows_spec(rows, "custom")
+
+
+def test_downsample_keeps_the_mean_and_the_span():
+    x = np.arange(10_000, dtype=float)
+    y = np.sin(x / 500)
+    xs, ys = downsample(x, y, 100)
+    assert len(xs) == 100
+    assert xs[0] == pytest.approx(x[:100].mean())
+    assert ys.mean() == pytest.approx(y.mean())
+    assert downsample(x[:50], y[:50], 100)[0].tolist() == x[:50].tolist()
+
+
+def test_class_samples_show_each_class():
+    x = np.zeros((30, 1, 4, 4), np.uint8)
+    y = np.repeat(np.arange(3), 10)
+    x[y == 1] = 255
+    strips = class_samples(x, y, per_class=2)
+    assert len(strips) == 3
+    assert strips[0].shape == (8, 2 * 8 + 2 * 2, 3)  # 2 images of 4 px, gap 2, upscaled ×2
+    assert strips[1][0, 0].tolist() == [255, 255, 255]
+    assert strips[0][0, 0].tolist() == [0, 0, 0]

@@ -1,0 +1,288 @@
+"""The runs store: records survive a restart, owners are isolated, weights are written atomically,
+and a run whose worker died is marked interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab import runs
+from cnnlab.runs import EpochRecord, RunNotFoundError, SqliteRunStore, StepPoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data_dir(_isolated_data_dir: Path) -> Path:
+    """The per-test CNNLAB_DATA_DIR that tests/conftest.py sets."""
+    return _isolated_data_dir
+
+
+def _make(store: SqliteRunStore, owner: str = "alice", **kw) -> str:
+    return store.create_run(
+        owner, dataset="shapes", config={"epochs": 2, "lr": 0.01}, spec={"layers": []}, **kw
+    )
+
+
+def test_records_survive_a_restart_and_a_new_process_reads_them(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store, name="first")
+    store.update_status(run_id, "running", device="cpu", started_at=1.0)
+    store.append_steps(run_id, [StepPoint(i, 0, 2.0 / (i + 1), i / 10, 100.0, i) for i in range(5)])
+    kernels = np.arange(2 * 1 * 3 * 3, dtype=np.float32).reshape(2, 1, 3, 3)
+    store.append_epoch(run_id, EpochRecord(0, 1.5, 0.4, 1.2, 0.5, 3.0, 0.01, kernels))
+    store.finish(run_id, "finished", final={"test_accuracy": 0.93})
+    store.close()
+
+    code = (
+        "import json, sys\n"
+        "from cnnlab.runs import SqliteRunStore\n"
+        "s = SqliteRunStore(sys.argv[1])\n"
+        "r = s.get_run('alice', sys.argv[2])\n"
+        "c = s.step_curve('alice', sys.argv[2])\n"
+        "e = s.epochs('alice', sys.argv[2])\n"
+        "print(json.dumps({'status': r.status, 'final': r.final, 'device': r.device,\n"
+        "  'loss': c['loss'].tolist(), 'kernels': e[0].kernels.tolist(), 'name': r.name}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir), run_id],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(out.stdout)
+    assert seen["status"] == "finished"
+    assert seen["final"] == {"test_accuracy": 0.93}
+    assert seen["device"] == "cpu"
+    assert seen["name"] == "first"
+    assert seen["loss"] == pytest.approx([2.0 / (i + 1) for i in range(5)])
+    assert np.array_equal(np.array(seen["kernels"], dtype=np.float32), kernels)
+
+
+def test_database_is_in_wal_mode_and_schema_versioned(data_dir):
+    store = SqliteRunStore(data_dir)
+    db = store._connection()
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == runs.SCHEMA_VERSION
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.busy_timeout_ms
+
+
+def test_a_newer_schema_is_refused_with_a_clear_message(data_dir):
+    store = SqliteRunStore(data_dir)
+    store._connection().execute(f"PRAGMA user_version={runs.SCHEMA_VERSION + 1}")
+    store.close()
+    with pytest.raises(RuntimeError, match="newer than this app"):
+        SqliteRunStore(data_dir)
+
+
+def test_nobody_else_can_list_open_stop_or_delete_a_run(data_dir):
+    store = SqliteRunStore(data_dir)
+    mine = _make(store, "alice")
+    theirs = _make(store, "bob")
+    assert [r.run_id for r in store.list_runs("alice")] == [mine]
+    assert [r.run_id for r in store.list_runs("bob")] == [theirs]
+    for call in (
+        store.get_run,
+        store.delete_run,
+        store.request_stop,
+        store.step_curve,
+        store.epochs,
+        store.weights_path,
+    ):
+        with pytest.raises(RunNotFoundError):
+            call("bob", mine)
+    with pytest.raises(RunNotFoundError):
+        store.get_array("bob", mine, "misclassified")
+    assert not store.stop_requested(mine)
+    assert store.get_run("alice", mine).status == "queued"
+
+
+def test_delete_removes_the_run_and_its_files_but_not_while_active(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    store.update_status(run_id, "running")
+    with pytest.raises(ValueError, match="stop it first"):
+        store.delete_run("alice", run_id)
+    store.save_checkpoint(run_id, 0, {"model": {"w": torch.ones(2)}, "epoch": 0})
+    store.append_steps(run_id, [StepPoint(0, 0, 1.0, 0.5)])
+    store.finish(run_id, "finished")
+    store.delete_run("alice", run_id)
+    assert store.list_runs("alice") == []
+    assert not store.run_dir(run_id).exists()
+    assert store._connection().execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
+
+
+def test_weights_are_written_atomically_and_load_back(data_dir, monkeypatch):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    first = {"conv.weight": torch.randn(4, 1, 3, 3), "fc.bias": torch.randn(10)}
+    store.save_checkpoint(run_id, 0, {"model": first, "epoch": 0, "optimizer": {"lr": 0.1}})
+    path = store.weights_path("alice", run_id)
+    assert path is not None
+    loaded = runs.load_weights(path)
+    assert all(torch.equal(loaded[k], first[k]) for k in first)
+    assert store.load_checkpoint(run_id)["optimizer"] == {"lr": 0.1}
+
+    # A crash half-way through writing the next checkpoint leaves the previous one intact and
+    # no temporary file behind.
+    from safetensors import torch as st_torch
+
+    def crash(tensors, filename):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(st_torch, "save_file", crash)
+    second = {k: v + 1 for k, v in first.items()}
+    with pytest.raises(OSError, match="disk full"):
+        store.save_checkpoint(run_id, 1, {"model": second, "epoch": 1})
+    loaded = runs.load_weights(path)
+    assert all(torch.equal(loaded[k], first[k]) for k in first)
+    assert store.get_run("alice", run_id).checkpoint_epoch == 0
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        runs.CHECKPOINT_FILE,
+        runs.WEIGHTS_FILE,
+    ]
+
+
+def test_checkpoint_loading_refuses_pickled_code(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    store.run_dir(run_id).mkdir(parents=True)
+    torch.save({"model": {}, "evil": os.system}, store.run_dir(run_id) / runs.CHECKPOINT_FILE)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        store.load_checkpoint(run_id)
+
+
+def test_a_run_whose_worker_is_gone_is_marked_interrupted(data_dir):
+    store = SqliteRunStore(data_dir)
+    dead, alive, queued = _make(store), _make(store), _make(store)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    host = __import__("socket").gethostname()
+    store.update_status(dead, "running", worker_pid=proc.pid, worker_host=host)
+    store.update_status(alive, "running", worker_pid=os.getpid(), worker_host=host)
+    assert store.mark_interrupted() == [dead]
+    assert store.get_run("alice", dead).status == "interrupted"
+    assert "server stopped" in store.get_run("alice", dead).error
+    assert store.get_run("alice", alive).status == "running"
+    assert store.get_run("alice", queued).status == "queued"
+
+
+def test_a_run_on_another_host_is_interrupted_only_when_its_heartbeat_is_stale(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    store.update_status(run_id, "running", worker_pid=1, worker_host="elsewhere", heartbeat_at=0.0)
+    store.update_progress(run_id, {"step": 3})
+    assert store.mark_interrupted(stale_after_s=60) == []
+    assert store.mark_interrupted(stale_after_s=-1) == [run_id]
+
+
+def test_claim_next_respects_the_cap_and_the_order(data_dir):
+    store = SqliteRunStore(data_dir)
+    a, b, c = (_make(store, owner) for owner in ("a", "b", "c"))
+    assert [r.run_id for r in store.queue()] == [a, b, c]
+    assert store.claim_next(max_running=1).run_id == a
+    assert store.claim_next(max_running=1) is None
+    assert store.claim_next(max_running=2).run_id == b
+    assert store.count_running() == 2
+    assert [r.run_id for r in store.queue()] == [c]
+
+
+def test_stop_of_a_queued_run_ends_it_and_resume_needs_a_checkpoint(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    store.request_stop("alice", run_id)
+    assert store.get_run("alice", run_id).status == "stopped"
+    with pytest.raises(ValueError, match="after at least one full epoch"):
+        store.request_resume("alice", run_id)
+    store.save_checkpoint(run_id, 0, {"model": {"w": torch.zeros(1)}})
+    store.request_resume("alice", run_id)
+    run = store.get_run("alice", run_id)
+    assert (run.status, run.resume, run.stop_requested) == ("queued", True, False)
+
+
+def test_unknown_status_and_fields_are_refused(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    with pytest.raises(ValueError, match="Unknown run status"):
+        store.update_status(run_id, "exploded")
+    with pytest.raises(ValueError, match="Cannot update"):
+        store.update_status(run_id, "running", owner="mallory")
+    with pytest.raises(ValueError, match="Not a run id"):
+        store.run_dir("../etc")
+
+
+def test_one_connection_per_thread(data_dir):
+    import threading
+
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    seen = []
+
+    def work(i: int) -> None:
+        store.append_steps(run_id, [StepPoint(i * 10 + j, 0, 1.0, 0.5) for j in range(10)])
+        seen.append(id(store._connection()))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 4
+    assert len(store.step_curve("alice", run_id)["step"]) == 40
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(data_dir):
+    import time
+
+    from cnnlab.models import PRESETS
+    from cnnlab.training import TrainConfig
+    from cnnlab.worker import execute
+
+    store = SqliteRunStore(data_dir)
+    config = {**TrainConfig().to_dict(), "epochs": 3, "batch_size": 32, "seed": 5}
+    meta = {"data_options": {"limit": 1500}}
+    spec = PRESETS["fast"].to_dict()
+    run_id = store.create_run("alice", dataset="shapes", config=config, spec=spec, meta=meta)
+    store.update_status(run_id, "running")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab.worker", run_id],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(data_dir), "CNNLAB_WORKER_THREADS": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        run = store.load_run(run_id)
+        if run.checkpoint_epoch == 1 and run.progress.get("epoch") == 2:
+            break
+        assert worker.poll() is None, "the worker ended before it could be interrupted"
+        time.sleep(0.02)
+    worker.kill()  # the server stops hard, mid-epoch 2
+    worker.wait()
+    assert store.mark_interrupted() == [run_id]
+    run = store.get_run("alice", run_id)
+    assert (run.status, run.checkpoint_epoch, run.resumable) == ("interrupted", 1, True)
+
+    store.request_resume("alice", run_id)
+    resumed = execute(store, run_id, threads=1)
+    assert resumed.status == "finished"
+    assert [e.epoch for e in store.epochs("alice", run_id)] == [1, 2, 3]
+    steps = store.step_curve("alice", run_id)["step"].tolist()
+    assert steps == list(range(1, resumed.final["steps"] + 1))  # no gap, no duplicate
+
+    # The same run without the interruption ends with the very same weights.
+    again = store.create_run("alice", dataset="shapes", config=config, spec=spec, meta=meta)
+    store.update_status(again, "running")
+    straight = execute(store, again, threads=1)
+    a = runs.load_weights(store.weights_path("alice", run_id))
+    b = runs.load_weights(store.weights_path("alice", again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.final["test_accuracy"] == resumed.final["test_accuracy"]
