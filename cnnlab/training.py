@@ -263,6 +263,19 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return kind(params, cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
 
+def _match_param_layout(opt: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    Checkpoints store tensors in the standard layout, while a channels_last model's conv weights
+    are not; with the fused Adam kernel such a mismatch made a resumed run drift away from the
+    uninterrupted one (tests/test_training.py checks that they stay identical).
+    """
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _scheduler(
     opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
@@ -348,6 +361,7 @@ def train(
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         opt.load_state_dict(resume_state["optimizer"])
+        _match_param_layout(opt)
         sched.load_state_dict(resume_state["scheduler"])
         torch.set_rng_state(resume_state["rng_cpu"])
         if device.type == "cuda" and resume_state.get("rng_cuda") is not None:
