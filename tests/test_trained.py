@@ -128,8 +128,8 @@ def test_a_run_trained_by_the_worker_loads_as_the_network_its_metrics_were_measu
     config = {
         **TrainConfig().to_dict(),
         "epochs": 6,
-        "batch_size": 32,
-        "lr": 0.02,
+        "batch_size": 64,
+        "lr": 0.03,
         "schedule": "constant",
         "early_stopping_patience": 1,
     }
