@@ -560,19 +560,22 @@ def _explain(
     output = _heading(f"Feature map {small.shape[0]} × {small.shape[1]}") + output_grid_html(
         small, at
     )
-    if len(channels) == 1:
-        grid_col, out_col = st.columns([1.0, 0.8])
-        what = "Input crop" if crop.shape[0] == 1 else f"{names[channels[0]]} channel of the crop"
-        heading = f"{what}, padded (window at output {at}).{flip}"
-        grid_col.html(
-            _heading(heading) + grid_html(crop[channels[0]], windows[0], pad, s.padding_mode)
-        )
-        out_col.html(output)
-    else:
-        for column, c, window in zip(st.columns(len(channels)), channels, windows, strict=True):
-            heading = f"{names[c]} channel, padded (window at output {at}).{flip}"
-            column.html(_heading(heading) + grid_html(crop[c], window, pad, s.padding_mode))
-        st.html(output)
+    # One st.html for all the grids (a flex row), not columns of several elements: every
+    # element in the lab's fragment costs browser time on each rerun after a settings change.
+    blocks = []
+    for c, window in zip(channels, windows, strict=True):
+        if len(channels) == 1:
+            what = "Input crop" if crop.shape[0] == 1 else f"{names[c]} channel of the crop"
+        else:
+            what = f"{names[c]} channel"
+        heading = _heading(f"{what}, padded (window at output {at}).{flip}")
+        blocks.append(f"<div>{heading}{grid_html(crop[c], window, pad, s.padding_mode)}</div>")
+    blocks.append(f"<div>{output}</div>")
+    st.html(
+        "<div style='display:flex;flex-wrap:wrap;gap:16px 32px;align-items:flex-start'>"
+        + "".join(blocks)
+        + "</div>"
+    )
     lines = []
     for c, window in zip(channels, windows, strict=True):
         label = f"{names[c]}: " if len(channels) > 1 else ""
