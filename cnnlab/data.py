@@ -105,12 +105,11 @@ def _shape_masks(label: int, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.
 
     ``t`` is the stroke width in the same units, broadcast against ``x``.
     """
-    rho = np.hypot(x, y)
     name = SHAPE_CLASSES[label]
     if name == "circle":
-        return np.abs(rho - 0.8) <= t / 2
+        return np.abs(np.hypot(x, y) - 0.8) <= t / 2
     if name == "disk":
-        return rho <= 0.8
+        return np.hypot(x, y) <= 0.8
     if name == "square":
         d = np.maximum(np.abs(x), np.abs(y))
         return (d <= 0.72) & (d >= 0.72 - t)
@@ -128,7 +127,7 @@ def _shape_masks(label: int, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.
         hx, hy = 1.15 * x, -1.15 * y + 0.25
         return (hx**2 + hy**2 - 1) ** 3 - hx**2 * hy**3 <= 0
     if name == "crescent":
-        return (rho <= 0.8) & (np.hypot(x - 0.42, y + 0.1) > 0.62)
+        return (np.hypot(x, y) <= 0.8) & (np.hypot(x - 0.42, y + 0.1) > 0.62)
     if name == "arrow":
         w = 0.1 + 0.3 * t
         shaft = (x >= -0.85) & (x <= 0.15) & (np.abs(y) <= w)
@@ -149,24 +148,27 @@ def _render_shapes(labels: np.ndarray, rng: np.random.Generator, size: int) -> n
     stroke = rng.uniform(1.6, 3.2, n) * scale
     ink = rng.uniform(0.6, 1.0, n)
     noise = rng.uniform(0.0, 0.12, n)
-    sub = (np.arange(2 * size) + 0.5) / 2  # sub-pixel centres, in pixels
+    sub = ((np.arange(2 * size) + 0.5) / 2).astype(np.float32)  # sub-pixel centres, in pixels
     images = np.empty((n, size, size), np.float32)
-    for start in range(0, n, 512):  # chunks keep the temporaries at a few MB
-        idx = np.arange(start, min(n, start + 512))
-        u = sub[None, None, :] - cx[idx, None, None]
-        v = sub[None, :, None] - cy[idx, None, None]
-        cos, sin = np.cos(angle[idx])[:, None, None], np.sin(angle[idx])[:, None, None]
-        r = radius[idx, None, None]
-        x = (cos * u + sin * v) / r  # rotate by -angle and scale to unit radius
-        y = (-sin * u + cos * v) / r
-        t = stroke[idx, None, None] / r
-        mask = np.zeros(x.shape, bool)
-        for label in range(len(SHAPE_CLASSES)):
-            sel = labels[idx] == label
-            if sel.any():
-                mask[sel] = _shape_masks(label, x[sel], y[sel], t[sel])
-        cover = mask.reshape(len(idx), size, 2, size, 2).mean(axis=(2, 4), dtype=np.float32)
-        images[idx] = cover * ink[idx, None, None]
+    for label in range(len(SHAPE_CLASSES)):
+        ids = np.flatnonzero(labels == label)
+        for chunk in np.array_split(ids, max(1, len(ids) // 256)):  # temporaries of a few MB
+            if not len(chunk):
+                continue
+
+            def col(values: np.ndarray, chunk: np.ndarray = chunk) -> np.ndarray:
+                return values[chunk, None, None].astype(np.float32)
+
+            u = sub[None, None, :] - col(cx)
+            v = sub[None, :, None] - col(cy)
+            cos, sin, r = np.cos(col(angle)), np.sin(col(angle)), col(radius)
+            x = (cos * u + sin * v) / r  # rotate by -angle and scale to unit radius
+            y = (-sin * u + cos * v) / r
+            mask = _shape_masks(label, x, y, col(stroke) / r).view(np.uint8)
+            # Each pixel is the mean of its 2×2 sub-pixels (summed as small integers).
+            hits = mask[:, 0::2, 0::2] + mask[:, 0::2, 1::2] + mask[:, 1::2, 0::2]
+            hits += mask[:, 1::2, 1::2]
+            images[chunk] = hits * (col(ink) / 4)
     images += rng.standard_normal(images.shape, np.float32) * noise[:, None, None].astype("f4")
     return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
 
@@ -375,13 +377,8 @@ SOURCES: dict[str, _Source] = {
 
 
 def default_cache_dir() -> Path:
-    """``$CNNLAB_CACHE_DIR``, else the user's cache folder (e.g. ``~/.cache/cnnlab``)."""
-    env = os.environ.get("CNNLAB_CACHE_DIR")
-    if env:
-        return Path(env)
-    import pooch
-
-    return Path(pooch.os_cache("cnnlab"))
+    """``$CNNLAB_DATA_DIR/datasets`` (the app's data folder, ``./data`` by default)."""
+    return Path(os.environ.get("CNNLAB_DATA_DIR") or "data") / "datasets"
 
 
 def _source(name: str) -> _Source:

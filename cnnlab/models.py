@@ -598,20 +598,38 @@ PRESETS: dict[str, ModelSpec] = {
     ),
 }
 
-# The default: the tutorial network with batch norm and fewer channels, tuned on this 2-core CPU
-# (benchmarks/train_speed.py) to reach ≥ 99 % on MNIST quickly with the default TrainConfig.
+# The default, tuned on this 2-core CPU with benchmarks/train_speed.py: the tutorial topology with
+# fewer channels, average pooling straight after each conv, then batch norm and ReLU. With the
+# default TrainConfig it reaches 99.1–99.3 % on the 8k/2k MNIST split in 4 epochs. Why so: in
+# channels_last on this CPU, max-pooling (it also records argmax indices) took ~30 % of a step and
+# average pooling ~2× less per step at the same accuracy; pooling before batch norm and ReLU makes
+# those work on a quarter of the pixels; 32 rather than 64 channels in the second conv halve its
+# cost (it holds most of the FLOPs) for ~0.05 % accuracy. (Replacing both pools by stride-2 convs
+# was faster still but fell to ~99.0 %.)
 PRESETS["fast"] = _spec(
     "fast",
     _conv(24, bias=False),
+    ("avgpool", {"kernel": 2}),
     _BN,
     _RELU,
-    _POOL2,
-    _conv(48, bias=False),
+    _conv(32, bias=False),
+    ("avgpool", {"kernel": 2}),
     _BN,
     _RELU,
-    _POOL2,
     _FLAT,
     ("linear", {"out_features": 128}),
     _RELU,
     _FC_OUT,
 )
+
+PRESET_NOTES: dict[str, str] = {
+    "mnist_tutorial": "The classic PyTorch tutorial network: two 3×3 convs (32, 64), max-pooling, "
+    "a 128-unit hidden layer.",
+    "lenet5": "LeCun's LeNet-5 (1998): 5×5 convs with 6 and 16 filters, average pooling, "
+    "three fully connected layers.",
+    "tiny_vgg": "CNN Explainer's Tiny VGG: two blocks of two 3×3 convs with 10 filters each.",
+    "small_resnet": "A small ResNet: three residual blocks whose skip connections let the "
+    "gradient flow around the convolutions.",
+    "fast": "The tutorial network slimmed for speed: fewer channels, average pooling right "
+    "after each conv, batch norm. Trains to ~99 % on MNIST in seconds.",
+}

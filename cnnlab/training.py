@@ -32,10 +32,10 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 class TrainConfig:
     """Hyper-parameters and run settings; the defaults are the tuned fast default."""
 
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 128
     optimizer: str = "adamw"
-    lr: float = 4e-3  # the peak learning rate for "onecycle"
+    lr: float = 1.2e-2  # the peak learning rate for "onecycle"
     schedule: str = "onecycle"
     weight_decay: float = 5e-4
     momentum: float = 0.9  # SGD only
@@ -258,7 +258,22 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
             params, cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
         )
     kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(params, cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused kernel updates all parameters in one pass: ~3× faster steps for small CNNs here.
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return kind(params, cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+
+
+def _match_param_layout(opt: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    Checkpoints store tensors in the standard layout, while a channels_last model's conv weights
+    are not; with the fused Adam kernel such a mismatch made a resumed run drift away from the
+    uninterrupted one (tests/test_training.py checks that they stay identical).
+    """
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _scheduler(
@@ -346,6 +361,7 @@ def train(
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         opt.load_state_dict(resume_state["optimizer"])
+        _match_param_layout(opt)
         sched.load_state_dict(resume_state["scheduler"])
         torch.set_rng_state(resume_state["rng_cpu"])
         if device.type == "cuda" and resume_state.get("rng_cuda") is not None:

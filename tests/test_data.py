@@ -416,3 +416,8 @@ def test_augment_flip_mirrors_some_images():
     kept = [torch.equal(out[i], x[i]) for i in range(64)]
     assert all(f or k for f, k in zip(flipped, kept, strict=True))
     assert 10 < sum(flipped) < 54
+
+
+def test_default_cache_lives_in_the_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path))
+    assert data_module.default_cache_dir() == tmp_path / "datasets"

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.models import (
+    PRESET_NOTES,
     PRESETS,
     LayerSpec,
     ModelSpec,
@@ -257,3 +258,8 @@ def test_memory_estimate_equals_real_saved_storage(name):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(torch.zeros(4, 1, 28, 28))
     assert estimate_memory(s, (1, 28, 28), 10, 4).activation_bytes == sum(storages.values())
+
+
+def test_every_preset_has_a_note():
+    assert set(PRESET_NOTES) == set(PRESETS)
+    assert all(note.endswith(".") for note in PRESET_NOTES.values())

@@ -24,6 +24,9 @@ TINY = ModelSpec(
         LayerSpec("conv", {"out_channels": 4, "bias": False}),
         LayerSpec("batchnorm", {}),
         LayerSpec("relu", {}),
+        # A conv with several input channels: its weight's channels_last layout differs from the
+        # standard one, which a resumed optimizer state must respect.
+        LayerSpec("conv", {"out_channels": 6}),
         LayerSpec("maxpool", {"kernel": 2}),
         LayerSpec("dropout", {"p": 0.1}),
         LayerSpec("flatten", {}),
