@@ -47,8 +47,9 @@ def lab(source: ImageSource, choice: ui.KernelChoice | None) -> None:
         st.error(str(error), icon=":material/error:")
         return
 
-    st.subheader("Input and feature map")
-    st.caption(ui.summary_text(source.name, bank, options))
+    # One markdown for heading and summary: each element in the fragment costs browser time.
+    summary = ui.markdown_escape(ui.summary_text(source.name, bank, options))
+    st.markdown(f"### Input and feature map\n\n{summary}")
     left, right = st.columns(2, gap="medium")
     with left:
         st.markdown(
@@ -64,7 +65,6 @@ def lab(source: ImageSource, choice: ui.KernelChoice | None) -> None:
         ui.show_output(view)
     ui.show_map_grid(view)
 
-    st.subheader("Step by step")
     ui.step_by_step(x, bank, options, patch)
 
     with st.expander(

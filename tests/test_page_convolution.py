@@ -240,3 +240,26 @@ def test_cache_keys_tell_apart_images_and_kernels_differing_in_one_value() -> No
     k2 = k.copy()
     k2[1, 1] = 1 + 1e-15
     assert cache_key(sources[0], k) != cache_key(sources[0], k2)
+
+
+def test_colour_bar_is_drawn_below_the_map_from_vmin_to_vmax() -> None:
+    from cnnlab.viz import ColourScale, scale_rgb
+    from ui.convolution import with_colour_bar
+
+    scale = ColourScale(-10.0, 10.0, True)
+    rgb = scale_rgb(np.zeros((48, 64)), scale, gray=True)
+    out = with_colour_bar(rgb, scale)
+    assert out.shape[1] == 64
+    assert out.shape[0] > 48
+    assert (out[:48] == rgb).all(), "the map itself is unchanged"
+    bar_row = out[-4].astype(int)
+    ramp = scale_rgb(np.linspace(-10.0, 10.0, 64)[None, :], scale, gray=True)[0]
+    assert (bar_row[1:-1] == ramp[1:-1]).all(), "left to right: vmin to vmax"
+    assert bar_row[1, 2] > bar_row[1, 0], "the left end is blue (negative)"
+    assert bar_row[-2, 0] > bar_row[-2, 2], "the right end is red (positive)"
+
+
+def test_summary_markdown_escape_keeps_file_names_literal() -> None:
+    from ui.convolution import markdown_escape
+
+    assert markdown_escape("a*b_[c](d).png") == r"a\*b\_\[c\]\(d\)\.png"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from PIL import Image
 
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
-from cnnlab.viz import DIVERGING_STOPS, ColourScale, scale_rgb
+from cnnlab.viz import ColourScale, scale_rgb
 from ui.image_source import ImageSource
 
 CUSTOM = "Custom…"
@@ -262,8 +263,32 @@ def _scale(values: np.ndarray) -> ColourScale:
 
 
 def _map_view(label: str, values: np.ndarray, scale: ColourScale) -> MapView:
-    rgb = scale_rgb(display_size(values), scale, gray=True)
+    rgb = with_colour_bar(upscale_small(scale_rgb(display_size(values), scale, gray=True)), scale)
     return MapView(label, encode(rgb), float(values.min()), float(values.max()), scale)
+
+
+def with_colour_bar(rgb: np.ndarray, scale: ColourScale) -> np.ndarray:
+    """The map with its colour bar (``scale.vmin`` at the left to ``scale.vmax``) drawn below.
+
+    Drawn into the image rather than sent as a separate element: each element in the lab's
+    fragment costs browser time on every rerun. The caption names the bar's end values.
+    """
+    h, w = rgb.shape[:2]
+    bar_h, gap = max(8, h // 24), max(4, h // 48)
+    ramp = np.linspace(scale.vmin, scale.vmax, w, dtype=np.float64)
+    bar = scale_rgb(np.repeat(ramp[None, :], bar_h, axis=0), scale, gray=True)
+    bar[0], bar[-1], bar[:, 0], bar[:, -1] = 148, 148, 148, 148  # a thin grey frame
+    white = np.full((gap, w, 3), 255, dtype=np.uint8)
+    return np.concatenate([np.asarray(rgb, dtype=np.uint8), white, bar], axis=0)
+
+
+def upscale_small(rgb: np.ndarray) -> np.ndarray:
+    """Nearest-upscale a map smaller than :data:`SMALL_SIDE`, so its pixels stay visible."""
+    h, w = rgb.shape[:2]
+    if max(h, w) >= SMALL_SIDE:
+        return rgb
+    factor = -(-SMALL_SIDE // max(h, w))
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
 
 
 def display_size(values: np.ndarray) -> np.ndarray:
@@ -281,14 +306,11 @@ def display_size(values: np.ndarray) -> np.ndarray:
 def encode(rgb: np.ndarray) -> bytes:
     """JPEG for photo-sized images (small, fast); PNG, nearest-upscaled, for small maps."""
     rgb = np.asarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
     buffer = io.BytesIO()
-    if max(h, w) >= SMALL_SIDE:
+    if max(rgb.shape[:2]) >= SMALL_SIDE:
         Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
     else:
-        factor = -(-SMALL_SIDE // max(h, w))
-        big = np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
-        Image.fromarray(big).save(buffer, format="PNG")
+        Image.fromarray(upscale_small(rgb)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -318,21 +340,13 @@ def _input_preview(key: str, _source: ImageSource, _gray: bool, _patch: tuple) -
 
 
 # ---------------------------------------------------------------------------- rendering
-def legend_html(view: MapView) -> str:
-    """A colour bar with its end values (and zero, for the diverging scale)."""
+def bar_text(view: MapView) -> str:
+    """``colour bar below the map: −1020 (left) … 0 … 1020 (right)``."""
     s = view.scale
-    if s.diverging:
-        gradient = ",".join("#" + bytes(stop.astype(np.uint8)).hex() for stop in DIVERGING_STOPS)
-        middle = "0"
-    else:
-        gradient = "#000000,#ffffff"
-        middle = format_number((s.vmin + s.vmax) / 2, 4)
+    middle = "0" if s.diverging else format_number((s.vmin + s.vmax) / 2, 4)
     return (
-        f"<div style='font:12px sans-serif;color:#334155;max-width:{DISPLAY_SIDE}px'>"
-        f"<div style='height:10px;border:1px solid #cbd5e1;background:linear-gradient(90deg,"
-        f"{gradient})'></div><div style='display:flex;justify-content:space-between'>"
-        f"<span>{format_number(s.vmin, 4)}</span><span>{middle}</span>"
-        f"<span>{format_number(s.vmax, 4)}</span></div></div>"
+        f"colour bar below the map: {format_number(s.vmin, 4)} (left) … {middle} … "
+        f"{format_number(s.vmax, 4)} (right)"
     )
 
 
@@ -433,12 +447,11 @@ def show_map_grid(view: LayerView) -> None:
 
 
 def _show_map(target: Any, view: MapView) -> None:
-    """One map and its legend in ``target`` (the page or a column)."""
+    """One map (its colour bar drawn below it) in ``target`` (the page or a column)."""
     target.image(
-        view.image, width="stretch", caption=f"{view.label}: {range_text(view)}",
-        alt=f"Feature map of {view.label}, {range_text(view)}",
+        view.image, width="stretch", caption=f"{view.label}: {range_text(view)}; {bar_text(view)}",
+        alt=f"Feature map of {view.label}, {range_text(view)}, with its colour bar below",
     )  # fmt: skip
-    target.html(legend_html(view))
 
 
 def summary_text(name: str, bank: FilterBank, options: Options) -> str:
@@ -453,6 +466,11 @@ def summary_text(name: str, bank: FilterBank, options: Options) -> str:
         + (", then ReLU" if s.relu else "")
         + "."
     )
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` shown literally in ``st.markdown`` (an uploaded file's name may hold ``*_[]``)."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|:$~])", r"\\\1", text)
 
 
 def patch_location(hw: tuple[int, int], digest: str) -> tuple[int, int, int]:
@@ -478,6 +496,7 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
     """A crop as a tiny input: the window at each output position and its sum, with a player."""
     h, w = x.shape[1:]
     st.markdown(
+        "### Step by step\n\n"
         "The crop in the blue frame is treated as a tiny image of its own, so the padding you "
         "chose surrounds it (grey cells). Move the window, or press play to slide it over "
         "every position; each product is weight × pixel, and their sum is the output."
@@ -560,19 +579,22 @@ def _explain(
     output = _heading(f"Feature map {small.shape[0]} × {small.shape[1]}") + output_grid_html(
         small, at
     )
-    if len(channels) == 1:
-        grid_col, out_col = st.columns([1.0, 0.8])
-        what = "Input crop" if crop.shape[0] == 1 else f"{names[channels[0]]} channel of the crop"
-        heading = f"{what}, padded (window at output {at}).{flip}"
-        grid_col.html(
-            _heading(heading) + grid_html(crop[channels[0]], windows[0], pad, s.padding_mode)
-        )
-        out_col.html(output)
-    else:
-        for column, c, window in zip(st.columns(len(channels)), channels, windows, strict=True):
-            heading = f"{names[c]} channel, padded (window at output {at}).{flip}"
-            column.html(_heading(heading) + grid_html(crop[c], window, pad, s.padding_mode))
-        st.html(output)
+    # One st.html for all the grids (a flex row), not columns of several elements: every
+    # element in the lab's fragment costs browser time on each rerun after a settings change.
+    blocks = []
+    for c, window in zip(channels, windows, strict=True):
+        if len(channels) == 1:
+            what = "Input crop" if crop.shape[0] == 1 else f"{names[c]} channel of the crop"
+        else:
+            what = f"{names[c]} channel"
+        heading = _heading(f"{what}, padded (window at output {at}).{flip}")
+        blocks.append(f"<div>{heading}{grid_html(crop[c], window, pad, s.padding_mode)}</div>")
+    blocks.append(f"<div>{output}</div>")
+    st.html(
+        "<div style='display:flex;flex-wrap:wrap;gap:16px 32px;align-items:flex-start'>"
+        + "".join(blocks)
+        + "</div>"
+    )
     lines = []
     for c, window in zip(channels, windows, strict=True):
         label = f"{names[c]}: " if len(channels) > 1 else ""
