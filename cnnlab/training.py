@@ -37,9 +37,10 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float = 1.5e-2  # the peak learning rate for "onecycle"
     schedule: str = "onecycle"
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-2
     momentum: float = 0.9  # SGD only
-    label_smoothing: float = 0.2  # 0.1 → 0.2: +0.1 % on MNIST in a 2-epoch run; 0 cost 0.5 %
+    # Smoothing matters in a 2-epoch run: 0 cost ~0.5 % on MNIST; 0.2–0.3 beat 0.1 by ~0.1 %.
+    label_smoothing: float = 0.3
     seed: int = 0
     early_stopping_patience: int | None = None  # epochs without a better validation loss
     augment: bool = False
