@@ -51,11 +51,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from cnnlab.data import load_dataset, make_shapes
-from cnnlab.models import PRESETS, build_model
-from cnnlab.training import Progress, TrainConfig, train
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cnnlab.data import load_dataset, make_shapes  # noqa: E402
+from cnnlab.models import PRESETS, build_model  # noqa: E402
+from cnnlab.training import Progress, TrainConfig, train  # noqa: E402
+
 DEFAULT_THREADS = torch.get_num_threads()
 
 
