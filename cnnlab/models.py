@@ -602,9 +602,10 @@ PRESETS: dict[str, ModelSpec] = {
 # second of training: with the default TrainConfig (2 epochs, batch 64) it reaches 99.00–99.40 %
 # (median 99.15 %, 14 seeds) on the 8k/2k MNIST split in ~1.1 s on 2 threads, ~1.7 s on 1
 # (the tutorial loop: ~9 s when the machine is quiet). Why so: a 5×5 stride-2 first conv halves
-# the resolution at once (on one input channel it costs as little as a 3×3 one), so the 3×3 conv that holds most of the FLOPs runs on 14×14 rather than 28×28 maps; average
-# pooling (cheaper than max-pooling in channels_last here) before batch norm and ReLU makes those
-# work on a quarter of the pixels. Two epochs of small batches beat four of larger ones at equal
+# the resolution at once (on one input channel it costs as little as a 3×3 one), so the 3×3 conv
+# that holds most of the FLOPs runs on 14×14 rather than 28×28 maps; average pooling (cheaper
+# than max-pooling in channels_last here) before batch norm and ReLU makes those work on a
+# quarter of the pixels. Two epochs of small batches beat four of larger ones at equal
 # steps; a stride-2 second conv or no hidden layer was faster still but fell below 99 %.
 PRESETS["fast"] = _spec(
     "fast",

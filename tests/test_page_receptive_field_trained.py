@@ -88,7 +88,7 @@ def test_a_trained_network_is_a_preset_with_its_table_and_trained_erf():
 
     # Editing a row makes it another network: no trained ERF, and the page says why.
     at.session_state[f"rf.editor.{at.session_state['rf.editor_version']}"] = {
-        "edited_rows": {0: {"kernel": 5}},
+        "edited_rows": {0: {"kernel": 7}},  # the fast preset starts with a 5×5 conv
         "added_rows": [],
         "deleted_rows": [],
     }
