@@ -59,3 +59,11 @@ def screenshot(page: Page, name: str, max_height: int = 9000) -> Path:
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
     return path
+
+
+def set_number(page: Page, label: str, value: float) -> None:
+    """Type ``value`` into the number input labelled ``label`` and wait for the rerun."""
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_until_idle(page)

@@ -6,20 +6,13 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import Page, expect
-from streamlit_page import assert_no_exception, goto, screenshot, wait_until_idle
-
-
-def _set_number(page: Page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_until_idle(page)
+from streamlit_page import assert_no_exception, goto, screenshot, set_number, wait_until_idle
 
 
 def test_train_a_tiny_network_and_see_what_it_learned(page: Page, base_url: str) -> None:
     goto(page, base_url, "train")
-    _set_number(page, "Training images (0 = all)", 1000)
-    _set_number(page, "Epochs", 3)
+    set_number(page, "Training images (0 = all)", 1000)
+    set_number(page, "Epochs", 3)
     expect(page.locator("[data-testid=stDataFrame]").first).to_be_visible()
     page.get_by_role("button", name="Train", exact=True).click()
     # The live panel polls the store: progress, then the finished run's results.
