@@ -64,7 +64,7 @@ def test_a_trained_network_is_a_preset_with_its_table_and_trained_erf():
     table = _table(at)
     assert list(table["RF size"]) == [str(f.rows.rf) for f in fields]
     assert list(table["Output"]) == [f"{h}×{w}" for h, w in (f.output_hw for f in fields)]
-    assert table["Output"].tolist()[-1] == "7×7"
+    assert table["Output"].tolist()[-1] == "5×5"  # 28 → 12 (5×5, stride 2) → 10 (3×3) → 5 (pool)
 
     # The trained ERF, at the last layer (the default), equals the engine's on the real weights.
     store = SqliteRunStore(default_data_dir())

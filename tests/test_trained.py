@@ -123,8 +123,8 @@ def test_weights_that_do_not_fit_the_network_are_refused_with_a_sentence(store):
 def test_a_run_trained_by_the_worker_loads_as_the_network_its_metrics_were_measured_on(store):
     from cnnlab.worker import execute
 
-    # With early stopping the run ends holding its best epoch's weights (epoch 1 here), not
-    # those of its last checkpoint (epoch 2): the loaded network must be the one measured.
+    # With early stopping the run ends holding its best epoch's weights, not those of its last
+    # checkpoint (a later, worse epoch): the loaded network must be the one measured.
     config = {
         **TrainConfig().to_dict(),
         "epochs": 6,
@@ -142,7 +142,7 @@ def test_a_run_trained_by_the_worker_loads_as_the_network_its_metrics_were_measu
     )
     run = execute(store, run_id, threads=1)
     assert run.status == "finished", run.error
-    assert (run.final["best_epoch"], run.checkpoint_epoch) == (1, 2)
+    assert run.final["best_epoch"] < run.checkpoint_epoch < 6  # the case this test is about
     loaded = load_trained(store, "alice", run_id)
     data = load_dataset("shapes", limit=300)
     ev = evaluate(loaded.model, data.test_x, data.test_y, data.mean, data.std, 10)
