@@ -6,6 +6,7 @@ import streamlit as st
 
 from cnnlab.device import DeviceInfo, describe_device
 from cnnlab.explain import pipeline_dot, pipeline_stages
+from ui.heap import freeze_import_heap
 from ui.navigation import PAGES, SECTIONS
 
 
@@ -60,6 +61,7 @@ def home() -> None:
 
 def main() -> None:
     """Build the navigation from ``ui.navigation.PAGES`` and run the chosen page."""
+    freeze_import_heap()
     st.set_page_config(page_title="CNN Lab", page_icon="assets/favicon.png", layout="wide")
     sections: dict[str, list] = {
         "": [st.Page(home, title="Home", icon=":material/home:", default=True)]
@@ -73,6 +75,7 @@ def main() -> None:
         if pages:
             sections[section] = pages
     st.navigation(sections).run()
+    freeze_import_heap()  # what the page imported on its first run, before its fragments rerun
 
 
 main()

@@ -16,7 +16,7 @@ st.markdown(
     "A **kernel** is a small grid of weights. Convolution slides it over the image and, at every "
     "position, multiplies the pixels under it by the weights and adds the products up: one number "
     "per position, together a **feature map**. Pick an image and a kernel, change the settings, "
-    "and check every number in the step-by-step view below. Pixel values are 0–255."
+    "and check every number in the *Step by step* tab. Pixel values are 0–255."
 )
 
 image_col, kernel_col = st.columns(2, gap="large")
@@ -28,14 +28,16 @@ with kernel_col:
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
         choice = None
+    channels = ui.channels_picker()
 
 
 # A fragment: a change of stride, padding, bias or the step-by-step crop reruns only the settings
-# and what they affect; the title, the image picker and the kernel picker are not sent again.
+# and the open tab; the title, the image picker and the kernel picker are not sent again. Tabs
+# that track state run only the open one: every element in the fragment costs browser time.
 @st.fragment
-def lab(source: ImageSource, choice: ui.KernelChoice | None) -> None:
-    """The settings, the input and feature map, the step-by-step view and the maths."""
-    options = ui.options_panel()
+def lab(source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channels) -> None:
+    """The settings, then the input and feature map, the step-by-step view or the maths."""
+    options = ui.options_panel(channels)
     try:
         if choice is None:
             raise ValueError("Fix the kernel above to see the feature map.")
@@ -47,33 +49,33 @@ def lab(source: ImageSource, choice: ui.KernelChoice | None) -> None:
         st.error(str(error), icon=":material/error:")
         return
 
-    # One markdown for heading and summary: each element in the fragment costs browser time.
-    summary = ui.markdown_escape(ui.summary_text(source.name, bank, options))
-    st.markdown(f"### Input and feature map\n\n{summary}")
-    left, right = st.columns(2, gap="medium")
-    with left:
-        st.markdown(
-            f"**Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]}** (channels × height × width)"
-        )
-        st.image(
-            ui.input_preview(source, bank.gray, patch),
-            width="stretch",
-            caption="Blue frame: the crop explained step by step below",
-            alt=f"The input image, {source.name}, with the step-by-step crop framed in blue",
-        )
-    with right:
-        ui.show_output(view)
-    ui.show_map_grid(view)
+    maps_tab, step_tab, maths_tab = st.tabs(ui.VIEWS, key="conv.view", on_change="rerun")
+    if maps_tab.open:
+        with maps_tab:
+            # One markdown for shape and summary: each element costs browser time on a rerun.
+            summary = ui.markdown_escape(ui.summary_text(source.name, bank, options))
+            st.markdown(f"**{ui.shape_text(view.shape)}** · {summary}")
+            left, right = st.columns(2, gap="medium")
+            with left:
+                st.image(
+                    ui.input_preview(source, bank.gray, patch),
+                    width="stretch",
+                    caption=f"Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]} (channels × "
+                    "height × width); blue frame: the crop of the step-by-step view",
+                    alt=f"The input image, {source.name}, with the step-by-step crop framed",
+                )
+            with right:
+                ui.show_output(view)
+            ui.show_map_grid(view)
+    if step_tab.open:
+        with step_tab:
+            ui.step_by_step(x, bank, options, patch)
+    if maths_tab.open:
+        with maths_tab:
+            kernel_hw = (int(bank.weight.shape[2]), int(bank.weight.shape[3]))
+            counts = conv.parameter_counts(tuple(x.shape), view.shape, kernel_hw, bank.groups)
+            pad = conv.pad_amounts(kernel_hw, options.settings)
+            st.markdown(ui.maths_text(tuple(x.shape), view.shape, kernel_hw, options, pad, counts))
 
-    ui.step_by_step(x, bank, options, patch)
 
-    with st.expander(
-        "The maths: formula, padding, stride and why CNNs share weights", expanded=False
-    ):
-        kernel_hw = (int(bank.weight.shape[2]), int(bank.weight.shape[3]))
-        counts = conv.parameter_counts(tuple(x.shape), view.shape, kernel_hw, bank.groups)
-        pad = conv.pad_amounts(kernel_hw, options.settings)
-        st.markdown(ui.maths_text(tuple(x.shape), view.shape, kernel_hw, options, pad, counts))
-
-
-lab(source, choice)
+lab(source, choice, channels)

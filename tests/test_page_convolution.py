@@ -32,7 +32,15 @@ def _gray_sample() -> torch.Tensor:
 
 
 def _markdown(at) -> str:
-    return "\n".join(m.value for m in at.markdown)
+    """The page's text: markdown and image captions (the input's shape is a caption)."""
+    captions = [text for image in at.image for text in image.captions]
+    return "\n".join([m.value for m in at.markdown] + captions)
+
+
+def _show(at, view: str):
+    """Open one of the lab's tabs (they run only when open) and rerun."""
+    at.session_state["conv.view"] = view
+    return at.run()
 
 
 def _ranges(at) -> list[tuple[float, float]]:
@@ -58,8 +66,21 @@ def _kernel(name: str) -> torch.Tensor:
 def test_default_is_sobel_x_on_the_astronaut_with_same_padding(at) -> None:
     assert "Output 1 × 512 × 512" in _markdown(at)
     _expect_range(at, F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1))
+    assert not at.code, "the step-by-step tab runs only when it is open"
+    _show(at, "Step by step")
     assert at.code, "the step-by-step sum is written out"
+    assert not _ranges(at), "the feature-map tab is closed: its images are not sent"
     assert not at.error
+
+
+def test_the_maths_tab_counts_parameters_with_this_images_numbers(at) -> None:
+    assert not any("Locally connected" in m.value for m in at.markdown)
+    _show(at, "The maths")
+    (maths,) = [m.value for m in at.markdown if "Locally connected" in m.value]
+    # 512×512 gray in, 512×512 out, 3×3 kernel: a dense layer needs 512⁴ weights (+ biases).
+    assert f"| {512**4 + 512**2:,} |" in maths
+    assert "| 10 |" in maths  # the convolution: 9 weights and a bias
+    assert "= **512**" in maths
 
 
 def test_stride_and_valid_padding_change_the_shape(at) -> None:
@@ -107,6 +128,7 @@ def test_flip_negates_sobel_and_the_sum_uses_the_rotated_kernel(at) -> None:
     out = F.conv2d(_gray_sample(), _kernel("Sobel x").flip(-1, -2), padding=1)
     _expect_range(at, out)
     assert out.min() == -F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1).max()
+    _show(at, "Step by step")
     assert any("rotated by 180°" in h.value for h in at.html)
 
 
@@ -154,6 +176,7 @@ def test_upload_of_a_generated_image_and_its_step_by_step_sum(at) -> None:
     x = torch.from_numpy(gray)[None, None]
     _expect_range(at, F.conv2d(x, _kernel("Sobel x"), padding=1))
     # The crop is 7×7 and centred: rows 6..12, columns 11..17; window at (0, 0) with zero padding.
+    _show(at, "Step by step")
     crop = gray[6:13, 11:18]
     expected = F.conv2d(torch.from_numpy(crop)[None, None], _kernel("Sobel x"), padding=1)
     total = expected[0, 0, 0, 0].item()
@@ -164,6 +187,7 @@ def test_upload_of_a_generated_image_and_its_step_by_step_sum(at) -> None:
 
 
 def test_window_position_moves_the_sum(at) -> None:
+    _show(at, "Step by step")
     at.slider(key="conv.step.position").set_value(8).run()
     # 7×7 output: position 8 is row 1, column 1, whose window holds no padded cell.
     assert any("(window at output (1, 1))" in h.value for h in at.html)
@@ -185,17 +209,21 @@ def test_depthwise_and_three_channel_filter_and_bank(at) -> None:
     sobel = _kernel("Sobel x")
     _expect_range(at, F.conv2d(x, sobel.repeat(3, 1, 1, 1), padding=1, groups=3)[:, :1])
 
+    _show(at, "Step by step")
     at.selectbox(key="conv.step.map").set_value(2).run()
     assert any("Blue channel of the crop, padded" in h.value for h in at.html)
 
+    _show(at, "Feature map")
     at.selectbox(key="conv.layout").set_value("multichannel").run()
     assert "Output 1 × 512 × 512" in _markdown(at)
     weight = torch.cat([sobel * 1.0, sobel * 0.0, sobel * -1.0], dim=1)
     _expect_range(at, F.conv2d(x, weight, padding=1))
+    _show(at, "Step by step")
     lines = at.code[0].value.splitlines()
     labels = [line.split(":")[0] for line in lines[:4]]
     assert labels == ["Red", "Green", "Blue", "Channels summed"]
 
+    _show(at, "Feature map")
     at.selectbox(key="conv.layout").set_value("bank").run()
     assert "Output 4 × 512 × 512" in _markdown(at)
     assert len(_ranges(at)) == 4
@@ -206,7 +234,7 @@ def test_bias_and_relu_are_applied_and_written_out(at) -> None:
     at.toggle(key="conv.relu").set_value(True).run()
     out = F.relu(F.conv2d(_gray_sample(), _kernel("Sobel x"), padding=1) - 20.0)
     _expect_range(at, out)
-    lines = at.code[0].value.splitlines()
+    lines = _show(at, "Step by step").code[0].value.splitlines()
     assert lines[1].startswith("Plus bias: ")
     assert lines[2].startswith("ReLU: max(0, ")
 
@@ -219,7 +247,7 @@ def test_custom_kernel_can_be_resized(at) -> None:
     # Sobel x cropped to its middle row: [-2, 0, 2].
     weights = torch.tensor([[[[-2.0, 0.0, 2.0]]]], dtype=torch.float64)
     _expect_range(at, F.conv2d(_gray_sample(), weights, padding=(0, 1)))
-    assert at.code[0].value.splitlines()[0].count("·") == 3
+    assert _show(at, "Step by step").code[0].value.splitlines()[0].count("·") == 3
 
 
 def test_cache_keys_tell_apart_images_and_kernels_differing_in_one_value() -> None:

@@ -25,6 +25,7 @@ from cnnlab.viz import ColourScale, scale_rgb
 from ui.image_source import ImageSource
 
 CUSTOM = "Custom…"
+VIEWS = ("Feature map", "Step by step", "The maths")
 DISPLAY_SIDE = 480  # the widest a map is drawn in its column; larger maps are box-downscaled
 SMALL_SIDE = 240  # smaller maps are nearest-upscaled to at least this, so pixels stay visible
 STEP_SIDES = (5, 6, 7, 8, 9)
@@ -103,6 +104,15 @@ def matrix_html(weights: np.ndarray, highlight: bool = False) -> str:
 
 # ------------------------------------------------------------------------------ options
 @dataclass(frozen=True)
+class Channels:
+    """How the kernel meets the image's channels: the layout and its own settings."""
+
+    layout: str
+    channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    bank: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Options:
     """Everything besides the kernel that shapes the output."""
 
@@ -113,31 +123,37 @@ class Options:
     bank: tuple[str, ...]
 
 
-def options_panel() -> Options:
-    """Layout, stride, padding, dilation, bias, ReLU and flip widgets, in one row of columns."""
-    what, moves, padding_col, output_col = st.columns([1.3, 1, 1, 1.1], gap="medium")
-    with what:
-        layout = st.selectbox(
-            "Channels and filters", list(conv.LAYOUTS), format_func=conv.LAYOUTS.get,
-            key="conv.layout",
+def channels_picker() -> Channels:
+    """Grayscale, per-channel RGB, one 3-channel filter or a bank of filters.
+
+    It sits with the kernel, outside the lab's fragment: it changes what the kernel is, and every
+    widget inside the fragment costs browser time on each stride or padding change.
+    """
+    layout = st.selectbox(
+        "Channels and filters", list(conv.LAYOUTS), format_func=conv.LAYOUTS.get,
+        key="conv.layout",
+    )  # fmt: skip
+    if layout == "multichannel":
+        st.caption("The filter is one kernel per channel: weight × kernel on R, G and B.")
+        r, g, b = st.columns(3)
+        weights = (
+            r.number_input("Red ×", -2.0, 2.0, 1.0, 0.5, key="conv.weight_r"),
+            g.number_input("Green ×", -2.0, 2.0, 0.0, 0.5, key="conv.weight_g"),
+            b.number_input("Blue ×", -2.0, 2.0, -1.0, 0.5, key="conv.weight_b"),
+        )
+        return Channels(layout, channel_weights=weights)
+    if layout == "bank":
+        bank = st.multiselect(
+            "Filters in the bank", kernels.PRESET_NAMES, default=list(DEFAULT_BANK),
+            max_selections=8, key="conv.bank",
         )  # fmt: skip
-        channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
-        bank: tuple[str, ...] = ()
-        if layout == "multichannel":
-            st.caption("The filter is one kernel per channel: weight × kernel on R, G and B.")
-            r, g, b = st.columns(3)
-            channel_weights = (
-                r.number_input("Red ×", -2.0, 2.0, 1.0, 0.5, key="conv.weight_r"),
-                g.number_input("Green ×", -2.0, 2.0, 0.0, 0.5, key="conv.weight_g"),
-                b.number_input("Blue ×", -2.0, 2.0, -1.0, 0.5, key="conv.weight_b"),
-            )
-        if layout == "bank":
-            bank = tuple(
-                st.multiselect(
-                    "Filters in the bank", kernels.PRESET_NAMES, default=list(DEFAULT_BANK),
-                    max_selections=8, key="conv.bank",
-                )
-            )  # fmt: skip
+        return Channels(layout, bank=tuple(bank))
+    return Channels(layout)
+
+
+def options_panel(channels: Channels) -> Options:
+    """Stride, dilation, padding, bias, ReLU and flip widgets, in one row of columns."""
+    moves, padding_col, output_col = st.columns(3, gap="medium")
     stride = moves.slider("Stride", 1, 8, 1, key="conv.stride")
     dilation = moves.slider("Dilation", 1, 5, 1, key="conv.dilation")
     padding_choice = padding_col.selectbox(
@@ -160,7 +176,7 @@ def options_panel() -> Options:
         else "Cross-correlation (what PyTorch computes)",
     )  # fmt: skip
     settings = ConvSettings(stride, padding, mode, dilation, flip, relu)  # type: ignore[arg-type]
-    return Options(layout, settings, float(bias), channel_weights, bank)
+    return Options(channels.layout, settings, float(bias), channels.channel_weights, channels.bank)
 
 
 def filters_for(choice: KernelChoice, options: Options) -> FilterBank:
@@ -425,8 +441,7 @@ def output_grid_html(values: np.ndarray, current: tuple[int, int]) -> str:
 
 
 def show_output(view: LayerView) -> None:
-    """The output's shape and, for a single map or channel-by-channel RGB, the picture itself."""
-    st.markdown(f"**{shape_text(view.shape)}**")
+    """For a single map or channel-by-channel RGB, the picture itself (its shape is above)."""
     if view.composite is not None:
         caption = "The three channel maps recombined as colour (clipped to 0–255)"
         alt = "The feature maps of the red, green and blue channels recombined as one colour image"
@@ -496,10 +511,10 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
     """A crop as a tiny input: the window at each output position and its sum, with a player."""
     h, w = x.shape[1:]
     st.markdown(
-        "### Step by step\n\n"
-        "The crop in the blue frame is treated as a tiny image of its own, so the padding you "
-        "chose surrounds it (grey cells). Move the window, or press play to slide it over "
-        "every position; each product is weight × pixel, and their sum is the output."
+        "The crop (framed in blue on the input in *Feature map*) is treated as a tiny image of "
+        "its own, so the padding you chose surrounds it (grey cells). Move the window, or press "
+        "play to slide it over every position; each product is weight × pixel, and their sum is "
+        "the output."
     )
     size_col, top_col, left_col, pick_col = st.columns(4)
     size_col.select_slider(

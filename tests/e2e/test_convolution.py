@@ -35,7 +35,10 @@ def test_upload_and_step_by_step(page, base_url: str, tmp_path) -> None:
     expect(main.get_by_text("Input 1 × 48 × 64", exact=False)).to_be_visible()
     expect(main.get_by_text("Output 1 × 48 × 64", exact=False)).to_be_visible()
 
-    # The step-by-step view: the window starts at output (0, 0) with padded cells around it.
+    # The step-by-step tab: the window starts at output (0, 0) with padded cells around it.
+    assert page.locator("table.cgrid").count() == 0, "a closed tab is not drawn"
+    main.get_by_role("tab", name="Step by step").click()
+    wait_until_idle(page)
     expect(main.get_by_text("window at output (0, 0)", exact=False)).to_be_visible()
     assert page.locator("table.cgrid td.pad").count() > 0
     assert page.locator("table.cgrid td.win").count() == 9
@@ -63,6 +66,7 @@ def test_bank_of_filters_and_maths(page, base_url: str) -> None:
     page.get_by_role("option", name="A bank of N filters on grayscale: N feature maps").click()
     wait_until_idle(page)
     expect(main.get_by_text("Output 4 × 512 × 512", exact=False)).to_be_visible()
-    main.get_by_text("The maths: formula, padding, stride and why CNNs share weights").click()
+    main.get_by_role("tab", name="The maths").click()
+    wait_until_idle(page)
     expect(main.get_by_text("Locally connected (no sharing)")).to_be_visible()
     screenshot(page, "convolution-bank")
