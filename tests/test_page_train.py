@@ -10,7 +10,7 @@ import pytest
 from pagetest import app_test
 
 from cnnlab import jobs
-from ui.training import class_samples, downsample, rows_spec, spec_rows
+from ui.training import class_samples, downsample, duration_text, rows_spec, spec_rows
 
 
 @pytest.fixture(autouse=True)
@@ -121,3 +121,12 @@ def test_class_samples_show_each_class():
     assert strips[0].shape == (8, 2 * 8 + 2 * 2, 3)  # 2 images of 4 px, gap 2, upscaled ×2
     assert strips[1][0, 0].tolist() == [255, 255, 255]
     assert strips[0][0, 0].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.0, "0.0 s"), (0.84, "0.8 s"), (9.94, "9.9 s"), (9.96, "10 s"), (42.4, "42 s"),
+     (59.6, "1 min 00 s"), (185.0, "3 min 05 s"), (-1.0, "0.0 s")],
+)  # fmt: skip
+def test_durations_keep_tenths_below_ten_seconds(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text

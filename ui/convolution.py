@@ -143,6 +143,7 @@ def channels_picker() -> Channels:
         )
         return Channels(layout, channel_weights=weights)
     if layout == "bank":
+        st.caption("Each filter of the bank is a preset kernel; the kernel chosen above is unused.")
         bank = st.multiselect(
             "Filters in the bank", kernels.PRESET_NAMES, default=list(DEFAULT_BANK),
             max_selections=8, key="conv.bank",

@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 SCREENSHOT_DIR = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", "build/screenshots"))
@@ -23,6 +23,24 @@ def wait_until_idle(page: Page, timeout: float = 60_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout
     )
+
+
+def click_when_still(page: Page, locator: Locator, checks: int = 3) -> None:
+    """Click the centre of ``locator`` once it has stopped moving.
+
+    A Plotly chart lays itself out again after Streamlit has gone idle (its width arrives a
+    moment later), so a point's box can still move; a click aimed at the old place misses.
+    """
+    last, still = None, 0
+    for _ in range(100):
+        box = locator.bounding_box()
+        still = still + 1 if box is not None and box == last else 0
+        if still >= checks:
+            break
+        last = box
+        page.wait_for_timeout(100)
+    assert last is not None, "the element has no box"
+    page.mouse.click(last["x"] + last["width"] / 2, last["y"] + last["height"] / 2)
 
 
 def assert_no_exception(page: Page) -> None:
