@@ -310,6 +310,27 @@ def window_at(
     return Window(out_row, out_col, tuple(terms))
 
 
+def busiest_patch(x: np.ndarray, side: int) -> tuple[int, int]:
+    """``(top, left)`` of the ``side``×``side`` crop of ``x`` ``(C, H, W)`` whose pixels vary most.
+
+    Where the step-by-step view starts: in a flat or dark crop (a photo's centre is often one)
+    every product is about zero and the sum teaches nothing. The spread is the variance of the
+    channel mean over the crop; of equal crops the one nearest the image's centre wins, so a
+    uniform image starts in the middle. ``side`` is clipped to the image.
+    """
+    h, w = int(x.shape[1]), int(x.shape[2])
+    side = max(1, min(side, h, w))
+    gray = torch.from_numpy(np.asarray(x, dtype=np.float64).mean(axis=0))[None, None]
+    mean = F.avg_pool2d(gray, side, stride=1)[0, 0]
+    variance = (F.avg_pool2d(gray * gray, side, stride=1)[0, 0] - mean * mean).numpy()
+    # Rounding leaves crops of equal variance a few ulps apart: compare with a tolerance.
+    best = variance >= variance.max() - 1e-9 * max(1.0, float(variance.max()))
+    rows, cols = np.nonzero(best)
+    centre = ((h - side) / 2, (w - side) / 2)
+    nearest = np.argmin((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2)
+    return int(rows[nearest]), int(cols[nearest])
+
+
 def reference_conv2d(
     x: np.ndarray,
     weight: np.ndarray,

@@ -43,7 +43,7 @@ def lab(source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channe
             raise ValueError("Fix the kernel above to see the feature map.")
         bank = ui.filters_for(choice, options)
         x = ui.pixels(source, bank.gray)
-        patch = ui.patch_location(x.shape[1:], source.digest)
+        patch = ui.patch_location(x, source.digest)
         view = ui.layer_view(source, bank, options.bias, options.settings)
     except ValueError as error:
         st.error(str(error), icon=":material/error:")

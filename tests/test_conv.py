@@ -15,6 +15,7 @@ from cnnlab.conv import (
     ConvSettings,
     Term,
     arrange_filters,
+    busiest_patch,
     check_settings,
     conv2d,
     format_number,
@@ -355,3 +356,40 @@ def test_arrange_filters_builds_the_four_layouts() -> None:
 def test_arrange_filters_refuses_nonsense(layout, kernels, weights, message) -> None:
     with pytest.raises(ValueError, match=message):
         arrange_filters(layout, kernels, channel_weights=weights)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 3), st.integers(1, 12), st.integers(1, 12), st.integers(1, 8),
+    st.integers(0, 2**32 - 1), st.sampled_from([2, 4, 256]),
+)  # fmt: skip
+def test_busiest_patch_is_the_most_varied_crop(c, h, w, side, seed, levels) -> None:
+    # Few grey levels make many crops tie: then the one nearest the centre must win.
+    x = np.random.default_rng(seed).integers(0, levels, size=(c, h, w)).astype(np.uint8)
+    top, left = busiest_patch(x, side)
+    k = min(side, h, w)
+    gray = x.astype(np.float64).mean(axis=0)
+    spread = {
+        (i, j): gray[i : i + k, j : j + k].var() for i in range(h - k + 1) for j in range(w - k + 1)
+    }
+    best = max(spread.values())
+    assert spread[(top, left)] == pytest.approx(best, abs=1e-9)
+    centre = ((h - k) / 2, (w - k) / 2)
+    ties = [p for p, v in spread.items() if v >= best - 1e-9]
+    distance = min((i - centre[0]) ** 2 + (j - centre[1]) ** 2 for i, j in ties)
+    assert (top - centre[0]) ** 2 + (left - centre[1]) ** 2 == distance
+
+
+def test_a_uniform_image_starts_its_crop_in_the_middle() -> None:
+    assert busiest_patch(np.full((1, 20, 30), 7, dtype=np.uint8), 7) == (6, 11)
+
+
+def test_the_busiest_patch_finds_the_one_edge_in_a_flat_image() -> None:
+    x = np.zeros((1, 64, 64), dtype=np.uint8)
+    x[0, 40:, 10:] = 255  # a corner at row 40, column 10
+    top, left = busiest_patch(x, 5)
+    crop = x[0, top : top + 5, left : left + 5]
+    assert 0 < (crop == 255).sum() < 25  # the crop sits on the edge
+    # Half bright, half dark varies most, and only crops at the corner can split 12/13 of 25.
+    assert abs(top + 2 - 40) <= 2
+    assert abs(left + 2 - 10) <= 2

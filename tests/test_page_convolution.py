@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from pagetest import app_test
 from PIL import Image
 
+from cnnlab.conv import busiest_patch
 from cnnlab.images import sample_image
 from cnnlab.kernels import preset
 from ui.convolution import custom_editor_key
@@ -35,6 +36,13 @@ def _markdown(at) -> str:
     """The page's text: markdown and image captions (the input's shape is a caption)."""
     captions = [text for image in at.image for text in image.captions]
     return "\n".join([m.value for m in at.markdown] + captions)
+
+
+def _crop_origin(at) -> tuple[int, int]:
+    """Top row and left column of the step-by-step crop, as its widgets show them."""
+    return int(at.number_input(key="conv.step.top").value), int(
+        at.number_input(key="conv.step.left").value
+    )
 
 
 def _show(at, view: str):
@@ -175,9 +183,11 @@ def test_upload_of_a_generated_image_and_its_step_by_step_sum(at) -> None:
     gray = np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.float64)
     x = torch.from_numpy(gray)[None, None]
     _expect_range(at, F.conv2d(x, _kernel("Sobel x"), padding=1))
-    # The crop is 7×7 and centred: rows 6..12, columns 11..17; window at (0, 0) with zero padding.
+    # The 7×7 crop starts on the image's most varied patch; window at (0, 0), zero padding.
     _show(at, "Step by step")
-    crop = gray[6:13, 11:18]
+    top, left = _crop_origin(at)
+    assert (top, left) == busiest_patch(gray[None], 7)
+    crop = gray[top : top + 7, left : left + 7]
     expected = F.conv2d(torch.from_numpy(crop)[None, None], _kernel("Sobel x"), padding=1)
     total = expected[0, 0, 0, 0].item()
     line, pytorch = at.code[0].value.splitlines()
@@ -191,7 +201,8 @@ def test_window_position_moves_the_sum(at) -> None:
     at.slider(key="conv.step.position").set_value(8).run()
     # 7×7 output: position 8 is row 1, column 1, whose window holds no padded cell.
     assert any("(window at output (1, 1))" in h.value for h in at.html)
-    crop = _gray_sample()[..., 252:259, 252:259]
+    top, left = _crop_origin(at)
+    crop = _gray_sample()[..., top : top + 7, left : left + 7]
     total = F.conv2d(crop, _kernel("Sobel x"), padding=1)[0, 0, 1, 1].item()
     pixels = crop[0, 0, :3, :3].flatten().tolist()
     weights = preset("Sobel x").weights.flatten().tolist()

@@ -489,18 +489,17 @@ def markdown_escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|:$~])", r"\\\1", text)
 
 
-def patch_location(hw: tuple[int, int], digest: str) -> tuple[int, int, int]:
+def patch_location(x: np.ndarray, digest: str) -> tuple[int, int, int]:
     """``(top, left, side)`` of the step-by-step crop, from its widgets (kept inside the image).
 
-    A new image starts with the crop in its centre.
+    A new image starts with the crop on its most varied patch (:func:`conv.busiest_patch`).
     """
-    h, w = int(hw[0]), int(hw[1])
+    h, w = int(x.shape[1]), int(x.shape[2])
     side = min(int(st.session_state.get("conv.step.size", 7)), h, w)
     state = st.session_state
     if state.get("conv.step.image") != digest:
         state["conv.step.image"] = digest
-        state.pop("conv.step.top", None)
-        state.pop("conv.step.left", None)
+        state["conv.step.top"], state["conv.step.left"] = conv.busiest_patch(x, side)
     top = int(state.get("conv.step.top", (h - side) // 2))
     left = int(state.get("conv.step.left", (w - side) // 2))
     top, left = min(max(top, 0), h - side), min(max(left, 0), w - side)
