@@ -600,7 +600,7 @@ PRESETS: dict[str, ModelSpec] = {
 
 # The default, tuned on this 2-core CPU with benchmarks/train_speed.py for the most accuracy per
 # second of training: with the default TrainConfig (2 epochs, batch 64) it reaches a median
-# 99.2 % on the 8k/2k MNIST split in well under a second on 2 threads (the tutorial loop: ~9 s).
+# 99.2 % on the 8k/2k MNIST split in about a second on 2 threads (the tutorial loop: 9–12 s).
 # Why so: a 5×5 stride-2 first conv halves the resolution at once (on one input channel it costs
 # as little as a 3×3 one), so the 3×3 conv that holds most of the FLOPs runs on 12×12 rather than
 # 28×28 maps; no padding anywhere (MNIST's border is blank, and the 3×3 conv is a third cheaper
