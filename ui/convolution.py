@@ -116,11 +116,9 @@ class Channels:
 class Options:
     """Everything besides the kernel that shapes the output."""
 
-    layout: str
+    channels: Channels
     settings: ConvSettings
     bias: float
-    channel_weights: tuple[float, float, float]
-    bank: tuple[str, ...]
 
 
 def channels_picker() -> Channels:
@@ -177,16 +175,17 @@ def options_panel(channels: Channels) -> Options:
         else "Cross-correlation (what PyTorch computes)",
     )  # fmt: skip
     settings = ConvSettings(stride, padding, mode, dilation, flip, relu)  # type: ignore[arg-type]
-    return Options(channels.layout, settings, float(bias), channels.channel_weights, channels.bank)
+    return Options(channels, settings, float(bias))
 
 
 def filters_for(choice: KernelChoice, options: Options) -> FilterBank:
     """The conv2d weights for the chosen kernel (or bank) and layout."""
-    if options.layout == "bank":
-        picked = [kernels.preset(name) for name in options.bank]
+    channels = options.channels
+    if channels.layout == "bank":
+        picked = [kernels.preset(name) for name in channels.bank]
         return conv.arrange_filters("bank", [k.weights for k in picked], [k.name for k in picked])
     return conv.arrange_filters(
-        options.layout, [choice.weights], [choice.name], options.channel_weights
+        channels.layout, [choice.weights], [choice.name], channels.channel_weights
     )
 
 
