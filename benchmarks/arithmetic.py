@@ -6,21 +6,16 @@ Usage: python benchmarks/arithmetic.py
 
 from __future__ import annotations
 
-import statistics
-import time
+import sys
+from pathlib import Path
+
+from timing import median_ms
+
+# Run as a script from anywhere: the engine is found from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnlab import arithmetic as ar
 from ui.arithmetic import window_figure
-
-
-def median_ms(fn, repeat: int = 30) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -7,9 +7,14 @@ Usage: python benchmarks/receptive_field.py
 
 from __future__ import annotations
 
-import statistics
-import time
+import sys
 from functools import partial
+from pathlib import Path
+
+from timing import median_ms
+
+# Run as a script from anywhere: the engine is found from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnlab.receptive_field import (
     PRESETS,
@@ -22,17 +27,6 @@ from cnnlab.receptive_field import (
 ERF_NETWORKS = 4
 ERF_CHANNELS = 8
 ERF_WORK = 1_000_000
-
-
-def median_ms(fn, repeat: int) -> float:
-    """Median wall time of ``fn`` in milliseconds after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
