@@ -1,0 +1,257 @@
+"""Serve a class: several Streamlit processes behind nginx on one port, in the foreground.
+
+``scripts/serve.sh`` installs what is needed and runs ``python -m serving.supervisor``. Why
+several processes: one Streamlit process runs every session's script under one GIL, so it cannot
+use a second core; a class needs them all. Sessions stay on the process that owns them (see
+:mod:`serving.nginx`); all processes share one data directory, so runs, uploads and the training
+queue are the same whichever process a learner lands on (each process's scheduler claims queued
+runs from the shared store in a transaction, so the server-wide cap holds).
+
+Order at start: app processes on free loopback ports, nginx on ``PORT`` (its health check says
+503 "warming up"), each process warmed by running every page once, then the "warm" marker that
+turns the health check to ok. Any child that dies stops the whole server (a half-served class is
+worse than a restart); SIGINT/SIGTERM stop every process it started, the training workers with
+their app process (each app runs in its own process group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.runs import default_data_dir
+from serving import nginx
+from serving.warmup import wait_healthy, warm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Stop(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The server's settings, from the environment (see README, "Serve a class")."""
+
+    port: int
+    address: str
+    processes: int
+    data_dir: Path
+    secure_cookies: bool
+
+    @classmethod
+    def from_env(cls) -> ServeConfig:
+        """``PORT``, ``CNNLAB_SERVE_ADDRESS``, ``CNNLAB_WEB_PROCESSES``, ``CNNLAB_DATA_DIR``,
+        ``CNNLAB_SECURE_COOKIES``."""
+        processes = os.environ.get("CNNLAB_WEB_PROCESSES", "").strip()
+        if processes and not (processes.isdigit() and int(processes) >= 1):
+            raise ValueError(f"CNNLAB_WEB_PROCESSES={processes!r} is not a whole number ≥ 1.")
+        return cls(
+            port=int(os.environ.get("PORT", "8501")),
+            address=os.environ.get("CNNLAB_SERVE_ADDRESS", "0.0.0.0"),
+            processes=int(processes) if processes else os.cpu_count() or 1,
+            data_dir=default_data_dir(),
+            secure_cookies=os.environ.get("CNNLAB_SECURE_COOKIES", "") not in ("", "0"),
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        """nginx's config, pid, logs, the app logs and the cookie secret."""
+        return self.data_dir / "serve"
+
+
+def cookie_secret(state_dir: Path) -> str:
+    """The Streamlit ``server.cookieSecret`` every process shares, generated once and kept.
+
+    Signed cookies (Streamlit's auth cookie) must validate whichever process answers.
+    """
+    path = state_dir / "cookie_secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (held together so none is handed out twice)."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    # Own process group: stopping it by group also stops what it started (training workers).
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process group of ``proc``, then SIGKILL what is left after ``grace`` s."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; members of its group (workers) may outlive it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+
+
+class ClassServer:
+    """The processes of one class server; use as a context manager (stops all on exit)."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.apps: list[subprocess.Popen] = []
+        self.app_ports: list[int] = []
+        self.nginx: subprocess.Popen | None = None
+        self.front: nginx.FrontConfig | None = None
+
+    def __enter__(self) -> ClassServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start_apps(self) -> None:
+        """Start the app processes on free loopback ports, sharing data dir and cookie secret."""
+        state = self.cfg.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        cores = os.cpu_count() or 1
+        env = {
+            **os.environ,
+            "CNNLAB_DATA_DIR": str(self.cfg.data_dir),
+            "STREAMLIT_SERVER_COOKIE_SECRET": cookie_secret(state),
+            "PYTHONUNBUFFERED": "1",
+        }
+        # N processes on N cores: torch's pools in each must not each claim every core.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, str(max(1, cores // self.cfg.processes)))
+        self.app_ports = free_ports(self.cfg.processes)
+        for i, port in enumerate(self.app_ports):
+            cmd = [
+                sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                "--server.address", "127.0.0.1", "--server.headless", "true",
+            ]  # fmt: skip
+            self.apps.append(_start(cmd, state / f"app-{i}.log", env))
+
+    def start_front(self) -> None:
+        """Write nginx.conf under the data directory and start nginx on the class port."""
+        state = self.cfg.state_dir
+        self.front = nginx.FrontConfig(
+            listen=f"{self.cfg.address}:{self.cfg.port}",
+            app_ports=tuple(self.app_ports),
+            state_dir=state,
+            secure_cookies=self.cfg.secure_cookies,
+        )
+        self.front.warm_marker.unlink(missing_ok=True)
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (state / "nginx-temp" / sub).mkdir(parents=True, exist_ok=True)
+        self.front.conf_file.write_text(nginx.render(self.front))
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        cmd = [binary, "-c", str(self.front.conf_file), "-p", str(state), "-e",
+               str(state / "nginx-error.log")]  # fmt: skip
+        check = subprocess.run([*cmd, "-t", "-q"], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"nginx rejected {self.front.conf_file}: {check.stderr.strip()}")
+        self.nginx = _start(cmd, state / "nginx-stdout.log", dict(os.environ))
+
+    def warm_apps(self) -> None:
+        """Wait until every app process answers, warm them all at once, then mark ready."""
+        urls = [f"http://127.0.0.1:{port}" for port in self.app_ports]
+        pool = ThreadPoolExecutor(len(urls))
+        try:
+            list(pool.map(lambda url: wait_healthy(url, 180), urls))
+            reports = list(pool.map(warm, urls))
+        finally:
+            # On a signal, do not wait here for warm-ups: stopping the apps ends them.
+            pool.shutdown(wait=False, cancel_futures=True)
+        for i, report in enumerate(reports):
+            print(f"app {i}: {report.summary()}", flush=True)
+            for page, errors in report.exceptions.items():
+                print(f"warning: app {i}, page {page or 'home'!r}: {errors}", file=sys.stderr)
+        assert self.front is not None
+        self.front.warm_marker.write_text("ok\n")
+
+    def check_alive(self) -> None:
+        """Raise ``RuntimeError`` naming the first child that has exited."""
+        named = [(f"app {i}", p) for i, p in enumerate(self.apps)] + [("nginx", self.nginx)]
+        for name, proc in named:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {proc.returncode} "
+                    f"(logs in {self.cfg.state_dir}); stopping the class server"
+                )
+
+    def stop(self) -> None:
+        """Stop nginx first (no new requests), then every app process and its workers."""
+        if self.front is not None:
+            self.front.warm_marker.unlink(missing_ok=True)
+        if self.nginx is not None:
+            stop_group(self.nginx, grace=5.0)
+        for proc in self.apps:
+            stop_group(proc)
+        self.apps, self.nginx = [], None
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    # A second Ctrl-C must not interrupt the clean-up the first one started.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stop(signal.Signals(signum).name)
+
+
+def main() -> int:
+    """Start the class server and keep it in the foreground until a signal or a child dies."""
+    cfg = ServeConfig.from_env()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_stop)
+    print(
+        f"CNN Lab for a class: {cfg.processes} app processes, data in {cfg.data_dir}, "
+        f"logs in {cfg.state_dir}",
+        flush=True,
+    )
+    try:
+        with ClassServer(cfg) as server:
+            server.start_apps()
+            server.start_front()
+            server.warm_apps()
+            print(f"Serving on http://{cfg.address}:{cfg.port} (health: ok)", flush=True)
+            while True:
+                server.check_alive()
+                time.sleep(0.5)
+    except Stop as stop:
+        print(f"{stop}: stopped every process of the class server", flush=True)
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
