@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install CNN Lab and its test tools into ./.venv, make sure Debian's Chromium is there for the
-# browser tests, then run the whole test suite (extra arguments go to pytest). Safe to run again.
+# Install CNN Lab and its test tools into ./.venv, make sure Debian's Chromium and nginx are there
+# for the browser tests, then run the whole test suite (extra arguments go to pytest). Safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -9,4 +10,6 @@ make_venv
 # Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
 # the browser tests skip locally and fail under CI=true.
 [ -x /usr/bin/chromium ] || apt_install chromium || true
+# The class-server tests (tests/e2e/test_serve.py) run Debian's nginx in front of the app.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
 exec .venv/bin/python -m pytest "$@"

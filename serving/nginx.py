@@ -30,13 +30,8 @@ class FrontConfig:
 
     listen: str  # "0.0.0.0:8501"
     app_ports: tuple[int, ...]
-    state_dir: Path  # config, pid file, logs and the "warm" marker live here
+    state_dir: Path  # config, pid file and logs live here
     secure_cookies: bool = False
-
-    @property
-    def warm_marker(self) -> Path:
-        """Written once every app process is warm; the health check answers 503 without it."""
-        return self.state_dir / "warm"
 
     @property
     def pid_file(self) -> Path:
@@ -102,11 +97,17 @@ def owner_cookie_attributes(secure: bool) -> str:
     return "Path=/; Max-Age=31536000; SameSite=Strict; HttpOnly" + ("; Secure" if secure else "")
 
 
-def render(cfg: FrontConfig) -> str:
-    """The whole nginx.conf for ``cfg``: foreground master, own pid/logs/temp dirs, one server."""
+def render(cfg: FrontConfig, warm: bool) -> str:
+    """The whole nginx.conf for ``cfg``: foreground master, own pid/logs/temp dirs, one server.
+
+    Until ``warm``, the health check answers 503 "warming up" from nginx itself; the supervisor
+    then writes the warm configuration and reloads nginx. (Only nginx's master, which may run as
+    root, reads files; its workers, which run as ``nobody``, need no access to the data dir.)
+    """
     state = cfg.state_dir.resolve()
     temp = state / "nginx-temp"
     upstreams = "\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in cfg.app_ports)
+    health = "proxy_pass http://cnnlab_app;" if warm else 'return 503 "warming up\\n";'
     headers = "\n".join(
         f'        add_header {name} "{value}" always;' for name, value in security_headers().items()
     )
@@ -121,10 +122,12 @@ events {{
 }}
 
 http {{
-    access_log {state / "nginx-access.log"};
+    # Which app process answered (upstream=) and for whom (owner=): stickiness is auditable.
+    log_format cnnlab '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                      'upstream=$upstream_addr owner=$cnnlab_owner rt=$request_time';
+    access_log {state / "nginx-access.log"} cnnlab;
     server_tokens off;
-    default_type application/octet-stream;
-    types {{ text/html html; }}
+    default_type text/plain;
     client_body_temp_path {temp / "client_body"};
     proxy_temp_path {temp / "proxy"};
     fastcgi_temp_path {temp / "fastcgi"};
@@ -169,13 +172,10 @@ http {{
         proxy_request_buffering off;
         proxy_max_temp_file_size 0;
 
-        # Ready only when every app process has been warmed (the supervisor writes the marker);
-        # then the answer (and its XSRF cookie) comes from this browser's own process.
+        # Ready only once every app process is warm; then the answer (and the XSRF cookie the
+        # browser needs) comes from this browser's own process.
         location = /_stcore/health {{
-            if (!-f {cfg.warm_marker.resolve()}) {{
-                return 503 "warming up\\n";
-            }}
-            proxy_pass http://cnnlab_app;
+            {health}
         }}
 
         location / {{

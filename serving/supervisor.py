@@ -8,10 +8,10 @@ queue are the same whichever process a learner lands on (each process's schedule
 runs from the shared store in a transaction, so the server-wide cap holds).
 
 Order at start: app processes on free loopback ports, nginx on ``PORT`` (its health check says
-503 "warming up"), each process warmed by running every page once, then the "warm" marker that
-turns the health check to ok. Any child that dies stops the whole server (a half-served class is
-worse than a restart); SIGINT/SIGTERM stop every process it started, the training workers with
-their app process (each app runs in its own process group).
+503 "warming up"), each process warmed by running every page once, then nginx reloaded with the
+configuration whose health check asks the app processes. Any child that dies stops the whole
+server (a half-served class is worse than a restart); SIGINT/SIGTERM stop every process it
+started, the training workers with their app process (each app runs in its own process group).
 """
 
 from __future__ import annotations
@@ -98,13 +98,22 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_process(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``cmd`` in the repository root, output to ``log``, in its own process group."""
     # Own process group: stopping it by group also stops what it started (training workers).
     with log.open("ab") as out:
         return subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
+
+
+def app_command(port: int, launcher: tuple[str, ...] = ("-m", "streamlit")) -> list[str]:
+    """``streamlit run app.py`` on a loopback ``port`` (``launcher`` replaces ``-m streamlit``)."""
+    return [
+        sys.executable, *launcher, "run", "app.py", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--server.headless", "true",
+    ]  # fmt: skip
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
@@ -154,11 +163,7 @@ class ClassServer:
             env.setdefault(var, str(max(1, cores // self.cfg.processes)))
         self.app_ports = free_ports(self.cfg.processes)
         for i, port in enumerate(self.app_ports):
-            cmd = [
-                sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                "--server.address", "127.0.0.1", "--server.headless", "true",
-            ]  # fmt: skip
-            self.apps.append(_start(cmd, state / f"app-{i}.log", env))
+            self.apps.append(start_process(app_command(port), state / f"app-{i}.log", env))
 
     def start_front(self) -> None:
         """Write nginx.conf under the data directory and start nginx on the class port."""
@@ -169,17 +174,16 @@ class ClassServer:
             state_dir=state,
             secure_cookies=self.cfg.secure_cookies,
         )
-        self.front.warm_marker.unlink(missing_ok=True)
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (state / "nginx-temp" / sub).mkdir(parents=True, exist_ok=True)
-        self.front.conf_file.write_text(nginx.render(self.front))
+        self.front.conf_file.write_text(nginx.render(self.front, warm=False))
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         cmd = [binary, "-c", str(self.front.conf_file), "-p", str(state), "-e",
                str(state / "nginx-error.log")]  # fmt: skip
         check = subprocess.run([*cmd, "-t", "-q"], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"nginx rejected {self.front.conf_file}: {check.stderr.strip()}")
-        self.nginx = _start(cmd, state / "nginx-stdout.log", dict(os.environ))
+        self.nginx = start_process(cmd, state / "nginx-stdout.log", dict(os.environ))
 
     def warm_apps(self) -> None:
         """Wait until every app process answers, warm them all at once, then mark ready."""
@@ -195,8 +199,11 @@ class ClassServer:
             print(f"app {i}: {report.summary()}", flush=True)
             for page, errors in report.exceptions.items():
                 print(f"warning: app {i}, page {page or 'home'!r}: {errors}", file=sys.stderr)
+        # The health check goes live: write the warm configuration and reload nginx (SIGHUP).
         assert self.front is not None
-        self.front.warm_marker.write_text("ok\n")
+        assert self.nginx is not None
+        self.front.conf_file.write_text(nginx.render(self.front, warm=True))
+        self.nginx.send_signal(signal.SIGHUP)
 
     def check_alive(self) -> None:
         """Raise ``RuntimeError`` naming the first child that has exited."""
@@ -210,8 +217,6 @@ class ClassServer:
 
     def stop(self) -> None:
         """Stop nginx first (no new requests), then every app process and its workers."""
-        if self.front is not None:
-            self.front.warm_marker.unlink(missing_ok=True)
         if self.nginx is not None:
             stop_group(self.nginx, grace=5.0)
         for proc in self.apps:

@@ -80,6 +80,7 @@ def test_streamlit_config_suits_a_classroom_server():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["headless"] is True
     assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["fileWatcherType"] == "none"  # a watcher per session costs ~0.8 s
     assert 1 <= config["server"]["maxUploadSize"] <= 20
     assert config["browser"]["gatherUsageStats"] is False
     assert config["theme"]["base"] in {"light", "dark"}

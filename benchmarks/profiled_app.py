@@ -1,0 +1,48 @@
+"""``streamlit run`` with every script run profiled, one cProfile file per page (page_runs.py).
+
+``python benchmarks/profiled_app.py run app.py --server.port N`` behaves like
+``python -m streamlit run app.py ...``, and after each script run (full or fragment) adds that
+run's profile to ``$CNNLAB_PROFILE_DIR/<page url path or home>.prof``. Only the script thread is
+profiled, so the numbers are the page's own work, not the server's.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import sys
+import threading
+from pathlib import Path
+
+from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+from streamlit.web import cli
+
+_DIR = Path(os.environ["CNNLAB_PROFILE_DIR"])
+_STATS: dict[str, pstats.Stats] = {}
+_LOCK = threading.Lock()
+_run_script = ScriptRunner._run_script
+
+
+def _profiled_run_script(self: ScriptRunner, rerun_data: object) -> None:
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        _run_script(self, rerun_data)
+    finally:
+        profile.disable()
+        manager = self._pages_manager
+        info = manager.get_pages().get(manager.current_page_script_hash, {})
+        name = info.get("url_pathname") or "home"
+        with _LOCK:
+            if name in _STATS:
+                _STATS[name].add(profile)
+            else:
+                _STATS[name] = pstats.Stats(profile)
+            _STATS[name].dump_stats(_DIR / f"{name}.prof")
+
+
+ScriptRunner._run_script = _profiled_run_script  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(cli.main())

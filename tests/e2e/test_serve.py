@@ -1,0 +1,261 @@
+"""The class server (``scripts/serve.sh``): two app processes behind nginx, through a browser.
+
+One server for the module (started like serve.sh does, by ``python -m serving.supervisor``, on a
+free port with a throw-away data directory). It checks: the health check turns ok only after
+every process ran every page; nginx adds the security headers and the HttpOnly owner cookie; a
+browser's page, websocket, upload and media requests all reach the one process that owns its
+session (read off nginx's access log, which names the upstream of each request), for two
+browsers on two different processes; no CSP violation on a page with an upload; and SIGTERM stops
+every process it started.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+from streamlit_page import goto, wait_until_idle
+
+from serving.supervisor import free_ports
+from ui.navigation import PAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = 2
+# Collected in the page before any script of it runs: every CSP violation, with what it blocked.
+CSP_WATCH = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+
+
+@dataclass
+class ClassServer:
+    url: str
+    proc: subprocess.Popen
+    data_dir: Path
+    log: Path
+    first_ok_log: str  # the supervisor's output at the moment the health check first said ok
+    statuses: list[int]  # health answers seen while starting
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "serve"
+
+    def access_log(self) -> list[str]:
+        return (self.state_dir / "nginx-access.log").read_text().splitlines()
+
+
+def _health(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except OSError:
+        return 0, ""
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassServer]:
+    if not (Path("/usr/sbin/nginx").exists() or subprocess.run(["which", "nginx"]).returncode == 0):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("nginx is missing under CI=true (bash scripts/test.sh installs it)")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    work = tmp_path_factory.mktemp("class-server")
+    port = free_ports(1)[0]
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "CNNLAB_SERVE_ADDRESS": "127.0.0.1",
+        "CNNLAB_WEB_PROCESSES": str(PROCESSES),
+        "CNNLAB_DATA_DIR": str(work / "data"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = work / "supervisor.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.supervisor"], cwd=ROOT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    statuses: list[int] = []
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            status, body = _health(url)
+            if status == 200:
+                first_ok_log = log.read_text()
+                break
+            if status:
+                statuses.append(status)
+                assert (status, body) == (503, "warming up\n")
+            assert proc.poll() is None, f"the class server exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"never healthy:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield ClassServer(url, proc, work / "data", log, first_ok_log, statuses)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+
+def test_health_says_ok_only_once_every_process_ran_every_page(class_server):
+    assert 503 in class_server.statuses, "the health check answered before warming started"
+    warmed = re.findall(r"app (\d+): warmed (\d+) pages", class_server.first_ok_log)
+    assert sorted(int(i) for i, _ in warmed) == list(range(PROCESSES))
+    assert all(int(n) == len(PAGES) + 1 for _, n in warmed)  # every page and the home page
+    assert "warning" not in class_server.first_ok_log  # no page raised while warming
+
+
+def test_proxy_adds_security_headers_and_an_httponly_owner_cookie(class_server):
+    with urllib.request.urlopen(class_server.url + "/") as response:
+        headers = response.headers
+        assert b'<div id="root">' in response.read()
+    csp = headers["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "frame-ancestors 'self'", "object-src 'none'"):
+        assert directive in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    cookie = headers["Set-Cookie"]
+    assert re.match(r"cnnlab_owner=[0-9a-f]{32}; Path=/;", cookie)
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Secure" not in cookie  # only with CNNLAB_SECURE_COOKIES=1 (TLS in front)
+    assert headers["Server"] == "nginx"
+
+
+def _upstream_of(server: ClassServer, owner: str) -> str:
+    """The app process nginx routes ``owner`` to (a request with that cookie, then the log)."""
+    request = urllib.request.Request(
+        f"{server.url}/_stcore/host-config", headers={"Cookie": f"cnnlab_owner={owner}"}
+    )
+    with urllib.request.urlopen(request) as response:
+        assert "Set-Cookie" not in response.headers  # a valid cookie is left alone
+    line = [x for x in server.access_log() if f"owner={owner}" in x][-1]
+    return re.search(r"upstream=(\S+)", line)[1]
+
+
+def _owners_on_different_processes(server: ClassServer) -> list[str]:
+    by_upstream: dict[str, str] = {}
+    for _ in range(64):
+        owner = secrets.token_hex(16)
+        by_upstream.setdefault(_upstream_of(server, owner), owner)
+        if len(by_upstream) == PROCESSES:
+            return list(by_upstream.values())
+    raise AssertionError(f"64 owners all hashed to {list(by_upstream)}")
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 32), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_each_browser_stays_on_its_process_for_websocket_upload_and_media(class_server, browser):
+    owners = _owners_on_different_processes(class_server)
+    convolution = next(p for p in PAGES if p.url_path == "convolution")
+    for owner in owners:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        host = class_server.url.split("//")[1].split(":")[0]
+        context.add_cookies([{"name": "cnnlab_owner", "value": owner, "domain": host, "path": "/"}])
+        context.add_init_script(CSP_WATCH)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        goto(page, class_server.url, convolution.url_path)
+        main = page.locator("[data-testid=stMain]")
+        main.get_by_text("Upload", exact=True).click()
+        wait_until_idle(page)
+        page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
+            {"name": "red.png", "mimeType": "image/png", "buffer": _png()}
+        )
+        wait_until_idle(page)
+        # The owning process read the upload: the page computes on a 32 × 48 input.
+        expect(main.get_by_text("Input 1 × 32 × 48", exact=False)).to_be_visible()
+        expect(page.locator("[data-testid=stException]")).to_have_count(0)
+        expect(page.locator("[data-testid=stImage] img").first).to_be_visible()
+        # The drawing canvas works under the CSP too.
+        main.get_by_text("Draw", exact=True).click()
+        wait_until_idle(page)
+        expect(main.locator("canvas").first).to_be_visible()
+        assert page.evaluate("window.__csp") == []
+        assert errors == []
+        context.close()  # nginx logs a websocket when it closes
+
+    time.sleep(1)
+    upstreams = []
+    for owner in owners:
+        lines = [x for x in class_server.access_log() if f"owner={owner}" in x]
+        kinds = {
+            "websocket": [x for x in lines if "GET /_stcore/stream " in x],
+            "upload": [x for x in lines if "PUT /_stcore/upload_file/" in x],
+            "media": [x for x in lines if "GET /media/" in x],
+        }
+        for kind, found in kinds.items():
+            assert found, f"no {kind} request of {owner} in the access log"
+        assert all(re.search(r'" (101|200|204) ', x) for x in kinds["upload"] + kinds["media"])
+        used = {re.search(r"upstream=(\S+)", x)[1] for x in lines}
+        assert len(used) == 1, f"{owner}'s requests went to {used}"
+        upstreams.append(used.pop())
+    assert len(set(upstreams)) == PROCESSES
+
+
+@pytest.mark.parametrize("spec", [None, *PAGES], ids=lambda s: s.url_path if s else "home")
+def test_every_page_runs_under_the_content_security_policy(class_server, browser, spec):
+    # Plotly, Graphviz (WebAssembly), images, canvases: a blocked one would be a violation.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(CSP_WATCH)
+    page = context.new_page()
+    goto(page, class_server.url, spec.url_path if spec else "")
+    page.wait_for_timeout(500)  # charts finish drawing after the script is idle
+    assert page.evaluate("window.__csp") == []
+    context.close()
+
+
+def _processes_of(data_dir: Path, nginx_master: int) -> set[int]:
+    """Pids of the apps and their workers (by their CNNLAB_DATA_DIR) and of nginx (by parent)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        parent = int(re.search(r"^PPid:\s+(\d+)", status, flags=re.M)[1])
+        if f"CNNLAB_DATA_DIR={data_dir}".encode() in environ or nginx_master in (
+            parent,
+            int(proc.name),
+        ):
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_sigterm_stops_every_process_it_started(class_server):
+    master = int((class_server.state_dir / "nginx.pid").read_text())
+    started = _processes_of(class_server.data_dir, master) - {class_server.proc.pid}
+    # two apps, nginx's master and worker (and any training worker)
+    assert len(started) >= PROCESSES + 2, started
+    class_server.proc.send_signal(signal.SIGTERM)
+    assert class_server.proc.wait(60) == 0, class_server.log.read_text()
+    deadline = time.monotonic() + 10
+    while (left := _processes_of(class_server.data_dir, master)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes left after SIGTERM: {left}"
+    assert _health(class_server.url)[0] == 0  # nothing listens any more
