@@ -97,6 +97,14 @@ def owner_cookie_attributes(secure: bool) -> str:
     return "Path=/; Max-Age=31536000; SameSite=Strict; HttpOnly" + ("; Secure" if secure else "")
 
 
+def write(cfg: FrontConfig, warm: bool) -> Path:
+    """Create nginx's directories under ``cfg.state_dir`` and write its configuration there."""
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (cfg.state_dir / "nginx-temp" / sub).mkdir(parents=True, exist_ok=True)
+    cfg.conf_file.write_text(render(cfg, warm))
+    return cfg.conf_file
+
+
 def render(cfg: FrontConfig, warm: bool) -> str:
     """The whole nginx.conf for ``cfg``: foreground master, own pid/logs/temp dirs, one server.
 

@@ -174,9 +174,7 @@ class ClassServer:
             state_dir=state,
             secure_cookies=self.cfg.secure_cookies,
         )
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (state / "nginx-temp" / sub).mkdir(parents=True, exist_ok=True)
-        self.front.conf_file.write_text(nginx.render(self.front, warm=False))
+        nginx.write(self.front, warm=False)
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         cmd = [binary, "-c", str(self.front.conf_file), "-p", str(state), "-e",
                str(state / "nginx-error.log")]  # fmt: skip
@@ -202,7 +200,7 @@ class ClassServer:
         # The health check goes live: write the warm configuration and reload nginx (SIGHUP).
         assert self.front is not None
         assert self.nginx is not None
-        self.front.conf_file.write_text(nginx.render(self.front, warm=True))
+        nginx.write(self.front, warm=True)
         self.nginx.send_signal(signal.SIGHUP)
 
     def check_alive(self) -> None:
