@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
 .venv/bin/pip install -r requirements.txt
-exec .venv/bin/streamlit run app.py --server.port "${PORT:-8501}"
+port="${PORT:-8501}"
+# Run every page once as soon as the server answers, so the learner's first visit of a page does
+# not pay for its imports and shared caches (serving/warmup.py; it ends by itself).
+.venv/bin/python -m serving.warmup --timeout 120 "http://127.0.0.1:$port" >/dev/null 2>&1 &
+exec .venv/bin/streamlit run app.py --server.port "$port"

@@ -28,6 +28,7 @@ _DONE = {
 }
 # The widget kinds a simulated learner changes, with the WidgetState field the frontend fills.
 _CHANGEABLE = ("slider", "checkbox", "number_input", "selectbox", "radio")
+_KINDS = (*_CHANGEABLE, "button")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class Widget:
         """The frontend's message for this widget at its default, or moved one step off it."""
         e = self.element
         state = WidgetState(id=self.id)
-        if self.kind == "checkbox":
+        if self.kind == "button":
+            state.trigger_value = changed  # a click; the frontend sends it for one run only
+        elif self.kind == "checkbox":
             state.bool_value = e.default != changed
         elif self.kind == "slider":
             value = e.default[0]
@@ -67,6 +70,8 @@ class Widget:
     def changeable(self) -> bool:
         """True when changing it is a meaningful learner action (more than one value)."""
         e = self.element
+        if self.kind == "button":
+            return False  # a click is an action of its own (see StreamlitSession.click)
         if self.kind in ("selectbox", "radio"):
             return len(e.options) > 1
         if self.kind == "slider":
@@ -170,6 +175,24 @@ class StreamlitSession:
             self._widgets = {}  # a full run draws every widget again
         return self._rerun(state)
 
+    def click(self, label: str) -> RunResult:
+        """Click the enabled button labelled ``label`` (``LookupError`` if the page has none)."""
+        button = next(
+            (w for w in self._widgets.values()
+             if w.kind == "button" and w.label == label and not w.element.disabled),
+            None,
+        )  # fmt: skip
+        if button is None:
+            raise LookupError(f"no enabled button {label!r} on this page")
+        state = ClientState(page_script_hash=self._page_hash, fragment_id=button.fragment_id)
+        for wid, changed in self._changed.items():
+            if wid in self._widgets:
+                state.widget_states.widgets.append(self._widgets[wid].state(changed))
+        state.widget_states.widgets.append(button.state(True))
+        if not button.fragment_id:
+            self._widgets = {}
+        return self._rerun(state)
+
     def widgets(self, changeable_only: bool = True) -> list[Widget]:
         """The widgets the page currently shows (those a learner could change, by default)."""
         return [w for w in self._widgets.values() if w.changeable or not changeable_only]
@@ -212,7 +235,7 @@ class StreamlitSession:
         kind = element.WhichOneof("type")
         if kind == "exception":
             result.exceptions.append(f"{element.exception.type}: {element.exception.message}")
-        elif kind in _CHANGEABLE:
+        elif kind in _KINDS:
             inner = getattr(element, kind)
             if inner.id:
                 self._widgets[inner.id] = Widget(

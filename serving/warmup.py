@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from serving.st_ws import StreamlitSession
 
@@ -69,12 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the app's address, e.g. http://127.0.0.1:8501")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--marker", type=Path, help="file to create once warm (health checks)")
     args = parser.parse_args(argv)
-    wait_healthy(args.url, args.timeout)
-    report = warm(args.url, args.timeout)
+    try:
+        wait_healthy(args.url, args.timeout)
+        report = warm(args.url, args.timeout)
+    except (OSError, TimeoutError) as exc:  # the server went away or never came
+        print(f"warm-up of {args.url} failed: {exc}", file=sys.stderr)
+        return 1
     print(report.summary())
     for page, errors in report.exceptions.items():
         print(f"warning: page {page or 'home'!r} raised during warm-up: {errors}", file=sys.stderr)
+    if args.marker is not None:
+        args.marker.write_text("warm\n")
     return 0
 
 
