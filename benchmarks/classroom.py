@@ -59,6 +59,7 @@ from serving.supervisor import free_ports  # noqa: E402
 
 THINK_S = (2.0, 8.0)
 HOME = "home"
+SESSION_START = "home (new session)"
 
 
 @dataclass
@@ -172,7 +173,7 @@ def ws_student(url: str, stop_at: float, seed: int, train: bool, tally: Tally) -
     try:
         with StreamlitSession(url, timeout=180) as s:
             result = s.run_page("")
-            tally.add(HOME, result.seconds, result.exceptions)
+            tally.add(SESSION_START, result.seconds, result.exceptions)
             pages = [p.url_path for p in s.pages if p.url_path]
             current = ""
             if train and "train" in pages:
@@ -207,7 +208,8 @@ def baseline_student(url: str, rounds: int, seed: int, tally: Tally) -> None:
     rng = random.Random(seed)
     try:
         with StreamlitSession(url, timeout=180) as s:
-            s.run_page("")
+            result = s.run_page("")
+            tally.add(SESSION_START, result.seconds, result.exceptions)
             pages = ["", *(p.url_path for p in s.pages if p.url_path)]
             for _ in range(rounds):
                 for page in pages:
@@ -226,6 +228,18 @@ def baseline_student(url: str, rounds: int, seed: int, tally: Tally) -> None:
         tally.error(f"baseline student: {exc!r}")
 
 
+def press_train_alone(url: str, tally: Tally) -> None:
+    """One student alone opens the Train page and presses Train (the baseline of that click)."""
+    try:
+        with StreamlitSession(url, timeout=180) as s:
+            s.run_page("")
+            s.run_page("train")
+            result = s.click("Train")
+            tally.add("train (press Train)", result.seconds, result.exceptions)
+    except Exception as exc:
+        tally.error(f"baseline Train press: {exc!r}")
+
+
 def browser_student(url: str, stop_at: float, seed: int, tally: Tally) -> None:
     """A real Chromium student: opens the app, then navigates with the sidebar until stop_at."""
     from conftest import CHROMIUM, CHROMIUM_ARGS
@@ -239,15 +253,17 @@ def browser_student(url: str, stop_at: float, seed: int, tally: Tally) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             goto(page, url, "")
             links = page.locator("[data-testid=stSidebarNav] a")
-            names = [links.nth(i).inner_text() for i in range(links.count())]
+            # A link's text is its icon's ligature, then the page title.
+            names = [links.nth(i).inner_text().split("\n")[-1] for i in range(links.count())]
             while True:
                 think = rng.uniform(*THINK_S)
                 if time.monotonic() + think > stop_at:
                     break
                 time.sleep(think)
-                name = rng.choice(names)
+                index = rng.randrange(len(names))
+                name = names[index]
                 started = time.perf_counter()
-                links.filter(has_text=name).first.click()
+                links.nth(index).click()
                 wait_until_idle(page, timeout=180_000)
                 blocks = page.locator("[data-testid=stException]")
                 shown = [blocks.nth(i).inner_text()[:200] for i in range(blocks.count())]
@@ -412,6 +428,7 @@ def main() -> int:
                         tally.samples += alone.samples
                         tally.errors += alone.errors
                         tally.exceptions += alone.exceptions
+                    press_train_alone(url, tally)
                     baseline = tally.by_series()
                     baseline["ws (all)"] = [
                         s for n, v in baseline.items() if not n.startswith("browser") for s in v

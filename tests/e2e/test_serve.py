@@ -195,6 +195,9 @@ def test_each_browser_stays_on_its_process_for_websocket_upload_and_media(class_
         expect(main.locator("canvas").first).to_be_visible()
         assert page.evaluate("window.__csp") == []
         assert errors == []
+        # ui/owner.py left the valid owner cookie alone (it only sets one when there is none).
+        kept = [c["value"] for c in context.cookies() if c["name"] == "cnnlab_owner"]
+        assert kept == [owner]
         context.close()  # nginx logs a websocket when it closes
 
     time.sleep(1)
@@ -224,6 +227,11 @@ def test_every_page_runs_under_the_content_security_policy(class_server, browser
     goto(page, class_server.url, spec.url_path if spec else "")
     page.wait_for_timeout(500)  # charts finish drawing after the script is idle
     assert page.evaluate("window.__csp") == []
+    # A new browser got its owner cookie from nginx, out of scripts' reach, and kept it.
+    owner = [c for c in context.cookies() if c["name"] == "cnnlab_owner"]
+    assert len(owner) == 1
+    assert owner[0]["httpOnly"]
+    assert re.fullmatch(r"[0-9a-f]{32}", owner[0]["value"])
     context.close()
 
 
