@@ -49,6 +49,11 @@ class Widget:
             state.trigger_value = changed  # a click; the frontend sends it for one run only
         elif self.kind == "checkbox":
             state.bool_value = e.default != changed
+        elif self.kind == "slider" and e.type == e.SELECT_SLIDER:
+            # The frontend sends the chosen options' labels; defaults are option indices.
+            indices = [int(i) for i in e.default]
+            indices[0] = (indices[0] + int(changed)) % len(e.options)
+            state.string_array_value.data.extend(e.options[i] for i in indices)
         elif self.kind == "slider":
             value = e.default[0]
             if changed:
@@ -73,6 +78,8 @@ class Widget:
         if self.kind == "button":
             return False  # a click is an action of its own (see StreamlitSession.click)
         if self.kind in ("selectbox", "radio"):
+            return len(e.options) > 1
+        if self.kind == "slider" and e.type == e.SELECT_SLIDER:
             return len(e.options) > 1
         if self.kind == "slider":
             return e.data_type in (e.INT, e.FLOAT) and e.max > e.min

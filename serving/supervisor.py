@@ -8,7 +8,8 @@ queue are the same whichever process a learner lands on (each process's schedule
 runs from the shared store in a transaction, so the server-wide cap holds).
 
 Order at start: app processes on free loopback ports, nginx on ``PORT`` (its health check says
-503 "warming up"), each process warmed by running every page once, then nginx reloaded with the
+503 "warming up"), each process warmed by running every page once and moving every widget one
+step and back (:mod:`serving.warmup`), then nginx reloaded with the
 configuration whose health check asks the app processes. Any child that dies stops the whole
 server (a half-served class is worse than a restart); SIGINT/SIGTERM stop every process it
 started, the training workers with their app process (each app runs in its own process group).
@@ -189,7 +190,7 @@ class ClassServer:
         pool = ThreadPoolExecutor(len(urls))
         try:
             list(pool.map(lambda url: wait_healthy(url, 180), urls))
-            reports = list(pool.map(warm, urls))
+            reports = list(pool.map(lambda url: warm(url, widgets=True), urls))
         finally:
             # On a signal, do not wait here for warm-ups: stopping the apps ends them.
             pool.shutdown(wait=False, cancel_futures=True)

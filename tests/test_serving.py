@@ -131,6 +131,10 @@ def test_widget_messages_move_a_widget_one_step_and_back():
     slider.default.extend([3])
     moved = Widget("slider", "s", "Stride", "f1", slider).state(True)
     assert list(moved.double_array_value.data) == [1]  # past the end wraps to the minimum
+    choice = Slider(id="t", type=Slider.SELECT_SLIDER, options=["1", "2", "4"], default=[2])
+    assert list(Widget("slider", "t", "Size", "", choice).state(True).string_array_value.data) == [
+        "1"
+    ]
     number = NumberInput(id="n", default=2.0, step=0.5, has_max=True, max=2.0)
     assert Widget("number_input", "n", "Bias", "", number).state(True).double_value == 1.5
     select = Selectbox(id="k", default=1)
