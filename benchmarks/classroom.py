@@ -56,6 +56,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 from serving.st_ws import StreamlitSession  # noqa: E402
 from serving.supervisor import free_ports  # noqa: E402
+from serving.warmup import SKIP_KEYS  # noqa: E402
 
 THINK_S = (2.0, 8.0)
 HOME = "home"
@@ -189,7 +190,8 @@ def ws_student(url: str, stop_at: float, seed: int, train: bool, tally: Tally) -
                 if time.monotonic() + think > stop_at:
                     return
                 time.sleep(think)
-                widgets = s.widgets()
+                # Not the data-set choice: another data set is a download, and this is loopback.
+                widgets = [w for w in s.widgets() if not w.id.endswith(SKIP_KEYS)]
                 if widgets and rng.random() < 0.5:
                     widget = rng.choice(widgets)
                     result = s.change_widget(widget)
@@ -217,7 +219,11 @@ def baseline_student(url: str, rounds: int, seed: int, tally: Tally) -> None:
                     result = s.run_page(page)
                     tally.add(page or HOME, result.seconds, result.exceptions)
                     for in_fragment in (True, False):
-                        widgets = [w for w in s.widgets() if bool(w.fragment_id) == in_fragment]
+                        widgets = [
+                            w
+                            for w in s.widgets()
+                            if bool(w.fragment_id) == in_fragment and not w.id.endswith(SKIP_KEYS)
+                        ]
                         if not widgets:
                             continue
                         time.sleep(0.5)

@@ -8,7 +8,7 @@ and a slider in a fragment) served the same way in the same run. Columns:
 - *cold first visit*: each page's first run in a fresh session on a freshly started server, no
   warm-up (what the first students of a class paid before issue 11);
 - *warm first visit*: the same on another fresh server after ``serving.warmup`` ran every page
-  once (what ``scripts/serve.sh`` does before its health check says ok);
+  and moved every widget once (what ``scripts/serve.sh`` does before its health check says ok);
 - *full run*: median over ``--repeat`` runs of the page (navigating to it again);
 - *fragment change*: median over ``--repeat`` changes of the page's first widget that lives in a
   ``st.fragment`` (toggled between two values), or "-" when the page has none.
@@ -153,7 +153,7 @@ def main() -> int:
                 cold.pop("", None)
         if not args.skip_first_visits:
             with _server(work / "warmed", "app.py") as url:
-                warm(url)
+                warm(url, widgets=True)
                 warmed = first_visits(url, pages)
 
         profile_dir = work / "profiles" if args.profile else None

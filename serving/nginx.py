@@ -115,6 +115,10 @@ def render(cfg: FrontConfig, warm: bool) -> str:
     state = cfg.state_dir.resolve()
     temp = state / "nginx-temp"
     upstreams = "\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in cfg.app_ports)
+    # Behind TLS, Streamlit's own cookies (XSRF) get Secure too; it cannot know about the TLS.
+    secure_upstream_cookies = (
+        "        proxy_cookie_flags ~ secure;" if cfg.secure_cookies else "        # (plain HTTP)"
+    )
     health = "proxy_pass http://cnnlab_app;" if warm else 'return 503 "warming up\\n";'
     headers = "\n".join(
         f'        add_header {name} "{value}" always;' for name, value in security_headers().items()
@@ -176,6 +180,7 @@ http {{
         # A learner may read a page for an hour without touching it: keep the websocket open.
         proxy_read_timeout 1d;
         proxy_send_timeout 1d;
+{secure_upstream_cookies}
         # Stream uploads and responses instead of spooling them to temp files.
         proxy_request_buffering off;
         proxy_max_temp_file_size 0;

@@ -29,13 +29,13 @@ def _front(tmp_path: Path, secure: bool = False) -> nginx.FrontConfig:
     return nginx.FrontConfig("127.0.0.1:18501", (18601, 18602), tmp_path, secure_cookies=secure)
 
 
-@pytest.mark.parametrize("warm", [False, True])
-def test_rendered_configuration_is_accepted_by_nginx(tmp_path, warm):
+@pytest.mark.parametrize(("warm", "secure"), [(False, False), (True, False), (True, True)])
+def test_rendered_configuration_is_accepted_by_nginx(tmp_path, warm, secure):
     if NGINX is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("nginx is missing under CI=true (bash scripts/test.sh installs it)")
         pytest.skip("nginx is not installed")
-    conf = nginx.write(_front(tmp_path), warm=warm)
+    conf = nginx.write(_front(tmp_path, secure), warm=warm)
     check = subprocess.run(
         [NGINX, "-t", "-q", "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "e.log")],
         capture_output=True,
