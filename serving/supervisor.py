@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cnnlab.runs import default_data_dir
 from serving import nginx
-from serving.warmup import wait_healthy, warm
+from serving.warmup import is_healthy, warm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,18 @@ def start_process(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.
         )  # fmt: skip
 
 
+def _check_port_free(address: str, port: int) -> None:
+    """Raise now if ``address:port`` is taken (nginx would retry for seconds, then exit)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot serve on {address}:{port}: {exc.strerror}; set PORT to a free port"
+            ) from None
+
+
 def app_command(port: int, launcher: tuple[str, ...] = ("-m", "streamlit")) -> list[str]:
     """``streamlit run app.py`` on a loopback ``port`` (``launcher`` replaces ``-m streamlit``)."""
     return [
@@ -150,6 +162,7 @@ class ClassServer:
 
     def start_apps(self) -> None:
         """Start the app processes on free loopback ports, sharing data dir and cookie secret."""
+        _check_port_free(self.cfg.address, self.cfg.port)  # before minutes of start-up, not after
         state = self.cfg.state_dir
         state.mkdir(parents=True, exist_ok=True)
         cores = os.cpu_count() or 1
@@ -182,15 +195,29 @@ class ClassServer:
         check = subprocess.run([*cmd, "-t", "-q"], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"nginx rejected {self.front.conf_file}: {check.stderr.strip()}")
+        _check_port_free(self.cfg.address, self.cfg.port)
         self.nginx = start_process(cmd, state / "nginx-stdout.log", dict(os.environ))
 
+    def wait_apps(self, timeout: float = 180.0) -> None:
+        """Wait until every app process answers its health check (or one has died)."""
+        pending = {f"http://127.0.0.1:{port}" for port in self.app_ports}
+        deadline = time.monotonic() + timeout
+        while pending:
+            self.check_alive()
+            pending = {url for url in pending if not is_healthy(url)}
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"app processes did not answer within {timeout} s: {pending}")
+            time.sleep(0.2)
+
     def warm_apps(self) -> None:
-        """Wait until every app process answers, warm them all at once, then mark ready."""
+        """Warm every app process at once, then turn nginx's health check live."""
         urls = [f"http://127.0.0.1:{port}" for port in self.app_ports]
         pool = ThreadPoolExecutor(len(urls))
         try:
-            list(pool.map(lambda url: wait_healthy(url, 180), urls))
             reports = list(pool.map(lambda url: warm(url, widgets=True), urls))
+        except Exception as exc:  # a broken connection: name the process that died, if one did
+            self.check_alive()
+            raise RuntimeError(f"warming up the app processes failed: {exc!r}") from exc
         finally:
             # On a signal, do not wait here for warm-ups: stopping the apps ends them.
             pool.shutdown(wait=False, cancel_futures=True)
@@ -232,7 +259,11 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 def main() -> int:
     """Start the class server and keep it in the foreground until a signal or a child dies."""
-    cfg = ServeConfig.from_env()
+    try:
+        cfg = ServeConfig.from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_stop)
     print(
@@ -244,6 +275,7 @@ def main() -> int:
         with ClassServer(cfg) as server:
             server.start_apps()
             server.start_front()
+            server.wait_apps()
             server.warm_apps()
             print(f"Serving on http://{cfg.address}:{cfg.port} (health: ok)", flush=True)
             while True:

@@ -39,16 +39,19 @@ class WarmupReport:
         return f"warmed {len(self.seconds)} pages in {sum(self.seconds.values()):.1f} s ({pages})"
 
 
+def is_healthy(base_url: str) -> bool:
+    """True when ``base_url/_stcore/health`` answers ok now."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=5) as response:
+            return response.read() == b"ok"
+    except OSError:
+        return False
+
+
 def wait_healthy(base_url: str, timeout: float = 120.0) -> None:
     """Block until ``base_url/_stcore/health`` answers ok, or raise ``TimeoutError``."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=5) as response:
-                if response.read() == b"ok":
-                    return
-        except OSError:
-            pass
+    while not is_healthy(base_url):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{base_url} did not answer its health check within {timeout} s")
         time.sleep(0.2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -20,7 +21,14 @@ from streamlit.proto.Slider_pb2 import Slider
 from cnnlab.runs import pid_alive
 from serving import nginx
 from serving.st_ws import Widget
-from serving.supervisor import ServeConfig, cookie_secret, start_process, stop_group
+from serving.supervisor import (
+    ClassServer,
+    ServeConfig,
+    cookie_secret,
+    free_ports,
+    start_process,
+    stop_group,
+)
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
@@ -141,3 +149,16 @@ def test_widget_messages_move_a_widget_one_step_and_back():
     select.options.extend(["Blur", "Sharpen", "Sobel"])
     assert Widget("selectbox", "k", "Kernel", "", select).state(True).string_value == "Sobel"
     assert Widget("selectbox", "k", "Kernel", "", select).state(False).string_value == "Sharpen"
+
+
+def test_a_taken_port_is_reported_at_once(tmp_path):
+    if NGINX is None:
+        pytest.skip("nginx is not installed")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg = ServeConfig(taken.getsockname()[1], "127.0.0.1", 1, tmp_path, False)
+        with ClassServer(cfg) as server:
+            server.app_ports = [free_ports(1)[0]]
+            with pytest.raises(RuntimeError, match=r"cannot serve on .*in use"):
+                server.start_front()
