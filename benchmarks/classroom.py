@@ -9,15 +9,17 @@ either open a random page or change a random widget on the page they are on (a w
 fragment reruns only the fragment, as in the browser). A share of them (``--train-share``) first
 press Train on the Train page with its defaults (built-in shapes, fast preset), so runs are queued
 and training while the others click. ``--browsers`` real headless Chromium students navigate
-with the sidebar and are timed until Streamlit is idle again.
+with the sidebar and are timed until Streamlit is idle again. While they think, simulated students
+rerun ``run_every`` fragments when due, as an open browser does (the Train page's live panel
+while their run trains, a playing animation): the "(auto rerun)" rows.
 
 Level 1 is one simulated student alone, visiting every page ``--baseline-rounds`` times with a
 widget change of each kind (in a fragment, outside) per visit, then one Chromium student alone
-for half a level: the baseline every ratio divides by, measured in the same run. Printed per
-level: per page and overall median and p95 (seconds and × one student), errors (failed
-connections, timeouts), exceptions shown on a page, the server's memory (RSS summed over the
-supervisor's process tree: nginx, the app processes, training workers), and the training runs by
-status.
+for half a level, then one student pressing Train and watching it for 8 s: the baseline every
+ratio divides by, measured in the same run. Printed per level: per page and overall median and
+p95 (seconds and × one student), errors (failed connections, timeouts), exceptions shown on a
+page, the server's memory (RSS summed over the supervisor's process tree: nginx, the app
+processes, training workers), and the training runs by status.
 
 Soak (``--soak N``, default 500): on a fresh server, N sessions are opened (each runs one random
 page) and closed, ``--soak-concurrency`` at a time; memory before and after, after waiting
@@ -168,6 +170,22 @@ def run_counts(work: Path) -> str:
 
 
 # -- students -----------------------------------------------------------------------------------
+def think(s: StreamlitSession, seconds: float, page: str, tally: Tally) -> None:
+    """Wait ``seconds`` like a browser left open: rerun ``run_every`` fragments when due (the
+    Train page's live panel while a run trains, a playing animation)."""
+    end = time.monotonic() + seconds
+    due = {f: time.monotonic() + interval for f, interval in s.auto_reruns.items()}
+    while (now := time.monotonic()) < end:
+        for fragment_id in [f for f, at in due.items() if at <= now]:
+            if fragment_id in s.auto_reruns:
+                result = s.auto_rerun(fragment_id)
+                tally.add(f"{page or HOME} (auto rerun)", result.seconds, result.exceptions)
+            due.pop(fragment_id)
+        for fragment_id, interval in s.auto_reruns.items():
+            due.setdefault(fragment_id, time.monotonic() + interval)
+        time.sleep(max(0.0, min([end, *due.values()]) - time.monotonic()))
+
+
 def ws_student(url: str, stop_at: float, seed: int, train: bool, tally: Tally) -> None:
     """A simulated student: home, maybe Train, then pages and widget changes until ``stop_at``."""
     rng = random.Random(seed)
@@ -178,7 +196,7 @@ def ws_student(url: str, stop_at: float, seed: int, train: bool, tally: Tally) -
             pages = [p.url_path for p in s.pages if p.url_path]
             current = ""
             if train and "train" in pages:
-                time.sleep(rng.uniform(*THINK_S))
+                think(s, rng.uniform(*THINK_S), current, tally)
                 result = s.run_page("train")
                 tally.add("train", result.seconds, result.exceptions)
                 current = "train"
@@ -186,10 +204,10 @@ def ws_student(url: str, stop_at: float, seed: int, train: bool, tally: Tally) -
                     result = s.click("Train")
                     tally.add("train (press Train)", result.seconds, result.exceptions)
             while True:
-                think = rng.uniform(*THINK_S)
-                if time.monotonic() + think > stop_at:
+                pause = rng.uniform(*THINK_S)
+                if time.monotonic() + pause > stop_at:
                     return
-                time.sleep(think)
+                think(s, pause, current, tally)
                 # Not the data-set choice: another data set is a download, and this is loopback.
                 widgets = [w for w in s.widgets() if not w.id.endswith(SKIP_KEYS)]
                 if widgets and rng.random() < 0.5:
@@ -242,6 +260,7 @@ def press_train_alone(url: str, tally: Tally) -> None:
             s.run_page("train")
             result = s.click("Train")
             tally.add("train (press Train)", result.seconds, result.exceptions)
+            think(s, 8.0, "train", tally)  # watch the live panel for a while
     except Exception as exc:
         tally.error(f"baseline Train press: {exc!r}")
 

@@ -122,6 +122,9 @@ class StreamlitSession:
         self._ws: ClientConnection | None = None
         self._widgets: dict[str, Widget] = {}
         self._changed: dict[str, bool] = {}  # widget id -> moved off its default
+        # Fragments with run_every: fragment id -> seconds. The browser reruns them on a timer;
+        # a caller that wants to act like it calls auto_rerun() when they are due.
+        self.auto_reruns: dict[str, float] = {}
         self._page_hash = ""
 
     # -- connection --------------------------------------------------------------------------
@@ -200,6 +203,16 @@ class StreamlitSession:
             self._widgets = {}
         return self._rerun(state)
 
+    def auto_rerun(self, fragment_id: str) -> RunResult:
+        """Rerun a ``run_every`` fragment as the browser's timer does."""
+        state = ClientState(
+            page_script_hash=self._page_hash, fragment_id=fragment_id, is_auto_rerun=True
+        )
+        for wid, changed in self._changed.items():
+            if wid in self._widgets:
+                state.widget_states.widgets.append(self._widgets[wid].state(changed))
+        return self._rerun(state)
+
     def widgets(self, changeable_only: bool = True) -> list[Widget]:
         """The widgets the page currently shows (those a learner could change, by default)."""
         return [w for w in self._widgets.values() if w.changeable or not changeable_only]
@@ -221,6 +234,13 @@ class StreamlitSession:
             if kind == "new_session":
                 self.session_id = msg.new_session.initialize.session_id or self.session_id
                 self._page_hash = msg.new_session.page_script_hash or self._page_hash
+                if not msg.metadata.run.fragment_ids:
+                    self.auto_reruns = {}  # a full run: the browser drops its timers
+            elif kind == "auto_rerun":
+                self.auto_reruns[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+            elif kind == "stop_auto_rerun":
+                for fragment_id in msg.stop_auto_rerun.fragment_ids:
+                    self.auto_reruns.pop(fragment_id, None)
             elif kind == "navigation":
                 self.pages = [
                     Page(p.page_name, p.url_pathname, p.page_script_hash)
