@@ -144,7 +144,8 @@ def class_server(work: Path, processes: int | None) -> Iterator[tuple[str, subpr
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     try:
-        while _health(url) != 200:
+        # Ready: the health check says ok and the supervisor has said so (after nginx's reload).
+        while _health(url) != 200 or "Serving on" not in (work / "supervisor.log").read_text():
             if proc.poll() is not None or time.monotonic() - started > 600:
                 raise RuntimeError((work / "supervisor.log").read_text())
             time.sleep(0.25)

@@ -109,6 +109,18 @@ def start_process(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.
         )  # fmt: skip
 
 
+def children(pid: int) -> set[int]:
+    """Pids of the live child processes of ``pid`` (from /proc)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid and fields[0] != "Z":  # (state, ppid, ...)
+                    found.add(int(proc.name))
+    return found
+
+
 def _check_port_free(address: str, port: int) -> None:
     """Raise now if ``address:port`` is taken (nginx would retry for seconds, then exit)."""
     with socket.socket() as probe:
@@ -229,7 +241,13 @@ class ClassServer:
         assert self.front is not None
         assert self.nginx is not None
         nginx.write(self.front, warm=True)
+        old_workers = children(self.nginx.pid)
         self.nginx.send_signal(signal.SIGHUP)
+        # Until the old workers have left, one of them may still answer "warming up": only then
+        # is the server ready (and says so).
+        deadline = time.monotonic() + 30
+        while children(self.nginx.pid) & old_workers and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def check_alive(self) -> None:
         """Raise ``RuntimeError`` naming the first child that has exited."""

@@ -94,14 +94,16 @@ def class_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassServ
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     statuses: list[int] = []
+    first_ok_log = ""
     deadline = time.monotonic() + 240
     try:
         while True:
             status, body = _health(url)
             if status == 200:
-                first_ok_log = log.read_text()
-                break
-            if status:
+                first_ok_log = first_ok_log or log.read_text()
+                if "Serving on" in log.read_text():  # and nginx's reload is complete
+                    break
+            if status and status != 200:
                 statuses.append(status)
                 assert (status, body) == (503, "warming up\n")
             assert proc.poll() is None, f"the class server exited:\n{log.read_text()}"
@@ -146,8 +148,12 @@ def _upstream_of(server: ClassServer, owner: str) -> str:
     )
     with urllib.request.urlopen(request) as response:
         assert "Set-Cookie" not in response.headers  # a valid cookie is left alone
-    line = [x for x in server.access_log() if f"owner={owner}" in x][-1]
-    return re.search(r"upstream=(\S+)", line)[1]
+    # nginx writes the log line after it has answered: wait for it.
+    deadline = time.monotonic() + 10
+    while not (lines := [x for x in server.access_log() if f"owner={owner}" in x]):
+        assert time.monotonic() < deadline, f"no access log line for {owner}"
+        time.sleep(0.05)
+    return re.search(r"upstream=(\S+)", lines[-1])[1]
 
 
 def _owners_on_different_processes(server: ClassServer) -> list[str]:
@@ -200,7 +206,13 @@ def test_each_browser_stays_on_its_process_for_websocket_upload_and_media(class_
         assert kept == [owner]
         context.close()  # nginx logs a websocket when it closes
 
-    time.sleep(1)
+    deadline = time.monotonic() + 15  # each websocket's line comes once nginx saw it close
+    while not all(
+        any(f"owner={o}" in x and "GET /_stcore/stream " in x for x in class_server.access_log())
+        for o in owners
+    ):
+        assert time.monotonic() < deadline, "a websocket never showed in the access log"
+        time.sleep(0.1)
     upstreams = []
     for owner in owners:
         lines = [x for x in class_server.access_log() if f"owner={owner}" in x]
