@@ -25,9 +25,12 @@ import argparse
 import contextlib
 import os
 import pstats
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,8 +65,8 @@ def _median_ms(values: list[float]) -> float:
 @contextlib.contextmanager
 def _server(
     workdir: Path, script: str = "app.py", profile_dir: Path | None = None
-) -> Iterator[str]:
-    """A fresh ``streamlit run SCRIPT`` with its own data directory; yields its URL."""
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A fresh ``streamlit run SCRIPT`` with its own data directory; yields (URL, process)."""
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     port = free_ports(1)[0]
     launcher = ("-m", "streamlit")
@@ -78,7 +81,7 @@ def _server(
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, 180)
-        yield url
+        yield url, proc
     finally:
         stop_group(proc)
 
@@ -134,13 +137,13 @@ def main() -> int:
         work = Path(tmp)
         trivial = work / "trivial_page.py"
         trivial.write_text(TRIVIAL_PAGE)
-        with _server(work / "trivial", str(trivial)) as url:
+        with _server(work / "trivial", str(trivial)) as (url, _):
             full_base, frag_base, _, _ = steady(url, "", args.repeat)
         assert frag_base is not None
 
         cold: dict[str, float] = {}
         warmed: dict[str, float] = {}
-        with _server(work / "app", "app.py") as url:
+        with _server(work / "app", "app.py") as (url, _):
             with StreamlitSession(url) as probe:
                 probe.run_page("")
                 pages = [p.url_path for p in probe.pages if p.url_path]
@@ -152,14 +155,17 @@ def main() -> int:
                 cold = first_visits(url, pages)
                 cold.pop("", None)
         if not args.skip_first_visits:
-            with _server(work / "warmed", "app.py") as url:
+            with _server(work / "warmed", "app.py") as (url, _):
                 warm(url, widgets=True)
                 warmed = first_visits(url, pages)
 
         profile_dir = work / "profiles" if args.profile else None
         rows = []
-        with _server(work / "steady", profile_dir=profile_dir) as url:
+        with _server(work / "steady", profile_dir=profile_dir) as (url, proc):
             warm(url)
+            if profile_dir is not None:
+                proc.send_signal(signal.SIGUSR1)  # profile what follows, not the warm-up
+                time.sleep(1)
             for path in ["", *pages]:
                 rows.append((path, *steady(url, path, args.repeat)))
         _print_table(args.repeat, full_base, frag_base, cold, warmed, rows)

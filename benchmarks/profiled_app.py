@@ -3,7 +3,8 @@
 ``python benchmarks/profiled_app.py run app.py --server.port N`` behaves like
 ``python -m streamlit run app.py ...``, and after each script run (full or fragment) adds that
 run's profile to ``$CNNLAB_PROFILE_DIR/<page url path or home>.prof``. Only the script thread is
-profiled, so the numbers are the page's own work, not the server's.
+profiled, so the numbers are the page's own work, not the server's. SIGUSR1 starts the profiles
+afresh (page_runs.py sends it after the warm-up, whose first runs are mostly imports).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import cProfile
 import os
 import pstats
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -42,7 +44,15 @@ def _profiled_run_script(self: ScriptRunner, rerun_data: object) -> None:
             _STATS[name].dump_stats(_DIR / f"{name}.prof")
 
 
+def _forget(signum: int, frame: object) -> None:
+    with _LOCK:
+        _STATS.clear()
+        for path in _DIR.glob("*.prof"):
+            path.unlink()
+
+
 ScriptRunner._run_script = _profiled_run_script  # type: ignore[method-assign]
+signal.signal(signal.SIGUSR1, _forget)
 
 if __name__ == "__main__":
     sys.exit(cli.main())
