@@ -19,8 +19,9 @@ import hashlib
 import io
 import math
 import struct
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 # so it costs little); anything bigger is refused from its header, before a single pixel is
 # allocated, which is what stops a decompression bomb (a tiny file declaring a gigantic image).
 MAX_PIXELS = 50_000_000
+# Pillow's own bomb check, set on purpose rather than inherited: it warns above this many pixels
+# and refuses above twice as many, a second line behind the header check in load_image.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 # Pillow's names for the formats we decode. Only these plugins are tried, which keeps exotic
 # decoders (EPS runs Ghostscript, for one) away from uploads. The JPEG plugin also opens the MPO
@@ -64,12 +68,17 @@ def load_image(data: bytes, max_side: int = 1024) -> Image.Image:
     Raises ``ValueError`` with a learner-readable message for empty or non-image bytes, truncated
     or corrupt files, unsupported formats, zero-size images and images over :data:`MAX_PIXELS`.
     """
-    if max_side < 1:
-        raise ValueError(f"The maximum image side must be at least 1 pixel, not {max_side}.")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
+        raise ValueError(f"The maximum image side must be at least 1 pixel, not {max_side!r}.")
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError("An image must be given as the bytes of its file.")
     if not data:
         raise ValueError("The file is empty (0 bytes). " + _FORMAT_HELP)
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        with warnings.catch_warnings():
+            # Above MAX_PIXELS Pillow only warns: make that the refusal it should be.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         # Pillow also lands here for headers it rejects outright, such as a 0-pixel-wide image.
         raise ValueError(
@@ -103,7 +112,8 @@ def load_image(data: bytes, max_side: int = 1024) -> Image.Image:
                 "Try saving it again, or pick another image."
             ) from None
         image = _apply_orientation(image)
-        image = _normalise_mode(image)
+        # High-depth images shrink while they are converted, to at least max_side a side.
+        image = _normalise_mode(image, factor=max(1, max(image.size) // max_side))
     return _fit(image, max_side, original_size)
 
 
@@ -130,14 +140,16 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
 def _apply_orientation(image: Image.Image) -> Image.Image:
     """Rotate/flip as the camera's EXIF orientation tag says, ignoring malformed metadata."""
     try:
+        if image.getexif().get(0x0112, 1) == 1:
+            return image  # exif_transpose would return a full copy: a big image's worth of memory
         return ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
         # Broken metadata should not cost the learner their picture: show it unrotated.
         return image
 
 
-def _normalise_mode(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to ``"RGB"`` or ``"L"``.
+def _normalise_mode(image: Image.Image, factor: int = 1) -> Image.Image:
+    """Convert any Pillow mode to ``"RGB"`` or ``"L"``; high-depth modes shrink by ``factor``.
 
     - ``1`` (bilevel) → ``L`` with 0/255.
     - ``P``/``PA``/``LA``/``La``/``RGBA``/``RGBa`` → alpha composited on white, so transparent
@@ -148,6 +160,9 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
       treated as 16-bit, anything else is stretched from its minimum to its maximum.
     - ``F`` (float) → ``L``: values in [0, 1] are scaled by 255, values in [0, 255] are kept,
       anything else is stretched min-to-max; NaN and ±inf become the darkest value.
+
+    The three high-depth modes are converted strip by strip and averaged over ``factor``×``factor``
+    blocks on the way (see :func:`_high_depth_gray`), so a large one never exists as floats.
     """
     mode = image.mode
     if mode in ("RGB", "L"):
@@ -164,28 +179,8 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         return _composite_on_white(image.convert("LA").convert("RGBA")).convert("L")
     if mode in ("RGBA", "RGBa"):
         return _composite_on_white(image.convert("RGBA"))
-    if mode.startswith("I;16"):
-        values = np.asarray(image).astype(np.float64)
-        return _gray_from_float(values * (255.0 / 65535.0))
-    if mode == "I":
-        values = np.asarray(image).astype(np.float64)
-        lo, hi = float(values.min()), float(values.max())
-        if lo >= 0 and hi <= 255:
-            return _gray_from_float(values)
-        if lo >= 0 and hi <= 65535:
-            return _gray_from_float(values * (255.0 / 65535.0))
-        return _gray_from_float(_stretch(values))
-    if mode == "F":
-        values = np.asarray(image).astype(np.float64)
-        finite = values[np.isfinite(values)]
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 0.0
-        values = np.where(np.isfinite(values), values, lo)
-        if lo >= 0 and hi <= 1:
-            return _gray_from_float(values * 255.0)
-        if lo >= 0 and hi <= 255:
-            return _gray_from_float(values)
-        return _gray_from_float(_stretch(values))
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_depth_gray(image, factor)
     try:
         return image.convert("RGB")
     except ValueError:
@@ -202,11 +197,63 @@ def _composite_on_white(rgba: Image.Image) -> Image.Image:
     return background
 
 
-def _stretch(values: np.ndarray) -> np.ndarray:
-    """Linearly map the minimum to 0 and the maximum to 255 (a constant image becomes 0)."""
-    lo, hi = float(values.min()), float(values.max())
+# Pixels converted per step of a high-depth image: a 4-megapixel strip is 32 MB of float64.
+_STRIP_PIXELS = 4_000_000
+
+
+def _high_depth_gray(image: Image.Image, factor: int) -> Image.Image:
+    """A 16-bit, 32-bit integer or float image as ``L``, box-averaged over ``factor``² blocks.
+
+    Rows are converted to float in strips of a few megapixels and averaged at once, so the
+    memory used is the decoded image plus one strip, whatever the image's size (a 7000×7000
+    float TIFF held whole as float64 would be 400 MB, and its temporaries gigabytes). The last
+    ``size % factor`` rows and columns are dropped: less than one output pixel.
+    """
+    width, height = image.size
+    factor = max(1, min(factor, width, height))
+    cols, rows = width - width % factor, height - height % factor
+    step = max(1, _STRIP_PIXELS // (cols * factor)) * factor
+
+    def strips() -> Iterator[tuple[int, np.ndarray]]:
+        for top in range(0, rows, step):
+            box = (0, top, cols, min(top + step, rows))
+            yield top, np.asarray(image.crop(box)).astype(np.float64)
+
+    lo = hi = 0.0
+    if image.mode == "I":
+        lo, hi = (float(v) for v in image.getextrema())
+    elif image.mode == "F":  # the range of the finite values; NaN and ±inf then take the lowest
+        lo, hi = math.inf, -math.inf
+        for _, values in strips():
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+        lo, hi = (0.0, 0.0) if lo > hi else (lo, hi)
+    to_gray = _gray_scale(image.mode, lo, hi)
+    out = np.empty((rows // factor, cols // factor), np.uint8)
+    for top, values in strips():
+        if image.mode == "F":
+            values = np.where(np.isfinite(values), values, lo)
+        gray = to_gray(values)
+        blocks = gray.reshape(-1, factor, cols // factor, factor).mean(axis=(1, 3))
+        out[top // factor : top // factor + len(blocks)] = np.clip(np.rint(blocks), 0, 255)
+    return Image.fromarray(out, mode="L")
+
+
+def _gray_scale(mode: str, lo: float, hi: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The map to [0, 255] of a high-depth ``mode`` whose values span [lo, hi]."""
+    if mode.startswith("I;16"):
+        return lambda v: v * (255.0 / 65535.0)
+    if mode == "F" and lo >= 0 and hi <= 1:
+        return lambda v: v * 255.0
+    if lo >= 0 and hi <= 255:
+        return lambda v: v
+    if mode == "I" and lo >= 0 and hi <= 65535:
+        return lambda v: v * (255.0 / 65535.0)
     span = hi - lo
-    return (values - lo) * (255.0 / span) if span > 0 else np.zeros_like(values)
+    if span <= 0:
+        return np.zeros_like
+    return lambda v: (v - lo) * (255.0 / span)
 
 
 def _gray_from_float(values: np.ndarray) -> Image.Image:
