@@ -8,6 +8,7 @@ Widgets return plain values; nothing here trains (training runs in a worker proc
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from typing import Any
 
@@ -233,14 +234,14 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
 
 
 def _whole(index: int, kind: str, column: str, value: Any) -> int:
-    from cnnlab.models import SpecError
+    from cnnlab.models import SpecError, shown
 
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(index, kind, f"'{column}' must be a number, got {value!r}.") from None
-    if number != int(number):
-        raise SpecError(index, kind, f"'{column}' must be a whole number, got {value!r}.")
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError(index, kind, f"'{column}' must be a number, got {shown(value)}.") from None
+    if not math.isfinite(number) or number != int(number):
+        raise SpecError(index, kind, f"'{column}' must be a whole number, got {shown(value)}.")
     return int(number)
 
 
