@@ -13,6 +13,7 @@ import io
 import struct
 import time
 import unicodedata
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnlab.images import FORMATS, load_image
+from cnnlab.images import FORMATS, MAX_PIXELS, load_image
 from cnnlab.inflate import read_member
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -123,12 +124,18 @@ class _Budget:
 def _decode(data: bytes, name: str, size: int, grayscale: bool, budget: _Budget) -> np.ndarray:
     """One image centre-cropped to a square and resized to size×size, as (C, H, W) uint8."""
     try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as header:
-            width, height = header.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # counted just below
+            with Image.open(io.BytesIO(data), formats=FORMATS) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:
+        width, height = MAX_PIXELS + 1, 1  # Pillow refuses it outright: over any budget
     except (UnidentifiedImageError, OSError, SyntaxError, struct.error, ValueError, EOFError):
         raise ValueError(
             f"{name} is not a readable image: use PNG, JPEG, WebP, BMP, GIF or TIFF."
         ) from None
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{name} is {width}×{height} pixels: too large to use.")
     budget.pixels(width * height)
     started = time.process_time()
     try:

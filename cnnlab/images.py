@@ -320,7 +320,13 @@ def drawing_image(rgba: np.ndarray) -> Image.Image:
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.shape[0] < 1 or rgba.shape[1] < 1:
         raise ValueError(f"A drawing must be an (H, W, 4) RGBA array, got shape {rgba.shape}.")
-    rgb = rgba[..., :3].astype(np.float64)
+    if rgba.size > 4 * MAX_PIXELS or not (
+        np.issubdtype(rgba.dtype, np.integer) or np.issubdtype(rgba.dtype, np.floating)
+    ):
+        raise ValueError("A drawing must be an RGBA array of numbers of a sensible size.")
+    # Channel values outside 0-255 (or NaN) cannot come from a canvas: clamp rather than wrap.
+    rgba = np.clip(np.nan_to_num(rgba.astype(np.float64), nan=0.0), 0, 255)
+    rgb = rgba[..., :3]
     luma = rgb @ np.array([0.299, 0.587, 0.114])
     return _gray_from_float(luma * (rgba[..., 3] / 255.0))
 
@@ -384,8 +390,9 @@ SAMPLES: dict[str, Sample] = {
 
 def sample_image(name: str) -> Image.Image:
     """Open the bundled sample ``name`` (a key of :data:`SAMPLES`) as an ``RGB``/``L`` image."""
-    if name not in SAMPLES:
-        raise ValueError(f"There is no sample called {name!r}; choose one of {', '.join(SAMPLES)}.")
+    if not isinstance(name, str) or name not in SAMPLES:
+        shown = repr(name)[:40] if isinstance(name, str) else "that"
+        raise ValueError(f"There is no sample called {shown}; choose one of {', '.join(SAMPLES)}.")
     # A copy, so a caller drawing on its image cannot change what the next caller gets.
     return _load_sample(name).copy()
 
@@ -411,12 +418,13 @@ _SUPERSAMPLE = 4
 
 def pattern_image(name: str, size: int = 128) -> Image.Image:
     """Draw the synthetic pattern ``name`` (a key of :data:`PATTERNS`) as a square ``L`` image."""
-    if name not in PATTERNS:
+    if not isinstance(name, str) or name not in PATTERNS:
+        shown = repr(name)[:40] if isinstance(name, str) else "that"
         raise ValueError(
-            f"There is no pattern called {name!r}; choose one of {', '.join(PATTERNS)}."
+            f"There is no pattern called {shown}; choose one of {', '.join(PATTERNS)}."
         )
-    if not 8 <= size <= 2048:
-        raise ValueError(f"A pattern must be 8 to 2048 pixels wide, not {size}.")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 8 <= size <= 2048:
+        raise ValueError(f"A pattern must be 8 to 2048 pixels wide, not {str(size)[:20]}.")
     if name == "checkerboard":
         cell = max(1, size // 8)
         y, x = np.indices((size, size))

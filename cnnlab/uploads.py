@@ -42,8 +42,8 @@ def zip_digest(data: bytes) -> str:
 
 def _path(digest: str, data_dir: Path | str | None) -> Path:
     # Only a hex digest reaches the file system, so a crafted config cannot point elsewhere.
-    if not _DIGEST.match(digest):
-        raise ValueError(f"{digest!r} is not the digest of an uploaded zip.")
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise ValueError(f"{str(digest)[:70]!r} is not the digest of an uploaded zip.")
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     return root / UPLOADS_DIR / f"{digest}.zip"
 
