@@ -128,14 +128,18 @@ def _decode(data: bytes, name: str, size: int, grayscale: bool, budget: _Budget)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # counted just below
             with Image.open(io.BytesIO(data), formats=FORMATS) as header:
                 width, height = header.size
-    except Image.DecompressionBombError:
-        width, height = MAX_PIXELS + 1, 1  # Pillow refuses it outright: over any budget
+    except Image.DecompressionBombError:  # Pillow refuses absurd sizes before telling them
+        width, height = None, None
     except (UnidentifiedImageError, OSError, SyntaxError, struct.error, ValueError, EOFError):
         raise ValueError(
             f"{name} is not a readable image: use PNG, JPEG, WebP, BMP, GIF or TIFF."
         ) from None
-    if width * height > MAX_PIXELS:
-        raise ValueError(f"{name} is {width}×{height} pixels: too large to use.")
+    if width is None or height is None or width * height > MAX_PIXELS:
+        size = "" if width is None else f" ({width}×{height} pixels)"
+        raise ValueError(
+            f"{name} is too large{size}: each image may have up to "
+            f"{MAX_PIXELS // 1_000_000} megapixels."
+        )
     budget.pixels(width * height)
     started = time.process_time()
     try:
