@@ -95,7 +95,26 @@ def _pattern(value: Any) -> Any:
     return pattern_image(*value)
 
 
+def _chain(value: Any) -> Any:
+    from cnnlab import arithmetic as ar
+
+    shape, rows = value
+    layers = [ar.ChainLayer(**row) for row in rows]
+    steps = ar.chain_shapes(shape, layers)
+    assert ar.run_chain_torch(shape, layers) == [step.shape for step in steps]
+    return steps
+
+
+def _rf_stack(value: Any) -> Any:
+    from cnnlab.receptive_field import analyse_stack
+
+    layers, size = value
+    return analyse_stack(layers, size)
+
+
 ENTRIES: dict[str, Callable[[Any], Any]] = {
+    "chain": _chain,
+    "rf_stack": _rf_stack,
     "image": _load_image,
     "zip": _read_zip,
     "idx": _call("cnnlab.data", "read_idx"),
@@ -542,6 +561,19 @@ CASES: list[Case] = [
     Case("config-not-a-mapping", "train_config", lambda: [("epochs", 2)], r"must map setting names"),
     Case("config-int-keys", "train_config", lambda: {1: 2}, r"must map setting names"),
     Case("config-defaults", "train_config", lambda: config(), None, lambda c: c.epochs >= 1 or 1 / 0),
+    # Layer tables of the stride/padding and receptive-field pages (cells a script can set freely).
+    Case("chain-4096-filters-on-64x512x512", "chain", lambda: ((64, 512, 512), [{"kind": "conv", "out": 4096, "kernel": 3, "padding": "same"}]), None, lambda steps: steps[-1].shape == (4096, 512, 512) or 1 / 0),
+    Case("chain-out-1e18", "chain", lambda: ((3, 32, 32), [{"kind": "conv", "out": 10**18, "kernel": 3}]), r"at most 65,536"),
+    Case("chain-linear-1e9", "chain", lambda: ((3, 32, 32), [{"kind": "flatten"}, {"kind": "linear", "out": 10**9}]), r"at most 65,536"),
+    Case("chain-kernel-1e18", "chain", lambda: ((3, 32, 32), [{"kind": "conv", "out": 8, "kernel": 10**18}]), r"does not fit"),
+    Case("chain-padding-1e12", "chain", lambda: ((3, 32, 32), [{"kind": "max_pool", "kernel": 2, "padding": 10**12}]), r"more than half the kernel"),
+    Case("chain-kind-unknown", "chain", lambda: ((3, 32, 32), [{"kind": "os.system"}]), r"Unknown layer"),
+    Case("rf-kernel-2e63", "rf_stack", lambda: ([{"kind": "conv", "kernel": 2**63}], 64), r"whole number up to 1,000,000"),
+    Case("rf-kernel-inf", "rf_stack", lambda: ([{"kind": "conv", "kernel": float("inf")}], 64), r"whole number up to 1,000,000"),
+    Case("rf-stride-1e18", "rf_stack", lambda: ([{"kind": "conv", "kernel": 3, "stride": 10**18}], 64), r"whole number up to 1,000,000"),
+    Case("rf-channels-1e9", "rf_stack", lambda: ([{"kind": "conv", "kernel": 3, "channels": 10**9}], 64), r"whole number up to 1,000,000"),
+    Case("rf-kind-unknown", "rf_stack", lambda: ([{"kind": "__import__"}], 64), r"unknown kind"),
+    Case("rf-5000-layers", "rf_stack", lambda: ([{"kind": "conv", "kernel": 3, "padding": 1}] * 5000, 64), None, lambda fields: len(fields) == 5000 or 1 / 0),
     # Other entry points: drawings, patterns, samples and saved uploads by digest.
     Case("drawing-wrong-shape", "drawing", lambda: np.zeros((10, 10, 3), np.uint8), r"\(H, W, 4\) RGBA"),
     Case("drawing-empty", "drawing", lambda: np.zeros((0, 0, 4), np.uint8), r"\(H, W, 4\) RGBA"),
