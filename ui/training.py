@@ -245,7 +245,10 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
             if column == "padding":
                 value = value if value in ("same", "valid") else _whole(i, kind, "padding", value)
             elif column == "p":
-                value = float(value)
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):  # text a script put in a number column
+                    raise SpecError(i, kind, "'dropout p' must be a number.") from None
             elif column == "bias":
                 value = bool(value)
             else:
