@@ -22,7 +22,7 @@ from PIL import Image
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
 from cnnlab.viz import ColourScale, scale_rgb
-from ui.image_source import ImageSource
+from ui.image_source import ImageSource, cache_key
 
 CUSTOM = "Custom…"
 VIEWS = ("Feature map", "Step by step", "The maths")
@@ -222,23 +222,6 @@ def _pixels(digest: str, _image: Image.Image, gray: bool) -> np.ndarray:
     array = conv.to_channels(np.asarray(_image), gray=gray).astype(np.uint8)
     array.flags.writeable = False
     return array
-
-
-def cache_key(*parts: object) -> str:
-    """One exact string for a cache entry: the image digest, arrays byte for byte, then values.
-
-    ``st.cache_data`` hashes every argument on every rerun (big arrays only by sampling); one
-    short string that already holds every byte is both exact and cheap to hash.
-    """
-    text = []
-    for part in parts:
-        if isinstance(part, ImageSource):
-            text.append(part.digest)
-        elif isinstance(part, np.ndarray):
-            text.append(f"{part.dtype.str}{part.shape}:{part.tobytes().hex()}")
-        else:
-            text.append(repr(part))
-    return "|".join(text)
 
 
 def layer_view(source: ImageSource, bank: FilterBank, bias: float, s: ConvSettings) -> LayerView:
