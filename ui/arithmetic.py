@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import arithmetic as ar
+from ui.heap import FIGURES_PER_CACHE
 
 # Okabe–Ito colours (safe for every common colour-vision deficiency); shapes and text back them
 # up (× on unreached pixels, 0 on zeros, thick outlines on the current window).
@@ -533,7 +534,7 @@ def _picture_fragment(layer: ar.LayerArithmetic, playing: bool) -> None:
     )
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def shared_window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
     """:func:`window_figure`, built once per server for each exact layer and position.
 

@@ -32,6 +32,7 @@ from cnnlab.pooling import (
     spec_for_kind,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, tile, upscale
+from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key, cache_on_image
 
 PLAY_INTERVAL = 1.2  # seconds per window while playing: time to read the expression
@@ -176,7 +177,7 @@ def step_figures(trace: PoolTrace, index: int) -> tuple[go.Figure, go.Figure]:
 
 # Figures are read-only once built (st.plotly_chart serialises a copy), so every session can
 # share them; building one validates every property and costs far more than drawing it.
-@st.cache_resource(max_entries=256, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def _step_figures(key: str, _trace: PoolTrace, index: int) -> tuple[go.Figure, go.Figure]:
     return input_figure(_trace, _trace.steps[index]), output_figure(_trace, index)
 
@@ -375,7 +376,7 @@ def invariance_figure(curves: list[ShiftCurve], title_suffix: str) -> go.Figure:
     return fig
 
 
-@st.cache_resource(max_entries=64, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def shared_invariance_figure(curves: tuple[ShiftCurve, ...], title_suffix: str) -> go.Figure:
     """:func:`invariance_figure`, built once per server for each exact set of curves (every
     value is hashed; the figure is read-only and shared by every session)."""
@@ -621,7 +622,7 @@ def _gap_views(source: ImageSource, side: int) -> tuple[bytes, go.Figure, tuple[
 
 # Per image and working size, the same for every session: a resource (the figure is shared
 # read-only, the PNG is bytes), keyed on the image's exact digest.
-@st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def _gap_views_for(
     key: str, _source: ImageSource, side: int
 ) -> tuple[bytes, go.Figure, tuple[int, ...]]:

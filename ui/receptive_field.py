@@ -41,6 +41,7 @@ from cnnlab.trained import (
     stack_prefix,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, upscale
+from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key
 
 COLUMNS = ("name", "kind", "kernel", "stride", "padding", "dilation", "channels")
@@ -445,7 +446,7 @@ def field_figures(
 
 # Figures are read-only once built (st.plotly_chart serialises a copy), so every session shares
 # them: building one (with the image as a PNG inside) costs far more than sending it.
-@st.cache_resource(max_entries=128, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def _field_figures(
     key: str,
     _source: ImageSource,
@@ -540,7 +541,7 @@ def erf_pictures(erf: EffectiveField) -> ErfPictures:
     return _erf_pictures(cache_key(erf.gradient, erf.region), erf)
 
 
-@st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def _erf_pictures(key: str, _erf: EffectiveField) -> ErfPictures:
     erf = _erf
     h, w = erf.gradient.shape
@@ -723,7 +724,7 @@ def shared_tree_figure(
     return _tree_figure(key, tree, geometry, cell)
 
 
-@st.cache_resource(max_entries=128, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
 def _tree_figure(
     key: str, _tree: Sequence[TreeLevel], _geometry: Sequence[tuple[float, int]], _cell: int
 ) -> go.Figure:
