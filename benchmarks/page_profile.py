@@ -3,14 +3,19 @@
 Runs every page (Home and each page of ``ui.navigation.PAGES``) through Streamlit's AppTest and
 times only the script's execution (``exec_func_with_error_handling``: app.py, the navigation
 and the page, with every ``st.*`` call), not AppTest's own parsing of the elements afterwards.
-Per page it prints the medians of
+Per page it prints
+
+- *first*: the page's first run in this process (its imports, every cache cold);
+
+and the medians of
 
 - *new session*: a new student's first run of the page on a server that has seen it before
   (what a class visiting pages costs; per-session work such as decoding is included);
 - *rerun*: the same student's page run again with nothing changed;
-- *widget change*: a full run after a typical widget change, alternating between two values;
-- *fragment*: the body of each ``st.fragment`` during those runs (what a widget change inside
-  that fragment reruns on a real server; AppTest itself always reruns the whole script),
+- *change*: a full run after a typical widget change outside the fragments, alternating between
+  two values (the first of them computes, the others find the value cached);
+- *fragment change*: a widget change inside a fragment, run as the browser asks for it (only
+  that fragment reruns), alternating in the same way; ``first`` is the one that computes;
 
 then, unless ``--no-profile``, the functions of this repository with the largest cumulative
 time over the rerun series (cProfile; absolute numbers are inflated by the profiler, compare
@@ -40,38 +45,36 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from streamlit.runtime.scriptrunner import script_runner  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest, local_script_runner  # noqa: E402
 
 from ui.navigation import PAGES  # noqa: E402
 
-# A widget change per page: (kind, key, the two values to alternate between).
+# A full-page widget change per page: (kind, key, the two values to alternate between).
 CHANGES: dict[str, tuple[str, str, tuple]] = {
-    "home": ("", "", ()),
-    "convolution": ("slider", "conv.stride", (2, 1)),
-    "arithmetic": ("number_input", "arith.kernel.0", (3, 5)),
+    "convolution": ("selectbox", "conv.kernel", ("Sobel y", "Sobel x")),
     "pooling": ("slider", "pool.window", (3, 2)),
-    "receptive_field": ("slider", "rf.row", (3, 5)),
+    "receptive_field": ("selectbox", "rf.layer", (5, 7)),
     "train": ("number_input", "train.hp.epochs", (3, 2)),
 }
-# The fragments' bodies, by function name (see the pages and ui/ modules).
-FRAGMENTS = {
-    "lab",
-    "_picture_fragment",
-    "_step_view",
-    "player",
-    "_live_body",
-    "_calculator",
-    "_chain",
-    "_quiz",
-    "_neuron",
-    "_window_by_window",
-    "_every_type",
-    "_invariance",
-    "_heads",
-    "_tree",
-    "_erf",
-    "_data_and_model",
-    "_settings",
+# Widget changes inside fragments: (fragment function, kind, key, the two values).
+FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
+    "convolution": [("lab", "slider", "conv.stride", (2, 1))],
+    "arithmetic": [
+        ("calculator_tab", "number_input", "arith.kernel.0", (3, 5)),
+        ("_picture_fragment", "slider", "arith.pos", (2, 1)),
+        ("chain_tab", "number_input", "arith.chain.height", (28, 32)),
+    ],
+    "pooling": [
+        ("_step_view", "slider", "pool.step", (2, 1)),
+        ("window_by_window", "slider", "pool.grid_size", (7, 6)),
+        ("every_type", "select_slider", "pool.side", (96, 64)),
+        ("invariance", "slider", "pool.max_shift", (5, 6)),
+        ("heads", "number_input", "pool.head_c", (256, 512)),
+    ],
+    "receptive_field": [
+        ("neuron_view", "slider", "rf.row", (3, 5)),
+        ("tree_view", "slider", "rf.cell", (3, 8)),
+    ],
 }
 
 
@@ -113,28 +116,51 @@ class Timer:
         return sum(self.runs)
 
 
-def open_page(spec_path: str | None) -> AppTest:
-    """A new session (AppTest of app.py) showing the page (``None``: Home)."""
+class FragmentRuns:
+    """Makes AppTest's runs reruns of one fragment, as a browser asks after a widget change
+    inside it (AppTest itself always reruns the whole script)."""
+
+    def __init__(self) -> None:
+        self.fragment_id: str | None = None
+        real = local_script_runner.RerunData
+
+        def rerun_data(**kwargs):
+            if self.fragment_id:
+                kwargs["fragment_id_queue"] = [self.fragment_id]
+            return real(**kwargs)
+
+        local_script_runner.RerunData = rerun_data  # type: ignore[assignment]
+
+    @staticmethod
+    def ids(at: AppTest) -> dict[str, str]:
+        """The fragments of the last run, by the name of the function each one runs."""
+        out = {}
+        for fragment_id, wrapped in at._fragment_storage._fragments.items():  # type: ignore[attr-defined]
+            for cell in wrapped.__closure__ or ():
+                value = cell.cell_contents
+                if callable(value) and not (getattr(value, "__module__", "") or "").startswith(
+                    "streamlit"
+                ):
+                    out[value.__qualname__.rsplit(".", 1)[-1]] = fragment_id
+        return out
+
+
+def open_page(spec_path: str | None) -> tuple[AppTest, float]:
+    """A new session (AppTest of app.py) showing the page (``None``: Home), and the script
+    time (ms) of the page's first run in it (a session starts on Home, then switches)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    if spec_path:
-        at.switch_page(spec_path).run()
+    if spec_path is None:
+        ms = TIMER.measure(at.run)
+    else:
+        at.run()
+        ms = TIMER.measure(at.switch_page(spec_path).run)
     _check(at)
-    return at
+    return at, ms
 
 
 def _check(at: AppTest) -> None:
     if at.exception:
         raise RuntimeError(f"the page raised: {[e.value for e in at.exception]}")
-
-
-def fragment_times(stats: pstats.Stats) -> dict[str, float]:
-    """Cumulative ms per call of each fragment body seen in ``stats``."""
-    out = {}
-    for (filename, _line, name), (_cc, calls, _tt, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if name in FRAGMENTS and str(ROOT) in filename and calls:
-            out[f"{Path(filename).relative_to(ROOT)}:{name}"] = cum * 1000 / calls
-    return out
 
 
 def top_costs(stats: pstats.Stats, top: int, runs: int) -> list[tuple[float, float, str]]:
@@ -147,42 +173,63 @@ def top_costs(stats: pstats.Stats, top: int, runs: int) -> list[tuple[float, flo
     return sorted(rows, reverse=True)[:top]
 
 
+def _set(at: AppTest, kind: str, key: str, value: object) -> None:
+    getattr(at, kind)(key=key).set_value(value)
+
+
 def profile_page(name: str, path: str | None, runs: int, top: int, profile: bool) -> None:
-    """Print the medians of one page's series, its fragments and (optionally) its top costs."""
+    """Print the medians of one page's series and (optionally) its top costs."""
     timer = TIMER
-    first = timer.measure(lambda: open_page(path))  # imports and cold caches (whole app)
-    new_session = [timer.measure(lambda: open_page(path)) for _ in range(max(3, runs // 3))]
-    at = open_page(path)
+    at, first = open_page(path)  # imports and cold caches
+    new_session = [open_page(path)[1] for _ in range(max(3, runs // 3))]
     rerun = [timer.measure(at.run) for _ in range(runs)]
-    kind, key, values = CHANGES.get(name, ("", "", ()))
-    changes: list[float] = []
-    if kind:
-        for i in range(runs):
-            widget = getattr(at, kind)(key=key).set_value(values[i % 2])
-            changes.append(timer.measure(widget.run))
-            _check(at)
-    print(
+    line = (
         f"{name:16} first {first:7.0f} ms | new session {statistics.median(new_session):6.0f} | "
-        f"rerun {statistics.median(rerun):6.0f} | "
-        + (f"change {key} {statistics.median(changes):6.0f}" if changes else "change -")
+        f"rerun {statistics.median(rerun):6.0f}"
     )
-    # Fragment bodies and top costs from a profiled series (rerun + one change each).
-    timer.profiler = cProfile.Profile()
-    for i in range(runs):
-        if kind:
-            getattr(at, kind)(key=key).set_value(values[i % 2]).run()
-        else:
-            at.run()
-    stats = pstats.Stats(timer.profiler)
-    timer.profiler = None
-    for where, ms in sorted(fragment_times(stats).items()):
-        print(f"{'':16} fragment {where}: {ms:.0f} ms (profiled)")
+    kind, key, values = CHANGES.get(name, ("", "", ()))
+    if kind and key:
+        changes = []
+        for i in range(runs):
+            _set(at, kind, key, values[i % 2])
+            changes.append(timer.measure(at.run))
+            _check(at)
+        line += f" | change {key} {statistics.median(changes):6.0f} (first {changes[0]:.0f})"
+    print(line)
+    ids = FragmentRuns.ids(at)
+    for fragment, kind, key, values in FRAGMENT_CHANGES.get(name, []):
+        if fragment not in ids:
+            print(f"{'':16} fragment {fragment}: not on the page")
+            continue
+        # A full run first: AppTest's tree after a fragment run holds that fragment only.
+        at.run()
+        times = []
+        for i in range(runs):
+            _set(at, kind, key, values[i % 2])
+            FRAGMENTS.fragment_id = ids[fragment]
+            try:
+                times.append(timer.measure(at.run))
+            finally:
+                FRAGMENTS.fragment_id = None
+            _check(at)
+        print(
+            f"{'':16} fragment {fragment}, change {key}: {statistics.median(times):6.0f} ms "
+            f"(first {times[0]:.0f})"
+        )
     if profile:
+        # Top costs over a profiled series of full reruns.
+        at.run()
+        timer.profiler = cProfile.Profile()
+        for _ in range(runs):
+            at.run()
+        stats = pstats.Stats(timer.profiler)
+        timer.profiler = None
         for cum, own, where in top_costs(stats, top, runs):
             print(f"{'':16} {cum:8.1f} ms cum {own:7.1f} ms own  {where}")
 
 
 TIMER = Timer()
+FRAGMENTS: FragmentRuns
 
 
 def main() -> None:
@@ -196,6 +243,8 @@ def main() -> None:
     script_runner.exec_func_with_error_handling = TIMER.wrap(
         script_runner.exec_func_with_error_handling
     )
+    global FRAGMENTS
+    FRAGMENTS = FragmentRuns()
     os.environ.setdefault("CNNLAB_DATA_DIR", tempfile.mkdtemp(prefix="cnnlab-profile-"))
     pages: list[tuple[str, str | None]] = [("home", None)]
     pages += [(spec.url_path, spec.path) for spec in PAGES]
