@@ -73,6 +73,7 @@ def test_streamlit_alone_confuses_the_twins_and_cache_key_does_not() -> None:
         calls.append(1)
         return int(array.astype(np.int64).sum())
 
+    naive.clear()
     # The premise: keyed on the raw arrays, the second call gets the first one's answer.
     assert naive(a) == naive(b)
     assert len(calls) == 1
