@@ -5,9 +5,11 @@ that reads well is saved once under ``<data dir>/uploads/<sha256>.zip`` and the 
 names it by that digest. The worker reads the same bytes back (checking the digest) and splits
 them with the same seed, so it trains on exactly the images the learner saw on the page.
 
-Kept zips are bounded two ways. Each owner (browser) has a quota, ``CNNLAB_UPLOAD_QUOTA_MB``
-(default 50): saving past it forgets that owner's least recently saved zips first. And every
-zip expires ``CNNLAB_UPLOAD_TTL_HOURS`` (default 72) after its owners last saved it. Who saved
+Kept zips are bounded three ways. Each owner (browser) has a quota, ``CNNLAB_UPLOAD_QUOTA_MB``
+(default 50): saving past it forgets that owner's least recently saved zips first. All owners
+together have ``CNNLAB_UPLOADS_TOTAL_MB`` (default 2000), enforced the same way across owners
+(a browser that drops its cookie is a new owner, so only this bounds the disk). And every zip
+expires ``CNNLAB_UPLOAD_TTL_HOURS`` (default 72) after its owners last saved it. Who saved
 what is an empty marker file ``uploads/owners/<hash of owner>/<digest>``: a zip shared by two
 owners stays until neither marks it.
 """
@@ -29,6 +31,7 @@ UPLOAD = "upload"
 UPLOADS_DIR = "uploads"
 OWNERS_DIR = "owners"
 QUOTA_MB = 50
+TOTAL_MB = 2000
 TTL_HOURS = 72
 SIZES = (16, 28, 32, 48, 64)
 """Image sizes offered for uploaded images (pixels per side)."""
@@ -98,6 +101,12 @@ def quota_bytes() -> int:
     return int(_env_limit("CNNLAB_UPLOAD_QUOTA_MB", QUOTA_MB) * 1_000_000)
 
 
+def total_bytes() -> int:
+    """Bytes of kept zips for all owners together (``CNNLAB_UPLOADS_TOTAL_MB``, default 2000):
+    owners are anonymous browsers, so only a server-wide cap bounds the disk."""
+    return int(_env_limit("CNNLAB_UPLOADS_TOTAL_MB", TOTAL_MB) * 1_000_000)
+
+
 def ttl_seconds() -> float:
     """How long a kept zip outlives its last save (``CNNLAB_UPLOAD_TTL_HOURS``, default 72)."""
     return _env_limit("CNNLAB_UPLOAD_TTL_HOURS", TTL_HOURS) * 3600
@@ -136,7 +145,27 @@ def save_zip(
     mark.touch()
     os.utime(mark, (now, now))
     _enforce_quota(root, mark.parent, quota, keep=digest)
+    _enforce_total(root, total_bytes(), keep=digest)
     return digest
+
+
+def _enforce_total(root: Path, limit: int, keep: str) -> None:
+    """Forget the least recently saved zips of any owner until all of them fit in ``limit``."""
+    zips = root / UPLOADS_DIR
+    total = sum(_stat(path, "st_size") for path in zips.glob("*.zip"))
+    if total <= limit:
+        return
+    marks = sorted((zips / OWNERS_DIR).glob("*/*"), key=lambda m: _stat(m, "st_mtime"))
+    for mark in marks:
+        if total <= limit:
+            break
+        if mark.name == keep:
+            continue
+        path = _path(mark.name, root)
+        size = _stat(path, "st_size")
+        _forget(root, mark)
+        if not path.exists():
+            total -= size
 
 
 def _enforce_quota(root: Path, marks_dir: Path, quota: int, keep: str) -> None:

@@ -124,3 +124,18 @@ def test_bad_quota_settings_are_explained(data_dir: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("CNNLAB_UPLOAD_QUOTA_MB", "lots")
     with pytest.raises(ValueError, match="CNNLAB_UPLOAD_QUOTA_MB must be a number"):
         uploads.save_zip(b"x", data_dir)
+
+
+def test_all_owners_together_stay_within_the_server_wide_cap(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CNNLAB_UPLOADS_TOTAL_MB", "1")
+    # Three cookie-less browsers, three owners: each within its own quota, not together.
+    digests = [
+        uploads.save_zip(_zip_of(400_000 + i), data_dir, owner=f"browser-{i}", now=1000 + i)
+        for i in range(3)
+    ]
+    kept = [(data_dir / "uploads" / f"{d}.zip").exists() for d in digests]
+    assert kept == [False, True, True]
+    total = sum(p.stat().st_size for p in (data_dir / "uploads").glob("*.zip"))
+    assert total <= 1_000_000
