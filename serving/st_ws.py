@@ -176,6 +176,9 @@ class StreamlitSession:
 
         A widget inside a fragment reruns only that fragment, as in the browser.
         """
+        # The widget as last drawn: a full run may have moved it into another fragment, and a
+        # rerun request for a fragment that is gone is never answered.
+        widget = self._widgets.get(widget.id, widget)
         self._changed[widget.id] = not self._changed.get(widget.id, False)
         state = ClientState(page_script_hash=self._page_hash, fragment_id=widget.fragment_id)
         for wid, changed in self._changed.items():
