@@ -133,8 +133,11 @@ def _check_port_free(address: str, port: int) -> None:
             ) from None
 
 
-def app_command(port: int, launcher: tuple[str, ...] = ("-m", "streamlit")) -> list[str]:
-    """``streamlit run app.py`` on a loopback ``port`` (``launcher`` replaces ``-m streamlit``)."""
+def app_command(
+    port: int, launcher: tuple[str, ...] = ("-m", "serving.streamlit_nodelay")
+) -> list[str]:
+    """``streamlit run app.py`` on a loopback ``port``, with TCP_NODELAY (see
+    :mod:`serving.streamlit_nodelay`); ``launcher`` replaces ``-m serving.streamlit_nodelay``."""
     return [
         sys.executable, *launcher, "run", "app.py", "--server.port", str(port),
         "--server.address", "127.0.0.1", "--server.headless", "true",
