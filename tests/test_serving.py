@@ -162,3 +162,40 @@ def test_a_taken_port_is_reported_at_once(tmp_path):
             server.app_ports = [free_ports(1)[0]]
             with pytest.raises(RuntimeError, match=r"cannot serve on .*in use"):
                 server.start_front()
+
+
+def _server_side_nodelay() -> int:
+    """TCP_NODELAY of the accepted socket of an asyncio server whose listener has proto 0."""
+    import asyncio
+
+    async def main() -> int:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # proto 0, as Streamlit's
+        listener.bind(("127.0.0.1", 0))
+        server = await asyncio.start_server(on_connect, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        value = await asyncio.wait_for(accepted, 10)
+        writer.close()
+        server.close()
+        return value
+
+    return asyncio.run(main())
+
+
+def test_streamlit_nodelay_sets_tcp_nodelay_where_asyncio_would_not():
+    import asyncio.base_events
+
+    original = asyncio.base_events._set_nodelay
+    assert _server_side_nodelay() == 0  # the delay this module removes
+    import serving.streamlit_nodelay  # noqa: F401  (patches asyncio)
+
+    try:
+        assert _server_side_nodelay() == 1
+    finally:
+        asyncio.base_events._set_nodelay = original
