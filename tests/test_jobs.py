@@ -1,5 +1,6 @@
 """The job queue: real worker processes train, stop, crash and time out while the parent lives on;
-the cap and queue positions hold; a model too big is refused with its numbers."""
+one worker trains run after run; the cap and queue positions hold, also for two server processes
+on one data directory; fair-use caps and budgets; a model too big is refused with its numbers."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.jobs import Limits, Scheduler, check_limits
+from cnnlab.jobs import Limits, Scheduler, check_limits, client_key
 from cnnlab.models import LayerSpec, ModelSpec, build_model
-from cnnlab.runs import SqliteRunStore
+from cnnlab.runs import QueueRefusedError, SqliteRunStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ModelSpec(
     (
@@ -25,8 +28,17 @@ TINY = ModelSpec(
     ),
     "tiny",
 )
-# A worker that never ends: holds a slot without training (for queue and budget tests).
-SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
+# A worker that claims one run and never ends: holds a slot without training (queue and budget
+# tests).
+SLEEPER = (
+    sys.executable,
+    "-c",
+    "import os, time\n"
+    "from cnnlab.runs import SqliteRunStore\n"
+    "SqliteRunStore().claim_next(int(os.environ['CNNLAB_MAX_CONCURRENT_RUNS']), "
+    "worker_pid=os.getpid())\n"
+    "time.sleep(120)\n",
+)
 
 
 def _limits(**kw) -> Limits:
@@ -46,9 +58,12 @@ def _config(**kw) -> dict:
     return TrainConfig.from_dict({**TrainConfig().to_dict(), "batch_size": 32, **kw}).to_dict()
 
 
-def _submit(sched: Scheduler, owner: str = "alice", limit: int = 256, **config) -> str:
+def _submit(
+    sched: Scheduler, owner: str = "alice", limit: int = 256, client: str | None = None, **config
+) -> str:
     return sched.submit(
         owner,
+        client=client,
         dataset="shapes",
         config=_config(**config),
         spec=TINY,
@@ -113,6 +128,20 @@ def test_a_worker_process_trains_and_records_everything(store, make_scheduler):
     assert all(t != p for t, p in zip(mistakes["labels"], mistakes["predictions"], strict=True))
     assert store.get_array("alice", run_id, "misclassified").shape[1:] == (1, 28, 28)
     assert run.meta["classes"][0] == "circle"
+    phases = run.final["phases"]
+    assert set(phases) == {"startup", "data", "model", "train", "evaluate", "record"}
+    assert phases["startup"] > 0 and phases["train"] > 0
+    assert run.compute_seconds > sum(phases.values()) - phases["startup"]
+
+
+def test_one_worker_process_trains_run_after_run(store, make_scheduler):
+    sched = make_scheduler(max_concurrent=1)
+    ids = [_submit(sched, owner, epochs=1) for owner in ("a", "b", "c")]
+    done = [_wait(store, i, lambda r: not r.active) for i in ids]
+    assert [r.status for r in done] == ["finished"] * 3
+    assert len({r.worker_pid for r in done}) == 1  # one interpreter, one torch import
+    startup = [r.final["phases"]["startup"] for r in done]
+    assert startup[0] > 0 and startup[1:] == [0, 0]  # paid once
 
 
 def test_a_stop_request_is_honoured_after_the_current_step(store, make_scheduler):
@@ -150,18 +179,35 @@ def test_an_exception_in_the_worker_is_recorded_with_its_message(store, make_sch
     assert "Unknown layer kind" in run.error
 
 
-def test_a_run_over_its_time_budget_is_timed_out(store, make_scheduler):
-    sched = make_scheduler(time_budget_s=6.0)
-    run_id = _submit(sched, epochs=50, limit=2000)
+def test_a_run_over_its_time_budget_keeps_its_progress_and_resumes_within_a_total(
+    store, make_scheduler
+):
+    sched = make_scheduler(time_budget_s=3.0, compute_budget_s=5.0)
+    # Long epochs (batch 2): the budget ends the run inside an epoch.
+    run_id = _submit(sched, epochs=50, limit=2000, batch_size=2)
     run = _wait(store, run_id, lambda r: not r.active, timeout=60)
     assert run.status == "timed_out"
-    assert "time budget of 6 s" in run.error
+    assert "time budget of 3 s" in run.error and "resume it" in run.error
+    assert run.resumable  # a checkpoint of where it stopped, even inside the first epoch
+    stopped_at = store.load_checkpoint(run_id)["step"]
+    assert stopped_at == run.progress["step"] > 0
+
+    sched.resume("alice", run_id)
+    run = _wait(store, run_id, lambda r: r.status != "queued" and not r.active, timeout=60)
+    assert run.status == "timed_out"
+    assert "whole compute budget of 5 s" in run.error
+    steps = store.step_curve("alice", run_id)["step"].tolist()
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > stopped_at  # went on
+    assert 5 <= run.compute_seconds < 15
+    with pytest.raises(QueueRefusedError, match="whole compute budget"):
+        sched.resume("alice", run_id)
 
 
 def test_a_hung_worker_is_killed_after_its_budget(store, make_scheduler):
     sched = make_scheduler(time_budget_s=0.5, worker_command=SLEEPER, grace_s=0.5)
     run_id = _submit(sched)
     pid = _wait(store, run_id, lambda r: r.worker_pid is not None).worker_pid
+    assert pid in sched.running_workers()
     run = _wait(store, run_id, lambda r: not r.active, timeout=20)
     assert run.status == "timed_out"
     assert "time budget" in run.error
@@ -192,6 +238,40 @@ def test_one_run_per_owner_at_a_time(store, make_scheduler):
     with pytest.raises(ValueError, match="already have a run"):
         _submit(sched, "alice")
     _submit(sched, "bob")
+
+
+def test_fair_use_caps_come_from_the_limits(store, make_scheduler):
+    sched = make_scheduler(worker_command=SLEEPER, max_per_owner=2, max_per_client=3, max_queue=4)
+    first = _submit(sched, "a", client="192.0.2.1")
+    _wait(store, first, lambda r: r.status == "running")  # the sleeper holds the only slot
+    _submit(sched, "a", client="192.0.2.1")
+    with pytest.raises(QueueRefusedError, match="per browser"):
+        _submit(sched, "a", client="192.0.2.1")
+    _submit(sched, "b", client="192.0.2.1")
+    with pytest.raises(QueueRefusedError, match="from your network address"):
+        _submit(sched, "c", client="192.0.2.1")
+    _submit(sched, "c")
+    _submit(sched, "d")  # 1 running + 4 waiting
+    with pytest.raises(QueueRefusedError, match="queue is full"):
+        _submit(sched, "e")
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "key"),
+    [
+        ("203.0.113.7", None, "203.0.113.7"),
+        ("203.0.113.7", "198.51.100.1", "203.0.113.7"),  # not from our proxy: header ignored
+        (None, None, None),  # this machine itself (Streamlit gives no address for localhost)
+        (None, "198.51.100.1", "198.51.100.1"),  # behind the proxy on this host
+        ("127.0.0.1", "1.2.3.4, 198.51.100.1", "198.51.100.1"),  # only what our proxy added
+        (None, "127.0.0.1", None),
+        (None, "not an address", None),
+        ("2001:db8:1:2:3:4:5:6", None, "2001:db8:1:2::/64"),  # a subscriber's whole /64
+        ("::1", "[2001:db8::9]", "2001:db8::/64"),
+    ],
+)
+def test_the_client_key_is_the_address_our_proxy_saw(peer, forwarded, key):
+    assert client_key(peer, forwarded) == key
 
 
 def test_a_model_too_big_is_refused_with_the_numbers_before_it_is_queued(store, make_scheduler):
@@ -226,10 +306,17 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_CONCURRENT_RUNS", "3")
     monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "60")
     monkeypatch.setenv("CNNLAB_WORKER_THREADS", "2")
+    monkeypatch.setenv("CNNLAB_MAX_RUNS_PER_BROWSER", "2")
+    monkeypatch.setenv("CNNLAB_MAX_RUNS_PER_ADDRESS", "7")
+    monkeypatch.setenv("CNNLAB_MAX_QUEUE", "40")
     limits = Limits.from_env()
     assert (limits.max_concurrent, limits.time_budget_s, limits.worker_threads) == (3, 60.0, 2)
+    assert limits.compute_budget_s == 180.0  # three attempts' worth by default
+    assert (limits.caps.per_owner, limits.caps.per_client, limits.caps.total) == (2, 7, 40)
+    monkeypatch.setenv("CNNLAB_RUN_COMPUTE_BUDGET_S", "0")
+    assert Limits.from_env().compute_budget_s is None
     monkeypatch.delenv("CNNLAB_MAX_CONCURRENT_RUNS")
-    assert Limits.from_env().max_concurrent == max(1, (os.cpu_count() or 1) - 1)
+    assert Limits.from_env().max_concurrent == max(1, len(os.sched_getaffinity(0)) - 1)
     monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "soon")
     with pytest.raises(ValueError, match="not a number"):
         Limits.from_env()
