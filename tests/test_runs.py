@@ -319,7 +319,7 @@ def test_fair_use_caps_refuse_with_a_sentence_and_hold_atomically(data_dir):
     caps = runs.QueueCaps(per_owner=2, per_client=3, total=4)
     _make(store, "a", client="10.0.0.1", caps=caps)
     _make(store, "a", client="10.0.0.1", caps=caps)
-    with pytest.raises(runs.QueueRefusedError, match="already have 2 runs .* per browser"):
+    with pytest.raises(runs.QueueRefusedError, match=r"already have 2 runs .* per browser"):
         _make(store, "a", client="10.0.0.1", caps=caps)
     # Cookie-less sessions are new owners each time, but they share the address.
     _make(store, "b", client="10.0.0.1", caps=caps)
@@ -382,7 +382,7 @@ def test_slot_time_adds_up_over_attempts_and_bounds_resuming(data_dir):
         db.execute("UPDATE runs SET started_at=? WHERE id=?", (time.time() - 80, run_id))
     store.finish(run_id, "timed_out")
     assert store.load_run(run_id).compute_seconds >= 110
-    with pytest.raises(runs.QueueRefusedError, match="whole compute budget .* of 100 s"):
+    with pytest.raises(runs.QueueRefusedError, match=r"whole compute budget .* of 100 s"):
         store.request_resume("alice", run_id, caps=caps)
     store.request_resume("alice", run_id)  # no budget, no limit (the command line)
     # Only finished runs with measured time feed the queue's estimates.

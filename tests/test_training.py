@@ -300,7 +300,8 @@ def test_a_run_stopped_mid_epoch_resumes_from_the_next_batch_as_if_never_stopped
         return len(calls) >= stop_after
 
     stopped = train(fresh_model(), data, cfg, should_stop=should_stop, on_stop=saved.append)
-    assert stopped.stopped and stopped.steps == stop_after
+    assert stopped.stopped
+    assert stopped.steps == stop_after
     buffer = io.BytesIO()
     torch.save(saved[0], buffer)  # through a real file, loaded as a worker would
     buffer.seek(0)
