@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -324,3 +325,54 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "soon")
     with pytest.raises(ValueError, match="not a number"):
         Limits.from_env()
+
+
+APP_PROCESS = """
+import sys, time
+from cnnlab.jobs import Limits, Scheduler
+from cnnlab.models import PRESETS
+from cnnlab.runs import SqliteRunStore
+from cnnlab.training import TrainConfig
+
+data_dir, tag, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = SqliteRunStore(data_dir)
+limits = Limits(max_concurrent=2, time_budget_s=120, max_params=10**6,
+                max_memory_bytes=2**28, worker_threads=1)
+sched = Scheduler(store, limits, poll_s=0.05).start()
+config = {**TrainConfig().to_dict(), "epochs": 1, "batch_size": 32}
+for i in range(total // 2):
+    sched.submit(f"{tag}{i}", dataset="shapes", config=config, spec=PRESETS["fast"],
+                 input_shape=(1, 28, 28), num_classes=10, meta={"data_options": {"limit": 256}})
+deadline = time.monotonic() + 240
+while time.monotonic() < deadline:
+    ids = [row[0] for row in store._connection().execute("SELECT id FROM runs")]
+    every = [store.load_run(i) for i in ids]
+    if len(every) == total and not any(r.active for r in every):
+        break
+    time.sleep(0.2)
+sched.shutdown()
+"""
+
+
+def test_two_server_processes_on_one_data_directory_share_the_cap(store):
+    total = 8
+    apps = [
+        subprocess.Popen(
+            [sys.executable, "-c", APP_PROCESS, str(store.data_dir), tag, str(total)], cwd=ROOT
+        )
+        for tag in ("a", "b")
+    ]
+    for app in apps:
+        assert app.wait(timeout=300) == 0
+    runs = [r for tag in "ab" for i in range(total // 2) for r in store.list_runs(f"{tag}{i}")]
+    assert len(runs) == total
+    assert {r.status for r in runs} == {"finished"}
+    # A slot is held from the claim (started_at) to the end (finished_at); a claim happens in
+    # the same transaction that counts the running runs, so at no moment did more than two
+    # runs hold a slot, whichever process's worker trained them.
+    events = sorted([(r.started_at, 1) for r in runs] + [(r.finished_at, -1) for r in runs])
+    held, most = 0, 0
+    for _, change in events:
+        held += change
+        most = max(most, held)
+    assert most <= 2
