@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.queue_estimate import QueueEstimate, estimate
 from cnnlab.runs import QueueCaps, Run, SqliteRunStore, default_data_dir, pid_alive
 
 WORKERS_DIR = "workers"  # under the data directory: one log per worker process
@@ -262,6 +263,10 @@ class Scheduler:
             if run.run_id == run_id:
                 return position
         return None
+
+    def estimate(self, run_id: str) -> QueueEstimate | None:
+        """The queued run's position and expected wait (None when it is not queued)."""
+        return estimate(self.store, run_id, self.limits.max_concurrent)
 
     def wake(self) -> None:
         """Make the supervisor look at the queue now instead of at its next poll."""
