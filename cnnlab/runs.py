@@ -936,7 +936,8 @@ def _admit(db: sqlite3.Connection, owner: str, client: str | None, caps: QueueCa
     waiting = db.execute("SELECT COUNT(*) FROM runs WHERE status='queued'").fetchone()[0]
     if waiting >= caps.total:
         raise QueueRefusedError(
-            f"The training queue is full ({waiting} runs are waiting): try again in a few minutes."
+            f"The training queue is full (this server lets at most {caps.total} runs wait): "
+            f"try again in a few minutes."
         )
 
 
