@@ -268,6 +268,18 @@ class Scheduler:
         """The queued run's position and expected wait (None when it is not queued)."""
         return estimate(self.store, run_id, self.limits.max_concurrent)
 
+    def keep_warm(self) -> None:
+        """Have one worker ready (imports and warm-up done) before anyone presses Train.
+
+        The Train page calls this on every visit; an unused worker leaves after
+        ``limits.worker_idle_s``, and the next visit starts another.
+        """
+        with self._lock:
+            if not self._halt.is_set() and not any(
+                w.proc.poll() is None for w in self._workers.values()
+            ):
+                self._spawn()
+
     def wake(self) -> None:
         """Make the supervisor look at the queue now instead of at its next poll."""
         self._wake.set()

@@ -57,8 +57,11 @@ def store() -> SqliteRunStore:
 
 
 def scheduler() -> Scheduler:
-    """The server-wide job scheduler (started on first use)."""
-    return get_scheduler()
+    """The server-wide job scheduler (started on first use), with a worker kept warm for the
+    learner on this page (the first run then skips ~5 s of worker start-up)."""
+    sched = get_scheduler()
+    sched.keep_warm()
+    return sched
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the data set…")
