@@ -48,9 +48,9 @@ def test_a_queued_learner_sees_their_position_and_an_estimate_from_measured_runs
     mine = store.queue()[0]
     assert "No estimate of the wait yet" in _texts(at)  # nothing has finished here yet
 
-    # Three runs of the same size finished in 60, 62 and 90 s of slot time: the median, 62 s,
+    # Three runs of the same size finished in 600, 620 and 900 s of slot time: the median, 620 s,
     # is what the run holding the slot and this one are each expected to take.
-    for i, seconds in enumerate((60, 62, 90)):
+    for i, seconds in enumerate((600, 620, 900)):
         done = store.create_run(
             f"past{i}", dataset=mine.dataset, config=mine.config, spec=mine.spec, meta=mine.meta
         )
@@ -63,10 +63,10 @@ def test_a_queued_learner_sees_their_position_and_an_estimate_from_measured_runs
     at.run()
     text = _texts(at)
     assert "position **1** in the queue (this server trains 1 run at a time)" in text
-    # ~62 s left for the run in the slot, minus the seconds this test took since.
-    assert re.search(r"Expected to start in about \*\*(1 min 0[0-2] s|[45]\d s)\*\*", text), text
+    # ~620 s left for the run in the slot, minus the seconds this test took since.
+    assert re.search(r"Expected to start in about \*\*(10 min [01]\d s|9 min \d\d s)\*\*", text)
     assert "judging by the 3 similar runs" in text
-    assert "(about 1 min 02 s each)" in text
+    assert "(about 10 min 20 s each)" in text
     assert at.button(key="train.start").disabled  # one run at a time per browser
 
 
