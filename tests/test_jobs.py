@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from cnnlab.jobs import Limits, Scheduler, check_limits, client_key
 from cnnlab.models import LayerSpec, ModelSpec, build_model
@@ -185,7 +186,7 @@ def test_an_exception_in_the_worker_is_recorded_with_its_message(store, make_sch
 def test_a_run_over_its_time_budget_keeps_its_progress_and_resumes_within_a_total(
     store, make_scheduler
 ):
-    sched = make_scheduler(time_budget_s=3.0, compute_budget_s=5.0)
+    sched = make_scheduler(time_budget_s=3.0, compute_budget_s=100.0)
     # Long epochs (batch 2): the budget ends the run inside an epoch.
     run_id = _submit(sched, epochs=50, limit=2000, batch_size=2)
     run = _wait(store, run_id, lambda r: not r.active, timeout=60)
@@ -195,15 +196,19 @@ def test_a_run_over_its_time_budget_keeps_its_progress_and_resumes_within_a_tota
     assert run.resumable  # a checkpoint of where it stopped, even inside the first epoch
     stopped_at = store.load_checkpoint(run_id)["step"]
     assert stopped_at == run.progress["step"] > 0
+    assert run.final["epochs_completed"] == 0  # 900 steps per epoch: stopped inside the first
 
+    assert 3 <= run.compute_seconds < 60  # its slot time, from claim to end
+    with store._tx() as db:  # as if earlier attempts had used all but one second of the total
+        db.execute("UPDATE runs SET compute_seconds=99 WHERE id=?", (run_id,))
     sched.resume("alice", run_id)
     run = _wait(store, run_id, lambda r: r.status != "queued" and not r.active, timeout=60)
     assert run.status == "timed_out"
-    assert "whole compute budget of 5 s" in run.error
+    assert "whole compute budget of 100 s" in run.error
     steps = store.step_curve("alice", run_id)["step"].tolist()
-    assert steps == list(range(1, len(steps) + 1))
+    assert steps == list(range(1, len(steps) + 1))  # it went on from where it stopped
     assert len(steps) > stopped_at
-    assert 5 <= run.compute_seconds < 15
+    assert run.compute_seconds >= 100
     with pytest.raises(QueueRefusedError, match="whole compute budget"):
         sched.resume("alice", run_id)
 
@@ -376,3 +381,23 @@ def test_two_server_processes_on_one_data_directory_share_the_cap(store):
         held += change
         most = max(most, held)
     assert most <= 2
+
+
+def test_a_worker_that_trained_before_trains_the_same_run_to_the_same_weights(store):
+    from cnnlab.runs import load_weights
+    from cnnlab.worker import execute
+
+    def run(owner: str, seed: int) -> str:
+        run_id = store.create_run(
+            owner, dataset="shapes", config=_config(epochs=1, seed=seed), spec=TINY.to_dict(),
+            meta={"data_options": {"limit": 256}},
+        )  # fmt: skip
+        execute(store, run_id, threads=1)  # in this process, as a pool worker runs them
+        return run_id
+
+    first = run("a", seed=0)
+    run("b", seed=7)  # something else in between: other seed, the data set now cached
+    again = run("c", seed=0)
+    a = load_weights(store.weights_path("a", first))
+    b = load_weights(store.weights_path("c", again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
