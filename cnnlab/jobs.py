@@ -452,9 +452,10 @@ def get_scheduler() -> Scheduler:
     global _SCHEDULER
     with _SCHEDULER_LOCK:
         data_dir = default_data_dir()
-        # A changed data directory (tests) gets a fresh scheduler rather than a stale one.
+        # A changed data directory (tests) gets a fresh scheduler rather than a stale one, and
+        # the old one's workers go: they would keep serving a folder nobody reads any more.
         if _SCHEDULER is not None and _SCHEDULER.store.data_dir != data_dir:
-            _SCHEDULER.shutdown(kill_workers=False)
+            _SCHEDULER.shutdown()
             _SCHEDULER = None
         if _SCHEDULER is None:
             _SCHEDULER = Scheduler(SqliteRunStore(data_dir)).start()
