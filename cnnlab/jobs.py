@@ -29,6 +29,7 @@ Design:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import signal
@@ -83,6 +84,8 @@ class Limits:
     max_queue: int = 100
     worker_idle_s: float = 300.0
     worker_max_runs: int = 100  # a worker is replaced after this many runs (0: never)
+    # False: this process only queues; ``python -m cnnlab.jobs`` beside it runs the workers.
+    spawn_workers: bool = True
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -104,6 +107,7 @@ class Limits:
             max_queue=max(1, int(_env_number("CNNLAB_MAX_QUEUE", 100))),
             worker_idle_s=_env_number("CNNLAB_WORKER_IDLE_S", 300),
             worker_max_runs=max(0, int(_env_number("CNNLAB_WORKER_MAX_RUNS", 100))),
+            spawn_workers=not _env_number("CNNLAB_EXTERNAL_WORKERS", 0),
         )
 
     @property
@@ -275,8 +279,10 @@ class Scheduler:
         ``limits.worker_idle_s``, and the next visit starts another.
         """
         with self._lock:
-            if not self._halt.is_set() and not any(
-                w.proc.poll() is None for w in self._workers.values()
+            if (
+                self.limits.spawn_workers
+                and not self._halt.is_set()
+                and not any(w.proc.poll() is None for w in self._workers.values())
             ):
                 self._spawn()
 
@@ -376,7 +382,7 @@ class Scheduler:
 
     def _top_up(self) -> None:
         """Start workers so every run that may start now has one (never more than the cap)."""
-        if not self.store.has_queued():
+        if not self.limits.spawn_workers or not self.store.has_queued():
             return
         running = self.store.running()
         busy = {r.worker_pid for r in running}
@@ -469,3 +475,25 @@ def shutdown_scheduler() -> None:
         if _SCHEDULER is not None:
             _SCHEDULER.shutdown()
             _SCHEDULER = None
+
+
+def main() -> int:
+    """``python -m cnnlab.jobs``: the training side of a server whose web processes only queue
+    (``CNNLAB_EXTERNAL_WORKERS=1``): one pool for them all, with a worker kept warm, until
+    SIGINT or SIGTERM (then its workers stop and their runs become "interrupted")."""
+    limits = dataclasses.replace(Limits.from_env(), spawn_workers=True)
+    sched = Scheduler(SqliteRunStore(), limits).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"cnnlab training workers: {limits.max_concurrent} slot(s), data in "
+          f"{sched.store.data_dir}", flush=True)  # fmt: skip
+    sched.keep_warm()
+    while not stop.wait(5.0):
+        sched.keep_warm()
+    sched.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -401,3 +401,29 @@ def test_a_worker_that_trained_before_trains_the_same_run_to_the_same_weights(st
     a = load_weights(store.weights_path("a", first))
     b = load_weights(store.weights_path("c", again))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_web_processes_may_leave_the_workers_to_one_training_process(store, make_scheduler):
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab.jobs"],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(store.data_dir)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "slot(s), data in" in pool.stdout.readline()  # it is up
+        web = make_scheduler(spawn_workers=False)  # CNNLAB_EXTERNAL_WORKERS=1
+        web.keep_warm()
+        run_id = _submit(web, epochs=1)
+        run = _wait(store, run_id, lambda r: not r.active)
+        assert run.status == "finished"
+        assert web.running_workers() == []  # the training process trained it
+        assert run.worker_pid not in (None, os.getpid())
+    finally:
+        pool.send_signal(signal.SIGTERM)
+        assert pool.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{run.worker_pid}").exists():
+        time.sleep(0.05)
+    assert not Path(f"/proc/{run.worker_pid}").exists()  # its workers went with it
