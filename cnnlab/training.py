@@ -464,7 +464,6 @@ def train(
             lr = float(partial["lr"])
         partial = None
         pending = None
-        i = first_batch - 1
         for i in range(first_batch, steps_per_epoch):
             if step >= total_steps:
                 break
