@@ -146,8 +146,8 @@ def execute(
     started = time.monotonic()
     claimed_at = run.started_at or time.time()
     budget = _attempt_budget(time_budget_s, compute_budget_s, run.compute_seconds)
-    phases = {"startup": startup_s, "data": 0.0, "model": 0.0, "train": 0.0}
-    phases.update(evaluate=0.0, record=0.0)
+    phases = dict.fromkeys(("data", "model", "train", "evaluate", "record"), 0.0)
+    phases["startup"] = startup_s
     try:
         cfg = TrainConfig.from_dict(run.config)
         device = pick_device(getattr(cfg, "device", None) or None)
@@ -415,9 +415,10 @@ def serve(
     return 0
 
 
-def _warm_up() -> None:
+def _warm_up(data_dir: Path) -> None:
     """Pay torch's one-time costs (meta-device shape inference, first kernels, the fused
-    optimizer) once per worker, before it takes a run: ~3 s here for the first model built."""
+    optimizer) once per worker, before it takes a run: ~3 s here for the first model built;
+    and load the page's default data set (the built-in shapes), which most runs of a class use."""
     from cnnlab.data import DataBundle
     from cnnlab.models import PRESETS, build_model
     from cnnlab.training import TrainConfig, train
@@ -427,6 +428,7 @@ def _warm_up() -> None:
     bundle = DataBundle("warm-up", ("a", "b"), images, labels, images, labels, (0.5,), (0.5,))
     cfg = TrainConfig(epochs=1, batch_size=4, max_steps=1, val_fraction=0.0, device="cpu")
     train(build_model(PRESETS["fast"], (1, 28, 28), 2), bundle, cfg)
+    _dataset("shapes", "{}", str(data_dir))
 
 
 def _env(name: str, default: float) -> float:
@@ -450,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
         spawned = _env("CNNLAB_WORKER_SPAWNED_AT", 0)
         torch.set_num_threads(threads)
-        _warm_up()
+        _warm_up(store.data_dir)
         return serve(
             store,
             max_concurrent=int(_env("CNNLAB_MAX_CONCURRENT_RUNS", 1)),
