@@ -507,7 +507,7 @@ def queue_text(est: QueueEstimate | None) -> str:
         f"server trains {est.slots} {runs} at a time)."
     )
     if est.wait_seconds is None:
-        return f"{where} No estimate of the wait yet: no run like this has finished here."
+        return f"{where} No estimate of the wait yet: no run has finished on this server so far."
     alike = "similar run" if est.similar else "recent run"
     basis = f"{est.samples} {alike}{'s' if est.samples != 1 else ''}"
     return (
