@@ -261,15 +261,9 @@ class Scheduler:
         self.store.request_resume(owner, run_id, client=client, caps=self.limits.caps)
         self.wake()
 
-    def queue_position(self, run_id: str) -> int | None:
-        """1 for the next run to start, 2 for the one after…; None when not queued."""
-        for position, run in enumerate(self.store.queue(), start=1):
-            if run.run_id == run_id:
-                return position
-        return None
-
     def estimate(self, run_id: str) -> QueueEstimate | None:
-        """The queued run's position and expected wait (None when it is not queued)."""
+        """The queued run's position (1: next to start) and expected wait; None when it is
+        not queued."""
         return estimate(self.store, run_id, self.limits.max_concurrent)
 
     def keep_warm(self) -> None:
@@ -302,16 +296,26 @@ class Scheduler:
                 self._thread.start()
         return self
 
-    def shutdown(self, kill_workers: bool = True) -> None:
-        """Stop supervising (and kill the workers this scheduler started)."""
+    def shutdown(self, kill_workers: bool = True, grace_s: float = 15.0) -> None:
+        """Stop supervising (and stop the workers this scheduler started).
+
+        Workers get SIGTERM first: a training one checkpoints where it is and ends its run as
+        "interrupted", resumable with nothing lost; any still alive after ``grace_s`` is killed.
+        """
         self._halt.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if kill_workers:
             with self._lock:
-                for pid, worker in list(self._workers.items()):
+                for worker in self._workers.values():
                     if worker.proc.poll() is None:
+                        worker.proc.terminate()
+                deadline = time.monotonic() + grace_s
+                for pid, worker in list(self._workers.items()):
+                    try:
+                        worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    except subprocess.TimeoutExpired:
                         worker.proc.kill()
                         worker.proc.wait()
                     run = self._run_of(pid)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +29,8 @@ from cnnlab.jobs import RUN_MARK
 from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
 
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
+# Set by SIGTERM: the server is stopping, so the current run checkpoints and ends "interrupted".
+_TERMINATING = threading.Event()
 
 
 class Reporter:
@@ -106,9 +110,9 @@ class StopSignal:
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
             self.reason = "timed_out"
-        elif self.parent is not None and os.getppid() != self.parent:
-            # Re-parented: the server that launched us is gone. Stop cleanly so the run is
-            # marked interrupted with its last checkpoint, ready to resume.
+        elif _TERMINATING.is_set() or (self.parent is not None and os.getppid() != self.parent):
+            # Told to stop, or re-parented (the server that launched us is gone): stop cleanly
+            # so the run is marked interrupted with a checkpoint of where it got to.
             self.reason = "interrupted"
         elif now - self._last_poll >= self.poll_s:
             self._last_poll = now
@@ -382,7 +386,7 @@ def serve(
     torch.set_num_threads(threads)
     done = 0
     idle_since = time.monotonic()
-    while os.getppid() == parent:
+    while os.getppid() == parent and not _TERMINATING.is_set():
         run = None
         if store.has_queued():  # a read first: claiming takes the write lock
             run = store.claim_next(max_concurrent, worker_pid=os.getpid())
@@ -445,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     compute = _env("CNNLAB_RUN_COMPUTE_BUDGET_S", 0) or None
     threads = int(_env("CNNLAB_WORKER_THREADS", 1))
     store = SqliteRunStore()
+    signal.signal(signal.SIGTERM, lambda *_: _TERMINATING.set())
     if args[0] == "--serve":
         # Imported now, so that the first run does not pay for it.
         import cnnlab.data

@@ -194,9 +194,10 @@ def test_a_run_over_its_time_budget_keeps_its_progress_and_resumes_within_a_tota
     assert "time budget of 3 s" in run.error
     assert "resume it" in run.error
     assert run.resumable  # a checkpoint of where it stopped, even inside the first epoch
-    stopped_at = store.load_checkpoint(run_id)["step"]
+    state = store.load_checkpoint(run_id)
+    stopped_at = state["step"]
     assert stopped_at == run.progress["step"] > 0
-    assert run.final["epochs_completed"] == 0  # 900 steps per epoch: stopped inside the first
+    assert state["partial"]["batch"] > 0  # 900 steps per epoch: it stopped inside one
 
     assert 3 <= run.compute_seconds < 60  # its slot time, from claim to end
     with store._tx() as db:  # as if earlier attempts had used all but one second of the total
@@ -237,9 +238,10 @@ def test_the_cap_holds_and_queue_positions_are_reported(store, make_scheduler):
         "queued",
         "queued",
     ]
-    assert [sched.queue_position(i) for i in (first, second, third)] == [None, 1, 2]
+    positions = [sched.estimate(i) and sched.estimate(i).position for i in (first, second, third)]
+    assert positions == [None, 1, 2]
     store.request_stop("b", second)  # leaving the queue moves the others up
-    assert sched.queue_position(third) == 1
+    assert sched.estimate(third).position == 1
 
 
 def test_one_run_per_owner_at_a_time(store, make_scheduler):
@@ -427,3 +429,15 @@ def test_web_processes_may_leave_the_workers_to_one_training_process(store, make
     while time.monotonic() < deadline and Path(f"/proc/{run.worker_pid}").exists():
         time.sleep(0.05)
     assert not Path(f"/proc/{run.worker_pid}").exists()  # its workers went with it
+
+
+def test_a_server_shutting_down_keeps_the_partial_epoch_of_a_training_run(store, make_scheduler):
+    sched = make_scheduler()
+    run_id = _submit(sched, epochs=50, limit=2000, batch_size=2)  # 900 steps per epoch
+    _wait(store, run_id, lambda r: r.progress.get("step", 0) >= 5)
+    sched.shutdown()  # SIGTERM to the worker, as when the server stops
+    run = store.load_run(run_id)
+    assert run.status == "interrupted"
+    assert run.resumable
+    assert store.load_checkpoint(run_id)["step"] == run.progress["step"] >= 5
+    assert "resume it" in run.error
