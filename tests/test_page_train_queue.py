@@ -1,5 +1,6 @@
 """AppTest of the Train page's queue: a learner whose run waits sees their position and an
-expected start computed from runs that finished on this server; a full queue is explained."""
+expected start computed from runs that finished on this server; a full queue, a resume past the
+compute budget and a resume while another run trains are explained."""
 
 from __future__ import annotations
 
@@ -83,3 +84,55 @@ def test_a_full_queue_is_explained_and_nothing_is_queued(monkeypatch):
     errors = [e.value for e in at.error]
     assert any("training queue is full" in e and "try again in a few minutes" in e for e in errors)
     assert [r.owner for r in store.queue()] == ["waiting"]
+
+
+OWNER = "f" * 32  # a valid owner id, as the browser's cookie would bring
+
+
+def _timed_out_run(store: SqliteRunStore, seconds_used: float) -> str:
+    """A run of OWNER that reached its budget after ``seconds_used`` of slot time, resumable."""
+    import torch
+
+    from cnnlab.models import PRESETS
+    from cnnlab.training import TrainConfig
+
+    run_id = store.create_run(
+        OWNER, dataset="shapes", config=TrainConfig().to_dict(), spec=PRESETS["fast"].to_dict()
+    )
+    store.update_status(run_id, "running", started_at=time.time() - seconds_used)
+    store.save_checkpoint(run_id, 0, {"model": {"w": torch.zeros(1)}})
+    store.finish(run_id, "timed_out", error="The run reached this server's time budget.")
+    return run_id
+
+
+def _history_page():
+    at = app_test("pages/train.py", timeout=120)
+    at.session_state["owner.id"] = OWNER
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_resuming_past_the_compute_budget_is_refused_with_the_numbers(monkeypatch):
+    monkeypatch.setenv("CNNLAB_RUN_COMPUTE_BUDGET_S", "100")
+    store = SqliteRunStore(default_data_dir())
+    run_id = _timed_out_run(store, seconds_used=100)
+    at = _history_page()
+    at.button(key="train.history.resume").click().run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "used its whole compute budget (100 s of 100 s over all its attempts)" in errors
+    assert store.load_run(run_id).status == "timed_out"  # not queued again
+
+
+def test_resuming_while_another_run_trains_is_refused(monkeypatch):
+    store = SqliteRunStore(default_data_dir())
+    run_id = _timed_out_run(store, seconds_used=5)
+    store.create_run(OWNER, dataset="mnist", config={"epochs": 1}, spec={})
+    store.claim_next(max_running=1, worker_pid=os.getpid())  # OWNER's other run holds a slot
+    at = _history_page()
+    at.selectbox(key="train.history.run").set_value(run_id).run()
+    at.button(key="train.history.resume").click().run()
+    assert not at.exception
+    assert any("You already have a run queued or training" in e.value for e in at.error)
+    assert store.load_run(run_id).status == "timed_out"
