@@ -410,6 +410,7 @@ class Scheduler:
             "CNNLAB_WORKER_IDLE_S": str(limits.worker_idle_s),
             "CNNLAB_WORKER_MAX_RUNS": str(limits.worker_max_runs),
             "CNNLAB_WORKER_SPAWNED_AT": repr(time.time()),
+            "CNNLAB_SERVER_PID": str(os.getpid()),  # the worker leaves when we are gone
             # Bound the BLAS/OpenMP pools before torch starts, not only torch's own.
             "OMP_NUM_THREADS": str(limits.worker_threads),
             "MKL_NUM_THREADS": str(limits.worker_threads),

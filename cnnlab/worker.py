@@ -31,6 +31,14 @@ from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
 # Set by SIGTERM: the server is stopping, so the current run checkpoints and ends "interrupted".
 _TERMINATING = threading.Event()
+# The server process that started this worker, named by its environment (CNNLAB_SERVER_PID), so
+# a server that dies while the worker is still starting is noticed too; None: nobody to watch.
+_SERVER_PID: int | None = None
+
+
+def _server_gone() -> bool:
+    """True once the server that started this worker has died (the worker was re-parented)."""
+    return _SERVER_PID is not None and os.getppid() != _SERVER_PID
 
 
 class Reporter:
@@ -99,7 +107,7 @@ class StopSignal:
         self.store = store
         self.run_id = run_id
         self.deadline = deadline
-        self.parent = os.getppid() if watch_parent else None
+        self.watch_parent = watch_parent
         self.poll_s = poll_s
         self.reason: str | None = None
         self._last_poll = 0.0
@@ -110,7 +118,7 @@ class StopSignal:
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
             self.reason = "timed_out"
-        elif _TERMINATING.is_set() or (self.parent is not None and os.getppid() != self.parent):
+        elif _TERMINATING.is_set() or (self.watch_parent and _server_gone()):
             # Told to stop, or re-parented (the server that launched us is gone): stop cleanly
             # so the run is marked interrupted with a checkpoint of where it got to.
             self.reason = "interrupted"
@@ -382,11 +390,10 @@ def serve(
     server that started it is gone, or after an unexpected error (a fresh process then takes
     over, so one broken run cannot poison the next).
     """
-    parent = os.getppid()
     torch.set_num_threads(threads)
     done = 0
     idle_since = time.monotonic()
-    while os.getppid() == parent and not _TERMINATING.is_set():
+    while not _server_gone() and not _TERMINATING.is_set():
         run = None
         if store.has_queued():  # a read first: claiming takes the write lock
             run = store.claim_next(max_concurrent, worker_pid=os.getpid())
@@ -448,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = _env("CNNLAB_RUN_TIME_BUDGET_S", 0) or None
     compute = _env("CNNLAB_RUN_COMPUTE_BUDGET_S", 0) or None
     threads = int(_env("CNNLAB_WORKER_THREADS", 1))
+    global _SERVER_PID
+    _SERVER_PID = int(os.environ.get("CNNLAB_SERVER_PID") or os.getppid())
     store = SqliteRunStore()
     signal.signal(signal.SIGTERM, lambda *_: _TERMINATING.set())
     if args[0] == "--serve":

@@ -441,3 +441,27 @@ def test_a_server_shutting_down_keeps_the_partial_epoch_of_a_training_run(store,
     assert run.resumable
     assert store.load_checkpoint(run_id)["step"] == run.progress["step"] >= 5
     assert "resume it" in run.error
+
+
+def test_an_idle_worker_leaves_when_the_server_that_started_it_is_gone(store):
+    parent = (
+        "import os, subprocess, sys\n"
+        "env = {**os.environ, 'CNNLAB_SERVER_PID': str(os.getpid())}  # as the scheduler does\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'cnnlab.worker', '--serve'], env=env,\n"
+        "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(p.pid, flush=True)\n"
+    )  # the "server" starts a worker and dies at once, while the worker is still starting
+    out = subprocess.run(
+        [sys.executable, "-c", parent],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(store.data_dir), "CNNLAB_WORKER_IDLE_S": "600"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 60  # its start-up (imports, warm-up), then one poll
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
