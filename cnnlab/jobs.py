@@ -29,6 +29,7 @@ Design:
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import ipaddress
 import os
@@ -456,11 +457,12 @@ def _tail(log: Path, lines: int = 6) -> str:
 
 _SCHEDULER: Scheduler | None = None
 _SCHEDULER_LOCK = threading.Lock()
+_AT_EXIT_REGISTERED = False
 
 
 def get_scheduler() -> Scheduler:
     """The server-wide scheduler, created and started on first use (shared by all sessions)."""
-    global _SCHEDULER
+    global _SCHEDULER, _AT_EXIT_REGISTERED
     with _SCHEDULER_LOCK:
         data_dir = default_data_dir()
         # A changed data directory (tests) gets a fresh scheduler rather than a stale one, and
@@ -469,6 +471,10 @@ def get_scheduler() -> Scheduler:
             _SCHEDULER.shutdown()
             _SCHEDULER = None
         if _SCHEDULER is None:
+            if not _AT_EXIT_REGISTERED:
+                # A server that exits (Streamlit on SIGTERM) first lets its workers checkpoint.
+                atexit.register(shutdown_scheduler)
+                _AT_EXIT_REGISTERED = True
             _SCHEDULER = Scheduler(SqliteRunStore(data_dir)).start()
         return _SCHEDULER
 

@@ -465,3 +465,30 @@ def test_an_idle_worker_leaves_when_the_server_that_started_it_is_gone(store):
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_server_process_that_exits_lets_its_training_run_checkpoint_first(store):
+    app = (
+        "import sys, time\n"
+        "from cnnlab.jobs import get_scheduler\n"
+        "from cnnlab.models import PRESETS\n"
+        "from cnnlab.training import TrainConfig\n"
+        "sched = get_scheduler()\n"
+        "config = {**TrainConfig().to_dict(), 'epochs': 50, 'batch_size': 2}\n"
+        "run_id = sched.submit('alice', dataset='shapes', config=config, spec=PRESETS['fast'],\n"
+        "    input_shape=(1, 28, 28), num_classes=10, meta={'data_options': {'limit': 2000}})\n"
+        "while sched.store.load_run(run_id).progress.get('step', 0) < 5:\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(0)  # as Streamlit ends on SIGTERM: the interpreter exits normally\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", app],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(store.data_dir)},
+        check=True,
+        timeout=180,
+    )
+    (run,) = store.list_runs("alice")
+    assert run.status == "interrupted"
+    assert run.resumable
+    assert store.load_checkpoint(run.run_id)["step"] == run.progress["step"] >= 5
