@@ -48,6 +48,7 @@ from cnnlab.runs import QueueCaps, Run, SqliteRunStore, default_data_dir, pid_al
 
 WORKERS_DIR = "workers"  # under the data directory: one log per worker process
 RUN_MARK = "== cnnlab run "  # a worker's log line before each run it trains
+SPAWN_BACKOFF_S = 5.0  # after a worker failed on its own, before starting another
 
 
 def _env_number(name: str, default: float) -> float:
@@ -213,6 +214,7 @@ class Scheduler:
         self.grace_s = grace_s if grace_s is not None else default_grace
         self.worker_command = worker_command
         self._workers: dict[int, _Worker] = {}
+        self._spawn_after = 0.0  # monotonic time before which no worker is started
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._halt = threading.Event()
@@ -277,6 +279,7 @@ class Scheduler:
             if (
                 self.limits.spawn_workers
                 and not self._halt.is_set()
+                and time.monotonic() >= self._spawn_after
                 and not any(w.proc.poll() is None for w in self._workers.values())
             ):
                 self._spawn()
@@ -381,13 +384,17 @@ class Scheduler:
                     )
                 elif code == 0:
                     worker.log.unlink(missing_ok=True)  # left idle or recycled: nothing to keep
+                else:  # it failed before taking a run: do not restart it in a tight loop
+                    self._spawn_after = time.monotonic() + SPAWN_BACKOFF_S
             else:
                 continue
             del self._workers[pid]
 
     def _top_up(self) -> None:
         """Start workers so every run that may start now has one (never more than the cap)."""
-        if not self.limits.spawn_workers or not self.store.has_queued():
+        if not self.limits.spawn_workers or time.monotonic() < self._spawn_after:
+            return
+        if not self.store.has_queued():
             return
         running = self.store.running()
         busy = {r.worker_pid for r in running}

@@ -460,13 +460,12 @@ def main(argv: list[str] | None = None) -> int:
     store = SqliteRunStore()
     signal.signal(signal.SIGTERM, lambda *_: _TERMINATING.set())
     if args[0] == "--serve":
-        # Imported now, so that the first run does not pay for it.
-        import cnnlab.data
-        import cnnlab.training  # noqa: F401
-
         spawned = _env("CNNLAB_WORKER_SPAWNED_AT", 0)
         torch.set_num_threads(threads)
-        _warm_up(store.data_dir)
+        try:
+            _warm_up(store.data_dir)
+        except Exception:  # only a head start: the runs themselves report any real problem
+            traceback.print_exc()
         return serve(
             store,
             max_concurrent=int(_env("CNNLAB_MAX_CONCURRENT_RUNS", 1)),

@@ -492,3 +492,12 @@ def test_a_server_process_that_exits_lets_its_training_run_checkpoint_first(stor
     assert run.status == "interrupted"
     assert run.resumable
     assert store.load_checkpoint(run.run_id)["step"] == run.progress["step"] >= 5
+
+
+def test_a_worker_that_cannot_start_is_not_restarted_in_a_tight_loop(store, make_scheduler):
+    broken = (sys.executable, "-c", "raise SystemExit('no torch here')")
+    _submit(make_scheduler(worker_command=broken))  # it polls every 0.05 s
+    time.sleep(2.0)
+    logs = list((store.data_dir / "workers").glob("*.log"))
+    assert 1 <= len(logs) <= 4  # a few tries, not one per poll
+    assert "no torch here" in logs[0].read_text()
