@@ -326,3 +326,48 @@ def export_script(run: Any) -> str:
         ).rstrip()
         + "\n"
     )
+
+
+# --- famous architectures: their own definitions from cnnlab.zoo, as a standalone file --------
+def _zoo_parts(name: str) -> list[Any]:
+    from cnnlab import zoo
+
+    resnet = [zoo._downsample, zoo.BasicBlock, zoo.Bottleneck, zoo.ResNet]
+    parts: dict[str, list[Any]] = {
+        "lenet5": [zoo.ScaledTanh, zoo.Subsampling, zoo.PartialConv, zoo.lenet5],
+        "alexnet": [zoo.AlexNet],
+        "vgg16": [zoo.VGG],
+        "resnet18": [*resnet, zoo.resnet18],
+        "resnet50": [*resnet, zoo.resnet50],
+        "mobilenet_v1": [zoo.conv_bn_act, zoo.DepthwiseSeparable, zoo.MobileNetV1],
+        "mobilenet_v2": [zoo.conv_bn_act, zoo.InvertedResidual, zoo.MobileNetV2],
+        "textbook": [zoo.textbook],
+    }
+    return parts[name]
+
+
+def architecture_code(name: str, num_classes: int) -> str:
+    """A standalone script that builds ``cnnlab.zoo.build(name, num_classes)`` with plain torch:
+    the very definitions the app counts, so the script's model is the app's model."""
+    from cnnlab import zoo
+
+    zoo.build(name, num_classes)  # refuses unknown names and bad class counts in words
+    sources = [textwrap.dedent(inspect.getsource(part)) for part in _zoo_parts(name)]
+    table = ""
+    if name == "lenet5":
+        rows = "".join(f"    {inputs!r},\n" for inputs in zoo.LENET_C3_TABLE)
+        table = f"LENET_C3_TABLE = (\n{rows})\n\n\n"
+    builder = {"alexnet": "AlexNet", "vgg16": "VGG", "mobilenet_v1": "MobileNetV1"}
+    builder |= {"mobilenet_v2": "MobileNetV2"}
+    call = f"{builder.get(name, name)}(num_classes={num_classes})"
+    c, h, w = zoo.INPUT_SHAPES[name]
+    return (
+        f'"""{name}, as CNN Lab defines and counts it. Run: python {name}.py"""\n\n'
+        "from __future__ import annotations\n\nimport torch\nfrom torch import nn\n\n\n"
+        + table
+        + "\n\n".join(sources)
+        + f"\n\nmodel = {call}\n\n"
+        'if __name__ == "__main__":\n'
+        f"    print(sum(p.numel() for p in model.parameters()), 'parameters')\n"
+        f"    print(model.eval()(torch.zeros(1, {c}, {h}, {w})).shape)\n"
+    )

@@ -344,17 +344,18 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def textbook(num_classes: int = 10) -> nn.Sequential:
+def textbook(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
     """The primers' network: 32×32×3 → conv 16 → pool → conv 32 → pool → 2048 → 128 → classes."""
+    flat = 32 * (input_size // 4) ** 2  # two 2×2 pools quarter each side: 32·8·8 = 2048 at 32
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),  # → 32×32×16
+        nn.Conv2d(in_channels, 16, 3, padding=1),  # → 32×32×16
         nn.ReLU(),
         nn.MaxPool2d(2),  # → 16×16×16
         nn.Conv2d(16, 32, 3, padding=1),  # → 16×16×32
         nn.ReLU(),
         nn.MaxPool2d(2),  # → 8×8×32
         nn.Flatten(),  # → 2048
-        nn.Linear(2048, 128),
+        nn.Linear(flat, 128),
         nn.ReLU(),
         nn.Linear(128, num_classes),
     )
