@@ -197,3 +197,13 @@ def test_bad_names_and_class_counts_are_refused_in_words() -> None:
         zoo.build("resnet19")
     with pytest.raises(ValueError, match="classes"):
         zoo.build("lenet5", 0)
+
+
+def test_published_table_covers_every_name_and_matches_the_counts() -> None:
+    assert set(zoo.PUBLISHED) == set(zoo.NAMES)
+    for name, pub in zoo.PUBLISHED.items():
+        if pub.params and pub.params[0].isdigit() and "(" not in pub.params:
+            assert int(pub.params.replace(",", "")) == _params(_meta(name)), name
+        if pub.gmacs:
+            digits = len(pub.gmacs.split(".")[1])
+            assert f"{_torch_macs(name) / 1e9:.{digits}f}" == pub.gmacs, name

@@ -64,6 +64,15 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Design a small CNN, train it live on real images in a background worker, and see "
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
+    PageSpec(
+        path="pages/zoo.py",
+        title="Architecture zoo",
+        icon=":material/account_tree:",
+        url_path="zoo",
+        section="Explore",
+        blurb="LeNet-5 to MobileNet V2: every layer's shape, parameters, multiply-adds, memory "
+        "and receptive field, checked against the published figures, and the PyTorch code.",
+    ),
 )
 
 
