@@ -73,6 +73,15 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="LeNet-5 to MobileNet V2: every layer's shape, parameters, multiply-adds, memory "
         "and receptive field, checked against the published figures, and the PyTorch code.",
     ),
+    PageSpec(
+        path="pages/conv_variants.py",
+        title="Convolution variants",
+        icon=":material/call_split:",
+        url_path="conv_variants",
+        section="Explore",
+        blurb="Standard, 1×1, depthwise, separable, grouped, dilated and transposed: what each "
+        "connects, costs and does to an image; 1-D and 3-D convolution on signals and frames.",
+    ),
 )
 
 
