@@ -65,6 +65,15 @@ PAGES: tuple[PageSpec, ...] = (
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
     PageSpec(
+        path="pages/activations.py",
+        title="Activations & normalisation",
+        icon=":material/show_chart:",
+        url_path="activations",
+        section="Build & train",
+        blurb="ReLU to GELU with their gradients, softmax temperature, batch norm and dropout made "
+        "visible, and one network trained with and without batch norm side by side.",
+    ),
+    PageSpec(
         path="pages/zoo.py",
         title="Architecture zoo",
         icon=":material/account_tree:",

@@ -1,0 +1,372 @@
+"""Activations & normalisation page: curves, maps, batch norm, dropout, the BN experiment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from cnnlab import activations as act
+from cnnlab import normalisation as norm
+from cnnlab.viz import colourise, sequential_rgb, tile, upscale
+
+if TYPE_CHECKING:
+    from cnnlab.jobs import Scheduler
+    from cnnlab.runs import SqliteRunStore
+
+MAP_SIDE = 128
+RUNS_KEY = "norm.experiment"
+
+
+def _picture(values: np.ndarray, factor: int = 1) -> tuple[np.ndarray, str]:
+    rgb, scale = colourise(values)
+    if scale.diverging:
+        words = f"blue {scale.vmin:.3g}, white 0, red {scale.vmax:.3g}"
+    else:
+        words = f"dark {scale.vmin:.3g} to bright {scale.vmax:.3g}"
+    return upscale(rgb, factor), words
+
+
+def gray_array(image: Image.Image, side: int = MAP_SIDE) -> np.ndarray:
+    """The picked image as a (H, W) float array in 0–1, longer side ``side``."""
+    small = image.convert("L")
+    small.thumbnail((side, side))
+    return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def edge_map(gray: np.ndarray) -> np.ndarray:
+    """A signed feature map: the vertical-edge filter (a first conv layer's typical output)."""
+    x = torch.from_numpy(gray)[None, None]
+    return torch.nn.functional.conv2d(x, norm.FILTERS[:1, None])[0, 0].numpy()
+
+
+# -- activations --------------------------------------------------------------------------------
+def curves_figure(curves: list[act.Curve]) -> go.Figure:
+    """f and f′ of each chosen activation, vanishing stretches shaded on the f′ panel."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("f(x)", "f′(x) (autograd)"))
+    palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04"]
+    for i, c in enumerate(curves):
+        colour = palette[i % len(palette)]
+        label = act.TITLES[c.name]
+        fig.add_scatter(
+            x=c.x, y=c.f, name=label, legendgroup=label, line={"color": colour}, row=1, col=1
+        )
+        fig.add_scatter(
+            x=c.x,
+            y=c.df,
+            name=label,
+            legendgroup=label,
+            showlegend=False,
+            line={"color": colour},
+            row=1,
+            col=2,
+        )
+    if len(curves) == 1:
+        for lo, hi in curves[0].vanishing:
+            fig.add_vrect(
+                x0=lo, x1=hi, fillcolor="#f97316", opacity=0.12, line_width=0, row=1, col=2
+            )
+    fig.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def vanishing_text(c: act.Curve) -> str:
+    """Where |f′| < 0.01, in words."""
+    if not c.vanishing:
+        return f"**{act.TITLES[c.name]}**: |f′| ≥ {act.VANISHING} everywhere on [−6, 6]."
+    parts = ", ".join(f"[{lo:.2f}, {hi:.2f}]" for lo, hi in c.vanishing)
+    return f"**{act.TITLES[c.name]}**: |f′| < {act.VANISHING} on {parts}."
+
+
+def activation_section(key: str, gray: np.ndarray) -> None:
+    """Pick activations, see f and f′, and one applied to a real feature map."""
+    cols = st.columns([3, 1])
+    names = cols[0].multiselect(
+        "Activations",
+        act.NAMES,
+        default=["relu", "sigmoid", "gelu"],
+        format_func=act.TITLES.get,
+        key=f"{key}.names",
+    )
+    slope = cols[1].slider("a (Leaky ReLU, PReLU, ELU)", 0.0, 1.0, 0.1, 0.05, key=f"{key}.slope")
+    if not names:
+        st.info("Pick at least one activation.")
+        return
+    curves = [act.curve(n, slope=slope) for n in names]
+    st.plotly_chart(curves_figure(curves), width="stretch", key=f"{key}.chart")
+    st.markdown("  \n".join(vanishing_text(c) for c in curves))
+    st.caption(
+        "Where f′ is (nearly) 0 no error signal passes backwards: saturated sigmoid and tanh "
+        "units, and ReLU for every negative input (a unit that is always negative is 'dead'). "
+        "Leaky ReLU, PReLU and ELU keep a slope a on the negative side."
+    )
+    st.subheader("On a real feature map")
+    name = st.radio("Apply", names, format_func=act.TITLES.get, horizontal=True, key=f"{key}.apply")
+    fmap = edge_map(gray)
+    result = act.apply_to_map(name, fmap, slope)
+    before, before_words = _picture(fmap)
+    after, after_words = _picture(result.output)
+    left, right = st.columns(2)
+    left.image(before, caption=f"Vertical-edge feature map ({before_words})", width="stretch")
+    right.image(after, caption=f"After {act.TITLES[name]} ({after_words})", width="stretch")
+    m = st.columns(3)
+    m[0].metric(
+        "Exact zeros after", f"{result.zero_share:.1%}", help=f"before: {(fmap == 0).mean():.1%}"
+    )
+    m[1].metric("Range after", f"{result.lo:.3g} to {result.hi:.3g}")
+    m[2].metric("Range before", f"{fmap.min():.3g} to {fmap.max():.3g}")
+
+
+def softmax_section(key: str) -> None:
+    """Softmax with temperature on editable class scores."""
+    cols = st.columns([3, 1])
+    text = cols[0].text_input(
+        "Class scores (logits), comma-separated", "2.0, 1.0, 0.1, -1.0", key=f"{key}.logits"
+    )
+    temperature = cols[1].slider("Temperature T", 0.1, 10.0, 1.0, 0.1, key=f"{key}.t")
+    try:
+        logits = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+        result = act.softmax(logits, temperature)
+    except ValueError as error:
+        st.error(
+            f"{error} Write numbers separated by commas, e.g. 2, 1, 0.1."
+            if "could not convert" in str(error)
+            else str(error),
+            icon=":material/error:",
+        )
+        return
+    frame = pd.DataFrame(
+        {
+            "score z": result.logits,
+            "z / T": result.logits / temperature,
+            "probability": np.round(result.probs, 4),
+        },
+        index=[f"class {i + 1}" for i in range(len(logits))],
+    )
+    left, right = st.columns([2, 3])
+    left.dataframe(frame, width="stretch")
+    fig = go.Figure()
+    fig.add_scatter(x=result.z, y=result.p_first, name="p₁")
+    fig.add_scatter(x=result.z, y=result.dp_first, name="∂p₁/∂z₁ (autograd)")
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis_title="z₁ (others fixed)",
+        legend={"orientation": "h"},
+    )
+    right.plotly_chart(fig, width="stretch", key=f"{key}.chart")
+    st.caption(
+        "softmax(z/T)ᵢ = e^(zᵢ/T) / Σⱼ e^(zⱼ/T). A low T sharpens towards the largest score "
+        "(argmax), a high T flattens towards uniform; ∂p₁/∂z₁ = p₁(1 − p₁)/T vanishes once p₁ "
+        "is near 0 or 1."
+    )
+
+
+# -- batch norm ---------------------------------------------------------------------------------
+@st.cache_data(max_entries=64, show_spinner=False)
+def _batch_norm(
+    digest: str, _gray: np.ndarray, batch: int, gamma: float, beta: float, training: bool
+) -> tuple[torch.Tensor, norm.BatchNormResult]:
+    """The batch and its batch-norm result, per image (``digest`` stands for ``_gray``)."""
+    x = norm.feature_batch(_gray, batch, crop=48, seed=1)
+    # Eval mode needs running statistics: 20 training batches of 8 set them first.
+    warm = (
+        ()
+        if training
+        else tuple(norm.feature_batch(_gray, 8, crop=48, seed=100 + i) for i in range(20))
+    )
+    return x, norm.batch_norm(x, gamma, beta, training=training, warmup_batches=warm)
+
+
+def batch_norm_section(key: str, gray: np.ndarray, digest: str) -> None:
+    """A batch of feature maps through BatchNorm2d: statistics, γ/β, train vs eval, batch of 1."""
+    cols = st.columns(4)
+    batch = cols[0].slider("Batch size", 1, 16, 8, key=f"{key}.batch")
+    gamma = cols[1].slider("γ (scale)", 0.0, 3.0, 1.0, 0.1, key=f"{key}.gamma")
+    beta = cols[2].slider("β (shift)", -2.0, 2.0, 0.0, 0.1, key=f"{key}.beta")
+    mode = cols[3].radio(
+        "Mode",
+        ("train", "eval"),
+        horizontal=True,
+        key=f"{key}.mode",
+        help="eval: after 20 training batches have set the running statistics",
+    )
+    try:
+        x = norm.feature_batch(gray, batch, crop=48, seed=1)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    warm = tuple(norm.feature_batch(gray, 8, crop=48, seed=100 + i) for i in range(20))
+    result = norm.batch_norm(
+        x, gamma, beta, training=mode == "train", warmup_batches=warm if mode == "eval" else ()
+    )
+    frame = pd.DataFrame(
+        {
+            "mean before": result.mean_before,
+            "variance before": result.var_before,
+            "mean after": result.mean_after,
+            "variance after": result.var_after,
+            "running mean": result.running_mean,
+            "running variance": result.running_var,
+        },
+        index=list(norm.FILTER_NAMES),
+    ).round(4)
+    st.dataframe(frame, width="stretch")
+    shown = min(batch, 6)
+    before = tile(np.stack([colourise(m)[0] for m in result.before[:shown, 0]]), shown, gap=3)
+    after = tile(np.stack([colourise(m)[0] for m in result.after[:shown, 0]]), shown, gap=3)
+    st.image(
+        np.concatenate([before, np.full((6, before.shape[1], 3), 255, np.uint8), after]),
+        caption=f"Channel 'vertical edges' of the first {shown} images of the batch: before "
+        "(top) and after (bottom) batch norm, each map on its own colour scale.",
+        width="stretch",
+    )
+    if mode == "train":
+        st.caption(
+            f"Train mode: every channel is centred and scaled with **this batch's** statistics, "
+            f"then ×γ + β, so the means after are β = {beta:g} and the variances γ² = "
+            f"{gamma**2:g} (up to ε). The running statistics took one step (momentum 0.1) "
+            "from 0 and 1 towards the batch's."
+        )
+    else:
+        st.caption(
+            "Eval mode: the running statistics gathered over 20 training batches replace the "
+            "batch's own, so each image is normalised the same way whatever else is in its "
+            "batch; the means and variances after are close to, but not exactly, β and γ²."
+        )
+    if batch == 1 and mode == "train":
+        out_diff, in_diff = norm.batch_of_one_erases_levels(x)
+        st.warning(
+            f"**Batch size 1 in train mode.** The statistics come from one image only. This "
+            f"image and the same image at twice the contrast plus 1 differ by up to "
+            f"{in_diff:.3g} before batch norm and by only {out_diff:.1e} after it: the layer "
+            "erases exactly what distinguishes them, and the running statistics follow each "
+            "single image. After a fully connected layer it cannot even run: PyTorch says "
+            f"“{norm.batch_norm_1d_batch_of_one()}”.",
+            icon=":material/warning:",
+        )
+
+
+def dropout_section(key: str, gray: np.ndarray) -> None:
+    """Which activations dropout zeroes, the 1/(1 − p) scaling, and eval mode."""
+    p = st.slider("Dropout probability p", 0.0, 0.9, 0.5, 0.05, key=f"{key}.p")
+    seed = st.number_input("Random mask (seed)", 0, 1000, 0, key=f"{key}.seed")
+    relu = np.maximum(edge_map(gray), 0)[:24, :24]
+    result = norm.dropout(relu, p, int(seed))
+    # One scale for all three, so the survivors' 1/(1 − p) boost shows as brighter cells.
+    vmax = float(max(result.train.max(), result.x.max(), 1e-6))
+    pictures = [sequential_rgb(v, 0.0, vmax) for v in (result.x, result.train, result.eval)]
+    st.image(
+        upscale(tile(np.stack(pictures), 3, gap=2), 6),
+        caption="24×24 ReLU activations: the input, dropout in training (zeroed cells "
+        "dark, survivors brighter), dropout in eval (unchanged).",
+        width="stretch",
+    )
+    kept = result.train[(result.train != 0)]
+    original = result.x[(result.train != 0)]
+    factor = float((kept / original).mean()) if kept.size else float("nan")
+    m = st.columns(4)
+    m[0].metric("Zeroed (of non-zero)", f"{result.dropped_share:.1%}", help=f"p = {p:g}")
+    m[1].metric("Survivors scaled by", f"{factor:.4g}", help=f"1/(1 − p) = {1 / (1 - p):.4g}")
+    m[2].metric("Mean in training", f"{result.train.mean():.4f}")
+    m[3].metric("Mean in eval (= input)", f"{result.eval.mean():.4f}")
+
+
+# -- the experiment: same network with and without batch norm, through the training queue -----
+def experiment_section(sched: Scheduler, store: SqliteRunStore, owner: str) -> None:
+    """Queue the two runs one after the other and draw their curves side by side."""
+    from ui.training import curves_figure as training_curves
+
+    lr = st.select_slider(
+        "Learning rate (SGD, momentum 0.9)", norm.EXPERIMENT_RATES, 0.005, key="norm.exp.lr"
+    )
+    state = st.session_state.get(RUNS_KEY)
+    busy = state is not None and _experiment_active(store, owner, state)
+    if st.button(
+        "Train both",
+        type="primary",
+        icon=":material/play_arrow:",
+        key="norm.exp.start",
+        disabled=busy,
+    ):
+        try:
+            first = _submit(sched, owner, True, lr)
+        except ValueError as error:
+            st.error(str(error), icon=":material/error:")
+        else:
+            st.session_state[RUNS_KEY] = state = {"lr": lr, "with": first, "without": None}
+    if state is None:
+        st.info(
+            f"Both runs train the same two-conv network on {norm.EXPERIMENT_LIMIT:,} images of "
+            "the built-in shapes set for 3 epochs, one after the other in the training queue."
+        )
+        return
+    active = _experiment_active(store, owner, state)
+    st.fragment(run_every=1.0 if active else None)(_experiment_body)(
+        sched, store, owner, training_curves, active
+    )
+
+
+def _experiment_active(store: SqliteRunStore, owner: str, state: dict[str, Any]) -> bool:
+    runs = [state["with"], state["without"]]
+    if state["without"] is None:
+        return True
+    return any(store.get_run(owner, r).active for r in runs if r)
+
+
+def _submit(sched: Scheduler, owner: str, with_bn: bool, lr: float) -> str:
+    spec = norm.experiment_spec(with_bn)
+    return sched.submit(
+        owner,
+        dataset=norm.EXPERIMENT_DATASET,
+        config=norm.experiment_config(lr),
+        spec=spec,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        name=f"BN experiment: {spec.name}, lr {lr:g}",
+        meta={"data_options": {"limit": norm.EXPERIMENT_LIMIT}},
+    )
+
+
+def _experiment_body(
+    sched: Scheduler,
+    store: SqliteRunStore,
+    owner: str,
+    training_curves: Callable[..., go.Figure],
+    was_active: bool,
+) -> None:
+    state = st.session_state[RUNS_KEY]
+    first = store.get_run(owner, state["with"])
+    if state["without"] is None and not first.active:
+        try:
+            state["without"] = _submit(sched, owner, False, state["lr"])
+        except ValueError as error:
+            st.error(str(error), icon=":material/error:")
+            return
+    runs = [store.get_run(owner, r) for r in (state["with"], state["without"]) if r]
+    cols = st.columns(2)
+    for col, run in zip(cols, runs, strict=False):
+        accuracy = run.final.get("test_accuracy")
+        col.metric(
+            run.name,
+            f"{accuracy:.1%}" if accuracy is not None else run.status,
+            help="test accuracy once finished",
+        )
+    series = [
+        (r.name.split(": ")[1], store.step_curve(owner, r.run_id), store.epochs(owner, r.run_id))
+        for r in runs
+    ]
+    st.plotly_chart(training_curves(series), width="stretch", key="norm.exp.curves")
+    if was_active and not any(r.active for r in runs) and state["without"] is not None:
+        st.rerun()  # both done: the whole page re-enables the button and stops polling
