@@ -230,7 +230,7 @@ def batch_norm_section(key: str, gray: np.ndarray, digest: str) -> None:
         np.concatenate([before, np.full((6, before.shape[1], 3), 255, np.uint8), after]),
         caption=f"Channel 'vertical edges' of the first {shown} images of the batch: before "
         "(top) and after (bottom) batch norm, each map on its own colour scale.",
-        width="stretch",
+        width=min(140 * shown, 840),
     )
     if mode == "train":
         st.caption(
@@ -262,7 +262,9 @@ def dropout_section(key: str, gray: np.ndarray) -> None:
     """Which activations dropout zeroes, the 1/(1 − p) scaling, and eval mode."""
     p = st.slider("Dropout probability p", 0.0, 0.9, 0.5, 0.05, key=f"{key}.p")
     seed = st.number_input("Random mask (seed)", 0, 1000, 0, key=f"{key}.seed")
-    relu = np.maximum(edge_map(gray), 0)[:24, :24]
+    fmap = np.maximum(edge_map(gray), 0)
+    top, left = fmap.shape[0] // 2 - 12, fmap.shape[1] // 2 - 12  # the centre, where things are
+    relu = fmap[top : top + 24, left : left + 24]
     result = norm.dropout(relu, p, int(seed))
     # One scale for all three, so the survivors' 1/(1 − p) boost shows as brighter cells.
     vmax = float(max(result.train.max(), result.x.max(), 1e-6))
@@ -271,7 +273,6 @@ def dropout_section(key: str, gray: np.ndarray) -> None:
         upscale(tile(np.stack(pictures), 3, gap=2), 6),
         caption="24×24 ReLU activations: the input, dropout in training (zeroed cells "
         "dark, survivors brighter), dropout in eval (unchanged).",
-        width="stretch",
     )
     kept = result.train[(result.train != 0)]
     original = result.x[(result.train != 0)]
