@@ -329,7 +329,8 @@ def kernel_1d(name: str, size: int) -> np.ndarray:
 
 def conv1d(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Valid cross-correlation of a signal with a kernel, computed by ``F.conv1d``."""
-    out = F.conv1d(torch.from_numpy(x)[None, None], torch.from_numpy(kernel)[None, None])
+    signal_ = torch.as_tensor(x, dtype=torch.float64)[None, None]
+    out = F.conv1d(signal_, torch.as_tensor(kernel, dtype=torch.float64)[None, None])
     return out[0, 0].numpy()
 
 
@@ -363,5 +364,6 @@ def kernel_3d(name: str) -> np.ndarray:
 
 def conv3d(volume: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Valid 3-D cross-correlation of a (T, H, W) volume, computed by ``F.conv3d``."""
-    out = F.conv3d(torch.from_numpy(volume)[None, None], torch.from_numpy(kernel)[None, None])
+    v = torch.as_tensor(volume, dtype=torch.float64)[None, None]
+    out = F.conv3d(v, torch.as_tensor(kernel, dtype=torch.float64)[None, None])
     return out[0, 0].numpy()

@@ -59,7 +59,7 @@ def _image() -> None:
         key="variants.image_variant",
     )
     dilation = cols[1].slider("Dilation (dilated)", 1, 8, 3, key="variants.image_dilation")
-    ui.image_view(variant, source.image, dilation)
+    ui.image_view(variant, source.image, source.digest, dilation)
 
 
 _image()

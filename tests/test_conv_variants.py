@@ -140,3 +140,23 @@ def test_three_d_motion_kernel_fires_where_the_square_moved() -> None:
     expected = volume[1:, 1:-1, 1:-1] - volume[:-1, 1:-1, 1:-1]
     np.testing.assert_allclose(out, expected)
     assert cv.conv3d(volume, cv.kernel_3d("spatio-temporal blur")).shape == (2, 14, 14)
+
+
+@pytest.mark.parametrize("name", cv.KERNELS_3D)
+def test_every_3d_kernel_runs_and_matches_a_direct_sum(name: str) -> None:
+    volume = cv.moving_square(frames=5, side=12, size=4, speed=1)
+    kernel = cv.kernel_3d(name)
+    out = cv.conv3d(volume, kernel)
+    d, h, w = kernel.shape
+    assert out.shape == (5 - d + 1, 12 - h + 1, 12 - w + 1)
+    np.testing.assert_allclose(
+        out[1, 2, 3], (volume[1 : 1 + d, 2 : 2 + h, 3 : 3 + w] * kernel).sum()
+    )
+
+
+@pytest.mark.parametrize("signal", cv.SIGNALS)
+@pytest.mark.parametrize("kernel", cv.KERNELS_1D)
+def test_every_1d_signal_and_kernel_matches_a_direct_sum(signal: str, kernel: str) -> None:
+    x, k = cv.signal(signal, 60), cv.kernel_1d(kernel, 7)
+    y = cv.conv1d(x, k)
+    np.testing.assert_allclose(y[5], (x[5 : 5 + len(k)] * k).sum())

@@ -72,3 +72,18 @@ def test_three_d_values_are_torchs_output() -> None:
     np.testing.assert_allclose(frame.to_numpy(), np.round(out[:, out.shape[1] // 2, :], 3))
     assert (frame.to_numpy() > 0).any()
     assert (frame.to_numpy() < 0).any()
+
+
+def test_every_signal_kernel_and_volume_kernel_renders() -> None:
+    at = _page()
+    for signal in cv.SIGNALS:
+        at.selectbox(key="variants.1d.signal").set_value(signal).run()
+        for kernel in cv.KERNELS_1D:
+            at.selectbox(key="variants.1d.kernel").set_value(kernel).run()
+            assert not at.exception, (signal, kernel)
+    for kernel in cv.KERNELS_3D:
+        at.selectbox(key="variants.3d.kernel").set_value(kernel).run()
+        assert not at.exception, kernel
+        out = cv.conv3d(cv.moving_square(6, 20, 6, 2), cv.kernel_3d(kernel))
+        frame = at.dataframe[-1].value
+        np.testing.assert_allclose(frame.to_numpy(), np.round(out[:, out.shape[1] // 2, :], 3))

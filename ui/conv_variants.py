@@ -128,15 +128,26 @@ def _maps_picture(maps: np.ndarray) -> tuple[np.ndarray, str]:
     coloured = [colourise(m) for m in maps]
     picture = tile(np.stack([rgb for rgb, _ in coloured]), min(len(maps), 3), gap=4)
     ranges = "; ".join(f"{s.vmin:.2g} to {s.vmax:.2g}" for _, s in coloured)
-    return picture, f"each map on its own scale, blue negative, white 0, red positive ({ranges})"
+    return picture, (
+        f"each map on its own scale: blue–white–red where it has negative values, viridis "
+        f"otherwise; ranges {ranges}"
+    )
 
 
-def image_view(variant: str, image: Image.Image, dilation: int) -> None:
-    """The image and what the variant's hand-set layer makes of it, map by map."""
-    small = image.convert("RGB")
+@st.cache_data(max_entries=64, show_spinner=False)
+def _applied(
+    digest: str, _image: Image.Image, variant: str, dilation: int
+) -> tuple[np.ndarray, cv.Applied]:
+    """The thumbnail and the variant's maps, per image (``digest`` stands for ``_image``)."""
+    small = _image.convert("RGB")
     small.thumbnail((IMAGE_SIDE, IMAGE_SIDE))
     rgb = np.asarray(small)
-    applied = cv.apply_to_image(variant, rgb, dilation)
+    return rgb, cv.apply_to_image(variant, rgb, dilation)
+
+
+def image_view(variant: str, image: Image.Image, digest: str, dilation: int) -> None:
+    """The image and what the variant's hand-set layer makes of it, map by map."""
+    rgb, applied = _applied(digest, image, variant, dilation)
     picture, scale = _maps_picture(applied.maps)
     left, right = st.columns([1, 3])
     left.image(rgb, caption=f"Input {rgb.shape[0]}×{rgb.shape[1]}×3", width=IMAGE_SIDE)
