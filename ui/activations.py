@@ -118,8 +118,18 @@ def activation_section(key: str, gray: np.ndarray) -> None:
     before, before_words = _picture(fmap)
     after, after_words = _picture(result.output)
     left, right = st.columns(2)
-    left.image(before, caption=f"Vertical-edge feature map ({before_words})", width="stretch")
-    right.image(after, caption=f"After {act.TITLES[name]} ({after_words})", width="stretch")
+    left.image(
+        before,
+        caption=f"Vertical-edge feature map ({before_words})",
+        width="stretch",
+        alt="Feature map before the activation",
+    )
+    right.image(
+        after,
+        caption=f"After {act.TITLES[name]} ({after_words})",
+        width="stretch",
+        alt=f"Feature map after {act.TITLES[name]}",
+    )
     m = st.columns(3)
     m[0].metric(
         "Exact zeros after", f"{result.zero_share:.1%}", help=f"before: {(fmap == 0).mean():.1%}"
@@ -231,6 +241,7 @@ def batch_norm_section(key: str, gray: np.ndarray, digest: str) -> None:
         caption=f"Channel 'vertical edges' of the first {shown} images of the batch: before "
         "(top) and after (bottom) batch norm, each map on its own colour scale.",
         width=min(140 * shown, 840),
+        alt="Feature maps of the batch before and after batch norm",
     )
     if mode == "train":
         st.caption(
@@ -271,6 +282,7 @@ def dropout_section(key: str, gray: np.ndarray) -> None:
     pictures = [sequential_rgb(v, 0.0, vmax) for v in (result.x, result.train, result.eval)]
     st.image(
         upscale(tile(np.stack(pictures), 3, gap=2), 6),
+        alt="Activations before dropout, with dropout in training, and in eval",
         caption="24×24 ReLU activations: the input, dropout in training (zeroed cells "
         "dark, survivors brighter), dropout in eval (unchanged).",
     )

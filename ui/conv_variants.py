@@ -150,9 +150,15 @@ def image_view(variant: str, image: Image.Image, digest: str, dilation: int) -> 
     rgb, applied = _applied(digest, image, variant, dilation)
     picture, scale = _maps_picture(applied.maps)
     left, right = st.columns([1, 3])
-    left.image(rgb, caption=f"Input {rgb.shape[0]}×{rgb.shape[1]}×3", width=IMAGE_SIDE)
+    left.image(
+        rgb,
+        caption=f"Input {rgb.shape[0]}×{rgb.shape[1]}×3",
+        width=IMAGE_SIDE,
+        alt="The input image",
+    )
     right.image(
         picture,
+        alt=f"Output maps of the {cv.TITLES[variant]} convolution",
         caption=f"{len(applied.maps)} output maps, {applied.maps.shape[1]}×"
         f"{applied.maps.shape[2]}: " + ", ".join(applied.names) + f" ({scale}).",
     )
@@ -217,12 +223,14 @@ def volume_view(key: str) -> None:
     out = cv.conv3d(volume, kernel)
     st.image(
         upscale(tile(colourise(volume)[0], len(volume), gap=2), 4),
+        alt="Input frames of a square moving right",
         caption=f"Input: {volume.shape[0]} frames of {volume.shape[1]}×{volume.shape[2]} "
         "(a square moving right).",
     )
     rgb, scale = colourise(out)
     st.image(
         upscale(tile(rgb, len(out), gap=2), 4),
+        alt="Output slices of the 3-D convolution",
         caption=f"Output: {out.shape[0]} slices of {out.shape[1]}×{out.shape[2]} from a "
         f"{'×'.join(map(str, kernel.shape))} kernel (time × height × width); blue negative, "
         f"white 0, red positive; range {scale.vmin:.3g} to {scale.vmax:.3g}.",
