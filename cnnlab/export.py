@@ -14,6 +14,7 @@ import pprint
 import textwrap
 from typing import Any
 
+import torch
 from torch import nn
 
 _HEADER = '''#!/usr/bin/env python3
@@ -351,7 +352,8 @@ def architecture_code(name: str, num_classes: int) -> str:
     the very definitions the app counts, so the script's model is the app's model."""
     from cnnlab import zoo
 
-    zoo.build(name, num_classes)  # refuses unknown names and bad class counts in words
+    with torch.device("meta"):  # refuses unknown names and bad class counts, allocating nothing
+        zoo.build(name, num_classes)
     sources = [textwrap.dedent(inspect.getsource(part)) for part in _zoo_parts(name)]
     table = ""
     if name == "lenet5":

@@ -132,7 +132,13 @@ def test_network_dense_vs_conv_of_the_textbook_net() -> None:
     assert sum(r.convolution for r in rows) == 268_650
 
 
-@pytest.mark.parametrize("name", zoo.NAMES)
+# AlexNet and VGG-16 hold 57–134 M weights: two real copies each take seconds and gigabytes.
+HEAVY = ("alexnet", "vgg16")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in zoo.NAMES]
+)
 def test_exported_code_builds_exactly_the_same_model(name: str) -> None:
     c, h, _ = zoo.INPUT_SHAPES[name]
     side = 64 if h == 224 else h  # a small input keeps the real forward passes quick

@@ -118,3 +118,17 @@ def test_the_edited_stack_is_summarised_and_its_code_builds_the_same_network() -
     x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(exported.eval()(x), ours(x))
+
+
+def test_the_stack_code_follows_the_input_and_an_impossible_stack_is_explained() -> None:
+    at = _page()
+    at.number_input(key="zoo.stack.classes").set_value(3).run()
+    at.selectbox(key="zoo.stack.preset").set_value("mnist_tutorial").run()
+    source = next(c.value for c in at.code if "class Net(" in c.value)
+    namespace: dict = {"__name__": "exported"}
+    exec(compile(source, "stack.py", "exec"), namespace)
+    assert namespace["model"](torch.zeros(1, 1, 28, 28)).shape == (1, 3)
+    at.selectbox(key="zoo.stack.preset").set_value("fast").run()
+    at.number_input(key="zoo.stack.h").set_value(4).run()  # its 5×5 first conv cannot fit
+    assert not at.exception
+    assert any("Layer 1 (conv)" in e.value for e in at.error)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -215,10 +217,24 @@ def dense_vs_conv_section(key: str) -> None:
     )
 
 
+@st.cache_data(max_entries=128, show_spinner=False)
+def _stack(spec_json: str, shape: tuple[int, int, int], classes: int) -> tuple[Any, str]:
+    """Summary and standalone source of an edited stack (cached: the same edits, the same code)."""
+    from cnnlab.export import model_code
+    from cnnlab.models import ModelSpec, summarize
+
+    spec = ModelSpec.from_json(spec_json)
+    source = model_code(spec, shape, classes)
+    c, h, w = shape
+    source = (
+        f"import torch\nfrom torch import nn\n\n\n{source}\n\nmodel = Net()\n"
+        f"print(model(torch.zeros(1, {c}, {h}, {w})).shape)\n"
+    )
+    return summarize(spec, shape, classes), source
+
+
 def stack_section(key: str) -> None:
     """Edit any stack, read its summary and take it away as PyTorch code."""
-    from cnnlab.export import model_code
-    from cnnlab.models import summarize
     from ui.training import model_editor, summary_frame
 
     cols = st.columns(4)
@@ -229,16 +245,11 @@ def stack_section(key: str) -> None:
     shape = (int(c), int(h), int(w))
     try:
         spec = model_editor(key)
-        summary = summarize(spec, shape, int(classes))
-        source = model_code(spec, shape, int(classes))
+        summary, source = _stack(spec.to_json(), shape, int(classes))
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
         return
     st.dataframe(summary_frame(summary), hide_index=True, width="stretch")
-    source = (
-        f"import torch\nfrom torch import nn\n\n\n{source}\n\nmodel = Net()\n"
-        f"print(model(torch.zeros(1, {c}, {h}, {w})).shape)\n"
-    )
     st.code(source, language="python")
     st.download_button(
         "Download this stack as a .py file",
