@@ -19,6 +19,7 @@ import streamlit as st
 from cnnlab import viz
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
+from ui.image_source import cache_key
 
 DATASETS = {
     "shapes": "Shapes (built in, no download)",
@@ -148,11 +149,25 @@ def class_counts(data: Any) -> str:
 
 def class_samples(train_x: np.ndarray, train_y: np.ndarray, per_class: int = 8) -> list:
     """One strip of ``per_class`` training images per class, as uint8 RGB images."""
-    strips = []
-    for label in range(int(train_y.max()) + 1):
-        images = train_x[np.flatnonzero(train_y == label)[:per_class]]  # (n, C, H, W)
-        strips.append(viz.upscale(viz.tile(_to_rgb(images), columns=per_class, gap=2), 2))
-    return strips
+    return [_strip(images, per_class) for images in _first_per_class(train_x, train_y, per_class)]
+
+
+def _first_per_class(
+    train_x: np.ndarray, train_y: np.ndarray, per_class: int
+) -> tuple[np.ndarray, ...]:
+    """The first ``per_class`` training images of each class, ``(n, C, H, W)`` each."""
+    labels = range(int(train_y.max()) + 1)
+    return tuple(train_x[np.flatnonzero(train_y == label)[:per_class]] for label in labels)
+
+
+def _strip(images: np.ndarray, per_class: int) -> np.ndarray:
+    return viz.upscale(viz.tile(_to_rgb(images), columns=per_class, gap=2), 2)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _sample_strips(key: str, _picked: tuple[np.ndarray, ...], per_class: int) -> list[bytes]:
+    """The strips of :func:`class_samples` as PNGs, once per server for the same pictures."""
+    return [viz.png_bytes(_strip(images, per_class)) for images in _picked]
 
 
 def _to_rgb(images: np.ndarray) -> np.ndarray:
@@ -161,9 +176,11 @@ def _to_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
-def show_samples(data: Any) -> None:
+def show_samples(data: Any, per_class: int = 8) -> None:
     """Sample training images per class, one strip per class."""
-    strips = class_samples(np.asarray(data.train_x), np.asarray(data.train_y))
+    picked = _first_per_class(np.asarray(data.train_x), np.asarray(data.train_y), per_class)
+    # Keyed on the very pixels shown (a few KB): exact, and far cheaper than hashing the set.
+    strips = _sample_strips(cache_key(*picked), picked, per_class)
     st.image(
         strips,
         caption=list(data.classes),
@@ -711,10 +728,22 @@ def default_config() -> dict[str, Any]:
 
 def check_model_limits(spec: Any, data: Any, batch_size: int, sched: Scheduler) -> str:
     """Refuse (ValueError) a model too big for this server; else the memory estimate in words."""
-    from cnnlab.jobs import check_limits
-
     shape = tuple(int(n) for n in data.train_x.shape[1:])
-    est = check_limits(spec, shape, len(data.classes), int(batch_size), sched.limits)
+    return _limits_text(spec.to_json(), shape, len(data.classes), int(batch_size), sched.limits)
+
+
+# Building the model on the meta device costs tens of ms; a class mostly checks the same few
+# presets, so the answer is kept per exact spec, shape, classes, batch and limits (a refusal
+# raises and is not kept).
+@st.cache_data(max_entries=256, show_spinner=False)
+def _limits_text(
+    spec_json: str, shape: tuple[int, ...], num_classes: int, batch_size: int, limits: Any
+) -> str:
+    from cnnlab.jobs import check_limits
+    from cnnlab.models import ModelSpec
+
+    spec = ModelSpec.from_json(spec_json)
+    est = check_limits(spec, shape, num_classes, batch_size, limits)
     return f"{est.total_bytes / 2**20:,.1f} MB ({est.params:,} parameters)"
 
 
