@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import activations as ui
+from ui import normalisation as norm_ui
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
@@ -35,10 +36,10 @@ st.markdown(
     "contrast, through four fixed 3×3 filters) goes through `nn.BatchNorm2d(4)`: per channel, "
     "y = γ·(x − mean)/√(variance + ε) + β."
 )
-st.fragment(ui.batch_norm_section)("norm.bn", gray, source.digest)
+st.fragment(norm_ui.batch_norm_section)("norm.bn", gray, source.digest)
 
 st.header("4. Dropout")
-st.fragment(ui.dropout_section)("norm.dropout", gray)
+st.fragment(norm_ui.dropout_section)("norm.dropout", gray)
 
 st.header("5. Experiment: the same network with and without batch norm")
 st.markdown(
@@ -46,4 +47,4 @@ st.markdown(
     "your runs history there too): identical networks, data, seed and settings, except for a "
     "batch norm after each convolution. Try a small and a large learning rate."
 )
-ui.experiment_section(scheduler(), store(), owner_id())
+norm_ui.experiment_section(scheduler(), store(), owner_id())
