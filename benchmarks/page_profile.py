@@ -89,7 +89,7 @@ FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
     "conv_variants": [
         ("_costs", "number_input", "variants.c_out", (128, 256)),
         ("_image", "slider", "variants.image_dilation", (2, 3)),
-        ("signal_view", "slider", "variants.1d.pos", (80, 64)),
+        ("_signal_body", "slider", "variants.1d.pos", (80, 64)),
         ("volume_view", "slider", "variants.3d.speed", (1, 2)),
     ],
 }

@@ -69,7 +69,7 @@ st.markdown(
     "The same sliding window in one dimension, as used on audio, sensor data and text: "
     "move the kernel along the signal and watch the output being written."
 )
-st.fragment(ui.signal_view)("variants.1d")
+ui.signal_view("variants.1d")
 
 st.header("4. 3-D convolution: volumes and video")
 st.markdown(

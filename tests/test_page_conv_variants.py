@@ -87,3 +87,16 @@ def test_every_signal_kernel_and_volume_kernel_renders() -> None:
         out = cv.conv3d(cv.moving_square(6, 20, 6, 2), cv.kernel_3d(kernel))
         frame = at.dataframe[-1].value
         np.testing.assert_allclose(frame.to_numpy(), np.round(out[:, out.shape[1] // 2, :], 3))
+
+
+def test_play_slides_the_kernel_and_a_bigger_kernel_keeps_the_position_valid() -> None:
+    at = _page()
+    start = at.slider(key="variants.1d.pos").value
+    at.toggle(key="variants.1d.play").set_value(True).run()
+    at.run()
+    assert at.slider(key="variants.1d.pos").value > start
+    at.toggle(key="variants.1d.play").set_value(False).run()
+    at.slider(key="variants.1d.pos").set_value(190).run()
+    at.slider(key="variants.1d.size").set_value(31).run()
+    assert not at.exception
+    assert at.slider(key="variants.1d.pos").value <= 200 - 31

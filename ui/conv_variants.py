@@ -12,6 +12,8 @@ from cnnlab import conv_variants as cv
 from cnnlab.viz import colourise, tile, upscale
 
 IMAGE_SIDE = 160
+PLAY_INTERVAL = 0.3  # seconds per step while the 1-D kernel slides on its own
+PLAY_STEP = 3  # samples per step: a sweep of the 200-sample signal takes about 20 s
 MATRIX_PIXELS = 256
 
 
@@ -165,7 +167,13 @@ def image_view(variant: str, image: Image.Image, digest: str, dilation: int) -> 
 
 
 def signal_view(key: str) -> None:
-    """1-D convolution: a real signal, the kernel at a chosen position, the output so far."""
+    """1-D convolution: a real signal, the kernel at a chosen position, the output so far; a
+    play toggle slides the kernel on its own (only the fragment reruns)."""
+    playing = st.toggle("Play (slide the kernel along the signal)", key=f"{key}.play")
+    st.fragment(run_every=PLAY_INTERVAL if playing else None)(_signal_body)(key, playing)
+
+
+def _signal_body(key: str, playing: bool) -> None:
     cols = st.columns(4)
     name = cols[0].selectbox("Signal", cv.SIGNALS, key=f"{key}.signal")
     kind = cols[1].selectbox("Kernel", cv.KERNELS_1D, key=f"{key}.kernel")
@@ -173,7 +181,11 @@ def signal_view(key: str) -> None:
     x = cv.signal(name, 200)
     k = cv.kernel_1d(kind, size)
     y = cv.conv1d(x, k)
-    position = cols[3].slider("Kernel position", 0, len(y) - 1, len(y) // 3, key=f"{key}.pos")
+    state, pos_key = st.session_state, f"{key}.pos"
+    # Kept within the output (a larger kernel shortens it); playing moves it PLAY_STEP a tick.
+    position = min(int(state.get(pos_key, len(y) // 3)), len(y) - 1)
+    state[pos_key] = (position + PLAY_STEP) % len(y) if playing else position
+    position = cols[3].slider("Kernel position", 0, len(y) - 1, key=pos_key)
     window = x[position : position + len(k)]
     products = window * k
     fig = go.Figure()
