@@ -207,3 +207,14 @@ def test_published_table_covers_every_name_and_matches_the_counts() -> None:
         if pub.gmacs:
             digits = len(pub.gmacs.split(".")[1])
             assert f"{_torch_macs(name) / 1e9:.{digits}f}" == pub.gmacs, name
+
+
+@pytest.mark.parametrize(
+    ("name", "entries"),
+    # torchvision's state_dict sizes: AlexNet and VGG-16 are weight + bias per layer (8 and 16
+    # layers); the ResNets and MobileNet V2 have bias-free convs (53 / 20 / 52 of them) with 5
+    # entries per batch norm (weight, bias, running mean and variance, num_batches_tracked).
+    [("alexnet", 16), ("vgg16", 32), ("resnet18", 122), ("resnet50", 320), ("mobilenet_v2", 314)],
+)
+def test_state_dicts_have_torchvisions_number_of_entries(name: str, entries: int) -> None:
+    assert len(_meta(name).state_dict()) == entries
