@@ -25,7 +25,7 @@ from cnnlab.viz import DIVERGING_STOPS, SEQUENTIAL_STOPS, ColourScale, _apply_st
 MAX_PARAMS = 30_000_000  # a bigger network would make every explanation too slow to wait for
 MAX_CHANNELS = 4  # an input is gray (1) or colour (3); anything else is refused
 MIN_SIDE = 8
-TILE_TARGET = 96  # pixels a tile is enlarged (or shrunk) towards, so small maps stay legible
+TILE_TARGET = 64  # pixels a tile is enlarged (or shrunk) towards, so small maps stay legible
 MAX_TILE = 160
 
 

@@ -64,6 +64,16 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Design a small CNN, train it live on real images in a background worker, and see "
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
+    PageSpec(
+        path="pages/explorer.py",
+        title="Feature-map explorer",
+        icon=":material/layers:",
+        url_path="explorer",
+        section="Explore",
+        blurb="Your image through a trained CNN: every layer's feature maps, the prediction, why "
+        "it decided (Grad-CAM, saliency, occlusion, integrated gradients), and adversarial "
+        "examples.",
+    ),
 )
 
 

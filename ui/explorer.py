@@ -1,0 +1,376 @@
+"""The feature-map explorer's model picker, its shared caches and the feature-map renderers.
+
+Networks are loaded once per server (``st.cache_resource``: read-only, shared); a learner's own
+runs are keyed by their owner id, so nobody else's key can reach them. The analysis of one image
+(preprocessing, every layer's maps, the class scores) is computed once per (network, image
+digest) and shared the same way; the page only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+from PIL import Image
+
+from cnnlab import imagenet
+from cnnlab.bundled import BUNDLED, load_bundled
+from cnnlab.classic_vision import classic_labels, classic_model
+from cnnlab.explorer import (
+    Explorable,
+    LayerView,
+    Preprocessed,
+    colour_map,
+    layer_views,
+    maps_npz,
+    png_bytes,
+    preprocess,
+    producing_kernel,
+    softmax,
+    tile_maps,
+)
+from cnnlab.runs import RunNotFoundError, SqliteRunStore
+from cnnlab.trained import list_trained, load_trained
+from cnnlab.viz import ColourScale
+
+CLASSIC = "classic"
+IMAGENET = "imagenet"
+MISSING_IMAGENET = "imagenet-missing"
+SHOWN_INPUT_SIDE = 224  # the enlarged input and channel are drawn at this width
+
+
+@st.cache_resource(show_spinner=False)
+def _bundled(name: str) -> Explorable:
+    info, model = load_bundled(name)
+    c, h, _ = info.input_shape
+    return Explorable(
+        f"bundled:{name}",
+        info.title,
+        model,
+        c,
+        h,
+        info.preprocess,
+        info.mean,
+        info.std,
+        info.classes,
+        f"Trained by `{info.command}` ({info.test_accuracy:.1%} on its test split).",
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _classic() -> Explorable:
+    labels = classic_labels()
+    return Explorable(
+        CLASSIC,
+        "Classic vision: Gabor + colour-opponent filters",
+        classic_model(),
+        3,
+        256,
+        "fit",
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        note="No training: 24 oriented Gabor filters (4 orientations × 3 scales × even/odd "
+        "phase) and 4 colour-opponent centre–surround filters, then ReLU and 2×2 max-pooling. "
+        "Images are scaled to at most 256 px.",
+        channel_labels={"0": labels, "1": labels, "2": labels},
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _imagenet(path: str) -> Explorable:
+    from cnnlab.zoo import build  # the architecture zoo, torchvision's module names
+
+    model = imagenet.load_imagenet(Path(path), lambda: build("resnet18"))
+    return Explorable(
+        IMAGENET,
+        "ResNet-18, pretrained on ImageNet",
+        model,
+        3,
+        224,
+        "imagenet",
+        imagenet.MEAN,
+        imagenet.STD,
+        imagenet.labels(),
+        note="torchvision's ImageNet weights (69.8 % top-1): 1,000 everyday classes.",
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _run(owner: str, run_id: str) -> Explorable:
+    trained = load_trained(SqliteRunStore(), owner, run_id)
+    c, h, _ = trained.run.input_shape
+    # MNIST's digits were centred by mass; everything else is a square resize.
+    resize = "digits" if trained.run.dataset == "mnist" else "square"
+    return Explorable(
+        f"run:{owner}:{run_id}",
+        trained.run.label,
+        trained.model,
+        c,
+        h,
+        resize,
+        trained.run.mean,
+        trained.run.std,
+        trained.run.classes,
+        note=f"Your network, trained on {trained.run.dataset}.",
+    )
+
+
+def _choices(owner: str) -> dict[str, str]:
+    """Model key → label, the bundled ones first, then ImageNet, then the learner's runs."""
+    labels = {f"bundled:{name}": f"Bundled: {name}" for name in BUNDLED}
+    labels[CLASSIC] = "Classic vision (Gabor + colour, no training)"
+    if imagenet.weights_path().is_file():
+        labels[IMAGENET] = "ResNet-18 (ImageNet)"
+    else:
+        labels[MISSING_IMAGENET] = "ResNet-18 (ImageNet): weights not on this server"
+    try:
+        for run in list_trained(SqliteRunStore(), owner):
+            labels[f"run:{run.run_id}"] = f"Your run: {run.label}"
+    except (OSError, ValueError) as error:
+        st.caption(f"Your trained networks cannot be listed right now ({error}).")
+    return labels
+
+
+def model_picker(owner: str) -> Explorable:
+    """Pick a network; show what it is. Falls back to the digits network after an error."""
+    labels = _choices(owner)
+    key = st.selectbox(
+        "Network", list(labels), format_func=labels.get, key="explorer.model", index=0
+    )
+    try:
+        target = _load(owner, key)
+    except (ValueError, RunNotFoundError) as error:
+        st.error(f"This network cannot be used: {error}", icon=":material/error:")
+        target = _bundled(BUNDLED[0])
+    if target.note:
+        st.caption(target.note)
+    return target
+
+
+def _load(owner: str, key: str) -> Explorable:
+    if key.startswith("bundled:"):
+        return _bundled(key.removeprefix("bundled:"))
+    if key == CLASSIC:
+        return _classic()
+    if key == IMAGENET:
+        return _imagenet(str(imagenet.weights_path()))
+    if key == MISSING_IMAGENET:
+        _offer_download()
+        raise ValueError("its weights are not here yet; the digits network is shown instead.")
+    return _run(owner, key.removeprefix("run:"))
+
+
+def _offer_download() -> None:
+    path = imagenet.weights_path()
+    st.info(
+        f"Put torchvision's ResNet-18 weights as safetensors at `{path}` (or point "
+        f"`CNNLAB_IMAGENET_WEIGHTS` at them), or download them once ({imagenet.WEIGHTS_MB} MB, "
+        f"checked against a pinned SHA-256).",
+        icon=":material/download:",
+    )
+    if st.button("Download the ImageNet weights", key="explorer.fetch"):
+        with st.spinner("Downloading…"):
+            try:
+                imagenet.fetch_weights(path)
+            except ValueError as error:
+                st.error(str(error), icon=":material/error:")
+            else:
+                st.rerun()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the page shows for one (network, image): read-only, shared between sessions."""
+
+    prep: Preprocessed
+    views: tuple[LayerView, ...]
+    scores: torch.Tensor | None  # (classes,) logits
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def analyse(model_key: str, digest: str, _target: Explorable, _image: Image.Image) -> Analysis:
+    """Preprocess, run every layer and score, once per (network, image digest)."""
+    prep = preprocess(_image, _target)
+    views = tuple(layer_views(_target.model, prep.x))
+    scores = None
+    if _target.has_classifier:
+        with torch.no_grad():
+            scores = _target.model(prep.x)[0]
+    return Analysis(prep, views, scores)
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _tile(
+    model_key: str, digest: str, layer: str, _view: LayerView, _labels: tuple[str, ...] | None
+) -> tuple[bytes, ColourScale]:
+    sheet, scale = tile_maps(_view.maps, _labels)
+    return png_bytes(sheet), scale
+
+
+def _enlarged(array: np.ndarray, side: int = SHOWN_INPUT_SIDE) -> bytes:
+    """An array drawn ``side`` pixels wide with nearest-neighbour pixels, as PNG bytes."""
+    image = Image.fromarray(array)
+    height = max(1, round(side * image.height / image.width))
+    return png_bytes(np.asarray(image.resize((side, height), Image.Resampling.NEAREST)))
+
+
+def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
+    """Every step from the image to the tensor, then the tensor's shape and normalisation."""
+    steps = prep.steps[-4:] if len(prep.steps) > 4 else prep.steps
+    columns = st.columns(len(steps))
+    for column, (caption, picture) in zip(columns, steps, strict=True):
+        with column:
+            shown = picture if max(picture.size) >= 96 else _nearest(picture, 112)
+            st.image(shown, caption=caption, width=150)
+    _, c, h, w = prep.shape
+    mean = ", ".join(f"{m:.3f}" for m in target.mean)
+    std = ", ".join(f"{s:.3f}" for s in target.std)
+    st.markdown(
+        f"The network receives a tensor of shape **(1, {c}, {h}, {w})** (batch, channels, "
+        f"height, width): each pixel scaled to 0…1, then normalised per channel as "
+        f"(value − mean) / std with mean ({mean}) and std ({std}). Its values run from "
+        f"{float(prep.x.min()):.2f} to {float(prep.x.max()):.2f}."
+    )
+
+
+def _nearest(picture: Image.Image, side: int) -> Image.Image:
+    scale = max(1, side // max(picture.size))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
+    """Class probabilities as bars, with a softmax temperature slider."""
+    left, right = st.columns([2, 3], gap="large")
+    temperature = left.slider(
+        "Softmax temperature T",
+        0.1,
+        10.0,
+        1.0,
+        0.1,
+        key="explorer.temperature",
+        help="softmax(z / T): T > 1 flattens the probabilities, T < 1 sharpens them; the order "
+        "of the classes never changes.",
+    )
+    probs = softmax(scores, temperature)
+    order = torch.argsort(probs, descending=True)[:10]
+    best = int(order[0])
+    left.markdown(
+        f"Prediction: **{classes[best]}** with probability **{float(probs[best]):.1%}** at "
+        f"T = {temperature:g} (its score z = {float(scores[best]):.2f})."
+    )
+    left.caption(
+        "Softmax turns the scores z into probabilities e^(z/T) / Σ e^(z/T). The temperature "
+        "only rescales the scores: the ranking stays, the confidence changes."
+    )
+    frame = pd.DataFrame(
+        {"class": [classes[int(i)] for i in order], "probability": probs[order].numpy()}
+    )
+    with right:
+        st.bar_chart(
+            frame, x="class", y="probability", horizontal=True, sort="-probability", height=260
+        )
+        st.caption("The ten most probable classes and their probabilities.")
+
+
+def layer_table(views: tuple[LayerView, ...]) -> None:
+    """One row per layer: shape, statistics, the top channels for this image."""
+    frame = pd.DataFrame(
+        {
+            "layer": [v.name for v in views],
+            "kind": [v.kind for v in views],
+            "shape (C × H × W)": ["×".join(map(str, v.shape)) for v in views],
+            "mean": [round(v.mean, 4) for v in views],
+            "zeros": [f"{v.zero_share:.0%}" for v in views],
+            "min … max": [f"{v.minimum:.3g} … {v.maximum:.3g}" for v in views],
+            "top channels": [", ".join(map(str, v.top_channels)) for v in views],
+        }
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.caption(
+        "Zeros: the share of values that are exactly 0 (after a ReLU, the neurons that are off "
+        "for this image). Top channels: highest mean activation for this image."
+    )
+
+
+def _layer_caption(view: LayerView, scale: ColourScale) -> str:
+    k, h, w = view.shape
+    colours = (
+        f"blue (−{scale.vmax:.3g}) – white (0) – red (+{scale.vmax:.3g})"
+        if scale.diverging
+        else f"viridis, 0 (dark) to {scale.vmax:.3g} (yellow)"
+    )
+    return f"Layer {view.name} ({view.kind}): {k} channels of {h}×{w}; {colours}"
+
+
+def show_all_layers(target: Explorable, digest: str, views: tuple[LayerView, ...]) -> None:
+    """Every layer as one tiled image, three layers to a row."""
+    for start in range(0, len(views), 3):
+        for column, view in zip(st.columns(3), views[start : start + 3], strict=False):
+            data, scale = _tile(target.key, digest, view.name, view, None)
+            column.image(data, caption=_layer_caption(view, scale))
+
+
+def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
+    """A layer's maps as one tiled image with its colour scale, and a PNG / .npz export."""
+    labels = target.channel_labels.get(view.name)
+    data, scale = _tile(target.key, digest, view.name, view, labels)
+    st.image(data, caption=_layer_caption(view, scale) + ". Channels are numbered.")
+    left, right = st.columns(2)
+    left.download_button(
+        "Download these maps as PNG",
+        data,
+        file_name=f"layer-{view.name}.png",
+        mime="image/png",
+        key="explorer.maps.png",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Download the values as .npz",
+        maps_npz(view.name, view.maps),
+        file_name=f"layer-{view.name}.npz",
+        mime="application/octet-stream",
+        key="explorer.maps.npz",
+        on_click="ignore",
+    )
+
+
+def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channel: int) -> None:
+    """One channel enlarged beside the input, with the kernel(s) that produced it."""
+    scale = ColourScale(
+        *(
+            (-max(-view.minimum, view.maximum), max(-view.minimum, view.maximum), True)
+            if view.minimum < 0
+            else (0.0, view.maximum, False)
+        )
+    )
+    cols = st.columns(3)
+    with cols[0]:
+        pixels = np.asarray(analysis.prep.pixels.convert("RGB"))
+        st.image(_enlarged(pixels), caption="The network's input", width=SHOWN_INPUT_SIDE)
+    with cols[1]:
+        coloured = colour_map(view.maps[channel], scale)
+        values = view.maps[channel]
+        st.image(
+            _enlarged(coloured),
+            caption=f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
+            f"max {float(values.max()):.3g} (layer's colour scale)",
+            width=SHOWN_INPUT_SIDE,
+        )
+    with cols[2]:
+        found = producing_kernel(target.model, view.name, channel)
+        if found is None:
+            st.caption("No single convolution kernel produced this channel.")
+        else:
+            conv, weights = found
+            sheet, kscale = tile_maps(weights)
+            st.image(
+                _enlarged(sheet, 160),
+                caption=f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
+                f"{weights.shape[1]}×{weights.shape[2]} weights, "
+                f"{kscale.vmin:.2g} … {kscale.vmax:.2g}",
+                width=160,
+            )
