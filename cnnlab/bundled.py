@@ -99,10 +99,12 @@ def bundled_info(name: str, folder: Path = MODELS_DIR) -> BundledInfo:
 
 def load_bundled(name: str, folder: Path = MODELS_DIR) -> tuple[BundledInfo, nn.Sequential]:
     """The bundled network ``name`` with its weights, on the CPU in ``eval()`` mode."""
+    from safetensors import SafetensorError
+
     info = bundled_info(name, folder)
     try:
         model = build_model(info.spec, info.input_shape, len(info.classes))
         model.load_state_dict(load_weights(folder / f"{name}.safetensors"), strict=True)
-    except (SpecError, RuntimeError, OSError) as exc:
+    except (SpecError, SafetensorError, RuntimeError, OSError) as exc:
         raise ValueError(f"The bundled model {name!r} cannot be loaded ({exc}).") from exc
     return info, model.eval()
