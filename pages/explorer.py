@@ -56,7 +56,7 @@ def feature_maps() -> None:
             f"{n} · {views[names.index(n)].kind} · "
             + "×".join(map(str, views[names.index(n)].shape))
         ),
-        key="explorer.layer",
+        key=f"explorer.layer.{target.key}",  # per network: each has its own layers
     )
     view = views[names.index(layer)]
     ex.show_layer(target, source.digest, view)

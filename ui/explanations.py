@@ -113,12 +113,12 @@ def explain_controls(target: Explorable, predicted: int, layers: list[str]) -> E
         range(len(classes)),
         index=predicted,
         format_func=lambda i: f"{classes[i]}{' (predicted)' if i == predicted else ''}",
-        key="explorer.class",
+        key=f"explorer.class.{target.key}",
     )
     h, w = _input_size(target)
     if method == "Grad-CAM":
         layer = st.selectbox(
-            "Layer", layers, index=len(layers) - 1, key="explorer.cam_layer",
+            "Layer", layers, index=len(layers) - 1, key=f"explorer.cam_layer.{target.key}",
             help="The last convolutional layers are usual: deep enough to mean something, "
             "still a grid of positions.",
         )  # fmt: skip

@@ -220,9 +220,8 @@ def _enlarged(array: np.ndarray, side: int = SHOWN_INPUT_SIDE) -> bytes:
 
 def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
     """Every step from the image to the tensor, then the tensor's shape and normalisation."""
-    steps = prep.steps[-4:] if len(prep.steps) > 4 else prep.steps
-    columns = st.columns(len(steps))
-    for column, (caption, picture) in zip(columns, steps, strict=True):
+    columns = st.columns(max(4, len(prep.steps)))  # at most 6 steps (upload → centred digit)
+    for column, (caption, picture) in zip(columns, prep.steps, strict=False):
         with column:
             shown = picture if max(picture.size) >= 96 else _nearest(picture, 112)
             st.image(shown, caption=caption, width=150)
