@@ -26,7 +26,7 @@ MAX_PARAMS = 30_000_000  # a bigger network would make every explanation too slo
 MAX_CHANNELS = 4  # an input is gray (1) or colour (3); anything else is refused
 MIN_SIDE = 8
 TILE_TARGET = 64  # pixels a tile is enlarged (or shrunk) towards, so small maps stay legible
-MAX_TILE = 160
+MAX_TILE = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,14 +204,14 @@ def layer_views(model: nn.Module, x: torch.Tensor, top: int = 5) -> list[LayerVi
     kinds = dict(feature_units(model))
     views = []
     for name, maps in feature_maps(model, x):
-        means = maps.mean(dim=(1, 2))
-        order = torch.argsort(means, descending=True)[:top]
+        means = maps.mean(dim=(1, 2))  # (K,): every channel has h·w values, so their mean is
+        order = torch.argsort(means, descending=True)[:top]  # the layer's mean
         views.append(
             LayerView(
                 name,
                 type(kinds[name]).__name__,
                 maps,
-                float(maps.mean()),
+                float(means.mean()),
                 float((maps == 0).float().mean()),
                 float(maps.min()),
                 float(maps.max()),
@@ -254,12 +254,22 @@ def producing_kernel(model: nn.Module, layer: str, channel: int) -> tuple[str, t
     return None
 
 
+# 256-entry colour tables: indexing one is several times faster than interpolating the stops
+# per pixel, and 256 levels are all an 8-bit image can show anyway.
+_LEVELS = np.linspace(0.0, 1.0, 256)
+_DIVERGING_LUT = _apply_stops(_LEVELS, DIVERGING_STOPS)
+_SEQUENTIAL_LUT = _apply_stops(_LEVELS, SEQUENTIAL_STOPS)
+
+
 def _colour(values: np.ndarray, scale: ColourScale) -> np.ndarray:
+    """``values`` through the layer's colour scale, as uint8 RGB (..., 3)."""
     if scale.diverging:
         limit = max(abs(scale.vmin), abs(scale.vmax)) or 1.0
-        return _apply_stops((values / limit + 1) / 2, DIVERGING_STOPS)
-    span = (scale.vmax - scale.vmin) or 1.0
-    return _apply_stops((values - scale.vmin) / span, SEQUENTIAL_STOPS)
+        t, lut = (values / limit + 1) / 2, _DIVERGING_LUT
+    else:
+        t, lut = (values - scale.vmin) / ((scale.vmax - scale.vmin) or 1.0), _SEQUENTIAL_LUT
+    index = np.clip(np.nan_to_num(t, nan=0.5) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return lut[index]
 
 
 def layer_scale(maps: torch.Tensor) -> ColourScale:
@@ -288,15 +298,15 @@ def tile_maps(
         size = (max(1, round(h * factor)), max(1, round(w * factor)))
         maps = F.adaptive_avg_pool2d(maps[None], size)[0]
         h, w = size
-    else:
-        zoom = max(1, TILE_TARGET // side)
-        maps = maps.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
+    tiles = _colour(maps.numpy(), scale)  # (K, h, w, 3), coloured before any enlarging
+    zoom = max(1, TILE_TARGET // side)
+    if zoom > 1:
+        tiles = tiles.repeat(zoom, axis=1).repeat(zoom, axis=2)
         h, w = h * zoom, w * zoom
     cols = math.ceil(math.sqrt(k))
     rows = math.ceil(k / cols)
     gap, label_h = 2, 12
     sheet = np.full((rows * (h + gap + label_h), cols * (w + gap), 3), 255, np.uint8)
-    tiles = _colour(maps.numpy().astype(np.float64), scale)  # (K, h, w, 3)
     for i in range(k):
         r, c = divmod(i, cols)
         top, left = r * (h + gap + label_h) + label_h, c * (w + gap)
@@ -313,7 +323,7 @@ def tile_maps(
 def colour_map(values: torch.Tensor, scale: ColourScale | None = None) -> np.ndarray:
     """One map (h, w) in the layer's colours, as an RGB array."""
     scale = scale or layer_scale(values)
-    return _colour(values.numpy().astype(np.float64), scale)
+    return _colour(values.numpy(), scale)
 
 
 def overlay(image: Image.Image, heat: torch.Tensor, opacity: float) -> np.ndarray:
@@ -337,9 +347,9 @@ def maps_npz(name: str, maps: torch.Tensor) -> bytes:
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """An RGB or gray array as PNG bytes (for download buttons)."""
+    """An RGB or gray array as PNG bytes (fast compression: big tiled sheets stay quick)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(array, np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.asarray(array, np.uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
