@@ -353,7 +353,9 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def top5(scores: torch.Tensor, classes: tuple[str, ...], temperature: float = 1.0):
+def top5(
+    scores: torch.Tensor, classes: tuple[str, ...], temperature: float = 1.0
+) -> list[tuple[str, float]]:
     """The five most probable classes at softmax ``temperature``: [(class, probability)]."""
     probs = softmax(scores, temperature)
     values, indices = probs.topk(min(5, len(classes)))

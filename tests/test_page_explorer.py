@@ -160,3 +160,24 @@ def test_a_learners_run_is_offered_to_its_owner_only():
     assert "(1, 1, 28, 28)" in _markdown(at, "The network receives")
     other = _page("ef" * 16)
     assert label not in other.selectbox(key="explorer.model").options
+
+
+def test_the_imagenet_network_when_its_weights_are_configured(tmp_path, monkeypatch):
+    """A locally generated ResNet-18 checkpoint (random weights, torchvision's key names) at
+    CNNLAB_IMAGENET_WEIGHTS: the page offers the network, feeds it 224×224 and ranks 1,000
+    ImageNet classes."""
+    from safetensors.torch import save_file
+
+    from cnnlab.zoo import build
+
+    torch.manual_seed(0)
+    state = build("resnet18").state_dict()
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    monkeypatch.setenv("CNNLAB_IMAGENET_WEIGHTS", str(path))
+    at = _page()
+    at.selectbox(key="explorer.model").set_value("imagenet").run()
+    _ok(at)
+    assert "(1, 3, 224, 224)" in _markdown(at, "The network receives")
+    assert _markdown(at, "Top 5:").count("%") == 5
+    assert any(c.startswith("Grad-CAM for “") for c in _captions(at))

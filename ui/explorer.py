@@ -32,6 +32,7 @@ from cnnlab.explorer import (
     producing_kernel,
     softmax,
     tile_maps,
+    top5,
 )
 from cnnlab.runs import RunNotFoundError, SqliteRunStore
 from cnnlab.trained import list_trained, load_trained
@@ -261,6 +262,8 @@ def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
         f"Prediction: **{classes[best]}** with probability **{float(probs[best]):.1%}** at "
         f"T = {temperature:g} (its score z = {float(scores[best]):.2f})."
     )
+    ranked = ", ".join(f"{name} ({p:.1%})" for name, p in top5(scores, classes, temperature))
+    left.markdown(f"Top 5: {ranked}.")
     left.caption(
         "Softmax turns the scores z into probabilities e^(z/T) / Σ e^(z/T). The temperature "
         "only rescales the scores: the ranking stays, the confidence changes."
