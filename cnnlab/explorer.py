@@ -49,6 +49,7 @@ class Explorable:
     std: tuple[float, ...]
     classes: tuple[str, ...] = ()
     note: str = ""
+    recipe: str = ""  # the command line that made the network, when there is one
     channel_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

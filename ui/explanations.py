@@ -167,11 +167,11 @@ def show_explanation(
     left, right = st.columns([1, 1])
     with left:
         magnitude = "|attribution|" if float(heat.min()) < 0 else "value"
-        st.image(
-            data,
-            caption=f"{settings.method} for “{target.classes[settings.target]}”: viridis from 0 "
-            f"(dark) to the largest {magnitude} {float(heat.abs().max()):.3g} (yellow).",
+        caption = (
+            f"{settings.method} for “{target.classes[settings.target]}”: viridis from 0 "
+            f"(dark) to the largest {magnitude} {float(heat.abs().max()):.3g} (yellow)."
         )
+        st.image(data, caption=caption, alt=caption)
         st.download_button(
             "Download as PNG",
             data,
@@ -184,11 +184,8 @@ def show_explanation(
         st.markdown(NOTES[settings.method])
         if settings.method == "Integrated gradients":
             base = _baseline(settings.baseline, target, pixels, x)
-            st.image(
-                _denormalised(base, target),
-                caption=f"The baseline: {settings.baseline}",
-                width=160,
-            )
+            caption = f"The baseline: {settings.baseline}"
+            st.image(_denormalised(base, target), caption=caption, width=160, alt=caption)
             total, difference = attribution.completeness_gap(
                 target.model, x, settings.target, heat.view(1, *heat.shape), base
             )
@@ -277,7 +274,7 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
     )
     for col, picture, caption in zip(cols, (before, amplified, after), captions, strict=True):
         with col:
-            st.image(_big(picture), width=200)
+            st.image(_big(picture), width=200, alt=caption.replace("**", ""))
             st.markdown(caption)
     if result.flip_epsilon is None:
         st.info(f"No ε up to 64 grey levels changes the prediction with {method}.")

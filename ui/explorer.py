@@ -58,7 +58,8 @@ def _bundled(name: str) -> Explorable:
         info.mean,
         info.std,
         info.classes,
-        f"Trained by `{info.command}` ({info.test_accuracy:.1%} on its test split).",
+        f"Trained by the project's trainer ({info.test_accuracy:.1%} on its test split).",
+        recipe=info.command,
     )
 
 
@@ -149,6 +150,9 @@ def model_picker(owner: str) -> Explorable:
         target = _bundled(BUNDLED[0])
     if target.note:
         st.caption(target.note)
+    if target.recipe:
+        with st.expander("How it was made"):
+            st.code(target.recipe, language="bash", wrap_lines=True)
     return target
 
 
@@ -225,7 +229,7 @@ def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
     for column, (caption, picture) in zip(columns, prep.steps, strict=False):
         with column:
             shown = picture if max(picture.size) >= 96 else _nearest(picture, 112)
-            st.image(shown, caption=caption, width=150)
+            st.image(shown, caption=caption, width=150, alt=caption)
     _, c, h, w = prep.shape
     mean = ", ".join(f"{m:.3f}" for m in target.mean)
     std = ", ".join(f"{s:.3f}" for s in target.std)
@@ -313,14 +317,16 @@ def show_all_layers(target: Explorable, digest: str, views: tuple[LayerView, ...
     for start in range(0, len(views), 3):
         for column, view in zip(st.columns(3), views[start : start + 3], strict=False):
             data, scale = _tile(target.key, digest, view.name, view, None)
-            column.image(data, caption=_layer_caption(view, scale))
+            caption = _layer_caption(view, scale)
+            column.image(data, caption=caption, alt=caption)
 
 
 def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
     """A layer's maps as one tiled image with its colour scale, and a PNG / .npz export."""
     labels = target.channel_labels.get(view.name)
     data, scale = _tile(target.key, digest, view.name, view, labels)
-    st.image(data, caption=_layer_caption(view, scale) + ". Channels are numbered.")
+    caption = _layer_caption(view, scale) + ". Channels are numbered."
+    st.image(data, caption=caption, alt=caption)
     left, right = st.columns(2)
     left.download_button(
         "Download these maps as PNG",
@@ -352,16 +358,20 @@ def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channe
     cols = st.columns(3)
     with cols[0]:
         pixels = np.asarray(analysis.prep.pixels.convert("RGB"))
-        st.image(_enlarged(pixels), caption="The network's input", width=SHOWN_INPUT_SIDE)
+        st.image(
+            _enlarged(pixels),
+            caption="The network's input",
+            width=SHOWN_INPUT_SIDE,
+            alt="The network's input",
+        )
     with cols[1]:
         coloured = colour_map(view.maps[channel], scale)
         values = view.maps[channel]
-        st.image(
-            _enlarged(coloured),
-            caption=f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
-            f"max {float(values.max()):.3g} (layer's colour scale)",
-            width=SHOWN_INPUT_SIDE,
+        caption = (
+            f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
+            f"max {float(values.max()):.3g} (layer's colour scale)"
         )
+        st.image(_enlarged(coloured), caption=caption, width=SHOWN_INPUT_SIDE, alt=caption)
     with cols[2]:
         found = producing_kernel(target.model, view.name, channel)
         if found is None:
@@ -369,10 +379,9 @@ def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channe
         else:
             conv, weights = found
             sheet, kscale = tile_maps(weights)
-            st.image(
-                _enlarged(sheet, 160),
-                caption=f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
+            caption = (
+                f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
                 f"{weights.shape[1]}×{weights.shape[2]} weights, "
-                f"{kscale.vmin:.2g} … {kscale.vmax:.2g}",
-                width=160,
+                f"{kscale.vmin:.2g} … {kscale.vmax:.2g}"
             )
+            st.image(_enlarged(sheet, 160), caption=caption, width=160, alt=caption)

@@ -42,7 +42,7 @@ def test_upload_shows_every_layer_and_an_explanation(page: Page, base_url: str, 
     goto(page, base_url, "explorer")
     main = page.locator("[data-testid=stMain]")
     expect(main.get_by_text("Prediction: 7", exact=False)).to_be_visible()
-    screenshot(page, "explorer")
+    screenshot(page, "explorer-digit-sample")
 
     main.get_by_text("Upload", exact=True).click()
     wait_until_idle(page)
