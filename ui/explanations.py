@@ -272,10 +272,22 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
         f"Perturbation, amplified: ±{limit:.1f} grey levels at the ends of the scale",
         f"After {method}, ε = {epsilon:g}: **{classes[result.after[0]]}** ({result.after[1]:.1%})",
     )
-    for col, picture, caption in zip(cols, (before, amplified, after), captions, strict=True):
+    names = ("before", "perturbation", "after")
+    for col, picture, caption, name in zip(
+        cols, (before, amplified, after), captions, names, strict=True
+    ):
         with col:
-            st.image(_big(picture), width=200, alt=caption.replace("**", ""))
+            data = _big(picture)
+            st.image(data, width=200, alt=caption.replace("**", ""))
             st.markdown(caption)
+            st.download_button(
+                "Download as PNG",
+                data,
+                file_name=f"{method.lower()}-{name}.png",
+                mime="image/png",
+                key=f"explorer.attack_png.{name}",
+                on_click="ignore",
+            )
     if result.flip_epsilon is None:
         st.info(f"No ε up to 64 grey levels changes the prediction with {method}.")
     else:

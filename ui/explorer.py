@@ -216,6 +216,11 @@ def _tile(
     return png_bytes(sheet), scale
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _npz(model_key: str, digest: str, layer: str, _view: LayerView) -> bytes:
+    return maps_npz(layer, _view.maps)  # compressing on every rerun would cost more than the page
+
+
 def _enlarged(array: np.ndarray, side: int = SHOWN_INPUT_SIDE) -> bytes:
     """An array drawn ``side`` pixels wide with nearest-neighbour pixels, as PNG bytes."""
     image = Image.fromarray(array)
@@ -338,7 +343,7 @@ def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
     )
     right.download_button(
         "Download the values as .npz",
-        maps_npz(view.name, view.maps),
+        _npz(target.key, digest, view.name, view),
         file_name=f"layer-{view.name}.npz",
         mime="application/octet-stream",
         key="explorer.maps.npz",
@@ -371,7 +376,16 @@ def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channe
             f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
             f"max {float(values.max()):.3g} (layer's colour scale)"
         )
-        st.image(_enlarged(coloured), caption=caption, width=SHOWN_INPUT_SIDE, alt=caption)
+        enlarged = _enlarged(coloured)
+        st.image(enlarged, caption=caption, width=SHOWN_INPUT_SIDE, alt=caption)
+        st.download_button(
+            "Download this channel as PNG",
+            enlarged,
+            file_name=f"layer-{view.name}-channel-{channel}.png",
+            mime="image/png",
+            key="explorer.channel_png",
+            on_click="ignore",
+        )
     with cols[2]:
         found = producing_kernel(target.model, view.name, channel)
         if found is None:
