@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui import explanations as why
 from ui import explorer as ex
+from ui.explorer_models import model_picker
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
@@ -20,7 +21,7 @@ st.markdown(
 
 left, right = st.columns(2, gap="large")
 with left:
-    target = ex.model_picker(owner_id())
+    target = model_picker(owner_id())
 with right:
     source = image_picker("explorer.image", default_sample="digit")
 
