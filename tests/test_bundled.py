@@ -103,3 +103,17 @@ def test_a_damaged_bundle_is_a_clear_error(tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="cannot be loaded"):
         load_bundled("broken", tmp_path)
+
+
+def test_the_command_line_trains_and_exports_a_bundle(tmp_path, capsys):
+    from cnnlab.train import build_config, main, parse_args
+
+    argv = ["--dataset", "shapes", "--limit", "200", "--epochs", "1", "--max-steps", "3"]
+    argv += ["--seed", "0", "--augment", "--export", str(tmp_path / "tiny")]
+    assert build_config(parse_args(argv))["augment"] is True
+    assert main(argv) == 0
+    assert "exported to" in capsys.readouterr().out
+    info, model = load_bundled("tiny", tmp_path)
+    assert info.command == "python -m cnnlab.train " + " ".join(argv)
+    assert info.classes[0] == "circle"
+    assert model(torch.zeros(1, *info.input_shape)).shape == (1, 10)
