@@ -9,8 +9,13 @@
    Series: the temperature slider and the ε slider (both inside fragments: the fragment alone
    reruns, results cached per (network, image, settings)), and the pattern-size slider (outside
    any fragment: a full page run; values seen before, so the analysis is a cache hit).
+3. Server time (issue 11's targets: a full page run ≤ 100 ms, a widget change inside a fragment
+   ≤ 50 ms): a websocket client speaking Streamlit's protobuf messages times a rerun request to
+   its ``script_finished`` message, for full runs of the page (defaults: the digits network on
+   the sample 7) and for fragment reruns after a temperature or ε change; the baseline is a full
+   run of an empty one-slider page in the same run.
 
-Run: ``.venv/bin/python benchmarks/explorer.py [rounds]`` (``0`` skips the browser part).
+Run: ``.venv/bin/python benchmarks/explorer.py [rounds]`` (``0`` runs the engine part only).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +34,13 @@ from convolution_rerun_browser import EMPTY_PAGE, WATCH, photo_1024, timed_key  
 from PIL import Image  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from server import streamlit_server  # noqa: E402
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.Delta_pb2 import Delta  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+from streamlit.proto.WidgetStates_pb2 import WidgetState  # noqa: E402
 from streamlit_page import goto, wait_until_idle  # noqa: E402
 from timing import median_ms  # noqa: E402
+from websockets.sync.client import ClientConnection, connect  # noqa: E402
 
 from cnnlab.bundled import BUNDLED, load_bundled  # noqa: E402
 from cnnlab.classic_vision import classic_model  # noqa: E402
@@ -129,10 +140,90 @@ def browser(rounds: int) -> None:
         )
 
 
+def _rerun(
+    ws: ClientConnection, page: str = "", fragment: str = "", widgets: tuple = ()
+) -> tuple[float, list]:
+    """Ask for a rerun; return ms until ``script_finished`` and the messages on the way."""
+    msg = BackMsg()
+    msg.rerun_script.page_script_hash = page
+    msg.rerun_script.fragment_id = fragment
+    msg.rerun_script.widget_states.widgets.extend(widgets)
+    start = time.perf_counter()
+    ws.send(msg.SerializeToString())
+    received = []
+    while True:
+        forward = ForwardMsg()
+        forward.ParseFromString(ws.recv(timeout=300))
+        kind = forward.WhichOneof("type")
+        if kind == "script_finished":
+            return (time.perf_counter() - start) * 1000, received
+        if kind in ("delta", "navigation"):
+            received.append(getattr(forward, kind))
+
+
+def _slider_change(slider, value: float) -> WidgetState:
+    state = WidgetState(id=slider.id)
+    state.double_array_value.data.append(value)  # a slider reports its value(s) as an array
+    return state
+
+
+def _session_series(url: str, url_path: str, rounds: int) -> dict[str, list[float]]:
+    """Full runs of a page, then (on the explorer) fragment reruns of two sliders."""
+    with connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
+                 max_size=None) as ws:  # fmt: skip
+        _, messages = _rerun(ws)
+        page = ""  # the main script: the empty page
+        for navigation in (m for m in messages if not isinstance(m, Delta)):
+            page = {p.url_pathname: p.page_script_hash for p in navigation.app_pages}[url_path]
+        _rerun(ws, page)  # the first run computes and caches; the rest are what a class gets
+        series = {"full run": [_rerun(ws, page)[0] for _ in range(10 * rounds)]}
+        _, messages = _rerun(ws, page)
+        sliders = {
+            d.new_element.slider.label: (d.new_element.slider, d.fragment_id)
+            for d in messages
+            if isinstance(d, Delta) and d.new_element.WhichOneof("type") == "slider"
+        }
+        for label, values in (("Softmax temperature T", (2.0, 3.0)), ("ε (grey levels of 255)",
+                                                                      (4.5, 5.0))):  # fmt: skip
+            if label not in sliders:
+                continue
+            slider, fragment = sliders[label]
+            times = [
+                _rerun(ws, page, fragment, (_slider_change(slider, values[i % 2]),))[0]
+                for i in range(2 + 10 * rounds)
+            ]
+            series[f"{label} (fragment)"] = times[2:]  # both values computed once before
+    return series
+
+
+def server(rounds: int) -> None:
+    """Server time per rerun, as issue 11 measures it, and the ratio to an empty page's run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty_page.py"
+        empty.write_text(EMPTY_PAGE)
+        with (
+            streamlit_server(Path(tmp) / "app") as app_url,
+            streamlit_server(Path(tmp) / "empty", str(empty)) as empty_url,
+        ):
+            series = _session_series(app_url, "explorer", rounds)
+            base = statistics.median(_session_series(empty_url, "", rounds)["full run"])
+    print(f"server time, empty page full run: median {base:.1f} ms")
+    targets = {"full run": 100.0}
+    for name, times in series.items():
+        med = statistics.median(times)
+        target = targets.get(name, 50.0)
+        print(
+            f"server time, explorer {name}: median {med:.1f} ms over {len(times)} "
+            f"(p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.1f}) = {med / base:.2f}× the "
+            f"empty page; target ≤ {target:.0f} ms: {'met' if med <= target else 'missed'}"
+        )
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     engine(repeat=max(3, 3 * rounds))
     if rounds:
+        server(rounds)
         browser(rounds)
 
 

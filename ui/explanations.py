@@ -205,43 +205,53 @@ def _denormalised(x: torch.Tensor, target: Explorable) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Attack:
-    """The outcome of one attack and of the search for the smallest flipping ε."""
+    """The outcome of one attack: the perturbed input, the prediction before and after."""
 
     perturbed: torch.Tensor
     before: tuple[int, float]
     after: tuple[int, float]
-    flip_epsilon: float | None  # in grey levels of 255
-    flip_class: int | None
+
+
+def _attacker(method: str, target: Explorable, x: torch.Tensor, original: int):
+    """The attack as a function of ε in grey levels (PGD: 10 steps of ε/4, seeded)."""
+    bounds = target.pixel_bounds()
+
+    def run(eps_pixels: float) -> torch.Tensor:
+        eps = target.pixel_epsilon(eps_pixels)
+        if method == "FGSM":
+            return adversarial.fgsm(target.model, x, original, eps, clamp=bounds)
+        return adversarial.pgd(target.model, x, original, eps, eps / 4, 10, seed=0, clamp=bounds)
+
+    return run
+
+
+def _predicted(target: Explorable, x: torch.Tensor) -> tuple[int, float]:
+    with torch.no_grad():
+        probs = softmax(target.model(x)[0])
+    return int(probs.argmax()), float(probs.max())
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def attack(
     model_key: str, digest: str, method: str, epsilon: float, _target: Explorable, _x: torch.Tensor
 ) -> Attack:
-    """Run FGSM or PGD at ``epsilon`` grey levels, and search the smallest flipping ε."""
-    model, x = _target.model, _x
-    bounds = _target.pixel_bounds()
-    with torch.no_grad():
-        probs = softmax(model(x)[0])
-    original = int(probs.argmax())
+    """Run FGSM or PGD at ``epsilon`` grey levels against the predicted class."""
+    before = _predicted(_target, _x)
+    perturbed = _attacker(method, _target, _x, before[0])(epsilon)
+    return Attack(perturbed, before, _predicted(_target, perturbed))
 
-    def run(eps_pixels: float) -> torch.Tensor:
-        eps = _target.pixel_epsilon(eps_pixels)
-        if method == "FGSM":
-            return adversarial.fgsm(model, x, original, eps, clamp=bounds)
-        return adversarial.pgd(model, x, original, eps, eps / 4, 10, seed=0, clamp=bounds)
 
-    perturbed = run(epsilon)
-    with torch.no_grad():
-        after = softmax(model(perturbed)[0])
-    found = adversarial.smallest_flip(run, model, original, max_epsilon=64, tolerance=0.25)
-    return Attack(
-        perturbed,
-        (original, float(probs[original])),
-        (int(after.argmax()), float(after.max())),
-        found.epsilon,
-        found.new_class,
-    )
+@st.cache_resource(show_spinner=False, max_entries=32)
+def smallest_flip(
+    model_key: str, digest: str, method: str, _target: Explorable, _x: torch.Tensor
+) -> adversarial.FlipSearch:
+    """The smallest ε (grey levels, to 0.25, up to 64) at which the attack flips the prediction.
+
+    Cached apart from :func:`attack`: it does not depend on the slider, so moving ε never
+    repeats the search."""
+    original = _predicted(_target, _x)[0]
+    run = _attacker(method, _target, _x, original)
+    return adversarial.smallest_flip(run, _target.model, original, max_epsilon=64, tolerance=0.25)
 
 
 def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
@@ -259,6 +269,7 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
     )
     with st.spinner(f"Attacking with {method}…"):
         result = attack(target.key, digest, method, epsilon, target, x)
+        found = smallest_flip(target.key, digest, method, target, x)
     classes = target.classes
     cols = st.columns(3)
     before = _denormalised(x, target)
@@ -288,13 +299,13 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
                 key=f"explorer.attack_png.{name}",
                 on_click="ignore",
             )
-    if result.flip_epsilon is None:
+    if found.epsilon is None:
         st.info(f"No ε up to 64 grey levels changes the prediction with {method}.")
     else:
         st.success(
-            f"Smallest ε that flips the prediction with {method}: **{result.flip_epsilon:.2f}** "
+            f"Smallest ε that flips the prediction with {method}: **{found.epsilon:.2f}** "
             f"grey levels of 255 (found by a scan then bisection to 0.25): "
-            f"{classes[result.before[0]]} → {classes[result.flip_class]}."
+            f"{classes[result.before[0]]} → {classes[found.new_class]}."
         )
     st.caption(
         "Both attacks push the image to *raise the loss* of the predicted class: FGSM takes "
