@@ -207,17 +207,12 @@ def layer_views(model: nn.Module, x: torch.Tensor, top: int = 5) -> list[LayerVi
     for name, maps in feature_maps(model, x):
         means = maps.mean(dim=(1, 2))  # (K,): every channel has h·w values, so their mean is
         order = torch.argsort(means, descending=True)[:top]  # the layer's mean
+        low, high = torch.aminmax(maps)  # one pass for both ends
+        zeros = 1 - int(torch.count_nonzero(maps)) / maps.numel()
+        kind = type(kinds[name]).__name__
+        ranked = tuple(int(i) for i in order)
         views.append(
-            LayerView(
-                name,
-                type(kinds[name]).__name__,
-                maps,
-                float(means.mean()),
-                float((maps == 0).float().mean()),
-                float(maps.min()),
-                float(maps.max()),
-                tuple(int(i) for i in order),
-            )
+            LayerView(name, kind, maps, float(means.mean()), zeros, float(low), float(high), ranked)
         )
     return views
 
