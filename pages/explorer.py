@@ -75,7 +75,9 @@ def feature_maps() -> None:
 def explanation() -> None:
     """Method, class and parameters, then the map over the image (reruns alone)."""
     predicted = int(analysis.scores.argmax())
-    settings = why.explain_controls(target, predicted, [v.name for v in analysis.views])
+    # Grad-CAM needs a grid of positions: layers already pooled to 1×1 are left out.
+    grids = [v.name for v in analysis.views if v.shape[1] * v.shape[2] > 1]
+    settings = why.explain_controls(target, predicted, grids)
     try:
         why.show_explanation(target, source.digest, settings, analysis.prep.pixels, analysis.prep.x)
     except ValueError as error:
@@ -85,7 +87,10 @@ def explanation() -> None:
 @st.fragment
 def attack() -> None:
     """FGSM / PGD at an ε in grey levels (reruns alone)."""
-    why.show_attack(target, source.digest, analysis.prep.x)
+    try:
+        why.show_attack(target, source.digest, analysis.prep.x)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
 
 
 if analysis.scores is not None:
