@@ -9,7 +9,7 @@ the result a valid image: a (low, high) pair of numbers or tensors broadcastable
 - :func:`pgd` (Madry et al. 2018): a random start in the ball, then ``steps`` signed-gradient
   steps of size ``step``, each projected back into the ball.
 - :func:`smallest_flip`: the smallest ε (to a tolerance) at which an attack changes the
-  prediction, found by a coarse scan then bisection.
+  prediction, found by a doubling scan then bisection.
 """
 
 from __future__ import annotations
@@ -119,12 +119,13 @@ def smallest_flip(
 ) -> FlipSearch:
     """The smallest ε in (0, ``max_epsilon``] at which ``attack(ε)`` is no longer ``original``.
 
-    Scans ``scan`` evenly spaced ε for the first that flips the prediction, then bisects between
-    it and the last that did not, until the interval is below ``tolerance``. (A flip is not
-    monotone in ε for every network, so this is the first flip the scan meets, refined.)
+    Scans ``scan`` ε doubling up to ``max_epsilon`` (flips usually need a small ε, so small
+    values are tried first and densely) for the first that flips the prediction, then bisects
+    between it and the last that did not, until the interval is below ``tolerance``. (A flip is
+    not monotone in ε for every network, so this is the first flip the scan meets, refined.)
     """
-    if not max_epsilon > 0 or not tolerance > 0:
-        raise ValueError("The search needs a positive maximum ε and tolerance.")
+    if not max_epsilon > 0 or not tolerance > 0 or scan < 1:
+        raise ValueError("The search needs a positive maximum ε, tolerance and scan length.")
     attacks = 0
 
     def predicted(eps: float) -> int:
@@ -135,8 +136,8 @@ def smallest_flip(
             return int(class_scores(model, perturbed).argmax(1)[0])
 
     low, high, label = 0.0, None, None
-    for i in range(1, scan + 1):
-        eps = max_epsilon * i / scan
+    for i in range(scan):
+        eps = max_epsilon / 2 ** (scan - 1 - i)
         got = predicted(eps)
         if got != original:
             high, label = eps, got

@@ -17,6 +17,7 @@ from cnnlab import adversarial, attribution
 from cnnlab.explorer import Explorable, colour_map, overlay, png_bytes, softmax
 from cnnlab.viz import ColourScale
 
+HEAVY_PARAMS = 1_000_000  # above this, the smallest-ε search waits for a click (ResNet-18: 11.7 M)
 METHODS = ("Grad-CAM", "Saliency", "SmoothGrad", "Integrated gradients", "Occlusion")
 BASELINES = ("black image", "blurred image", "average pixel (all zeros after normalising)")
 NOTES = {
@@ -135,9 +136,10 @@ def explain_controls(target: Explorable, predicted: int, layers: list[str]) -> E
     if method == "Occlusion":
         a, b = st.columns(2)
         side = min(h, w)
-        window = a.slider("Window (pixels)", 2, max(3, side // 2), max(2, side // 7),
+        # Defaults: 8 × 8 windows at most (one pass of the network each).
+        window = a.slider("Window (pixels)", 2, max(3, side // 2), max(2, side // 4),
                           key="explorer.occ_window")  # fmt: skip
-        stride = b.slider("Stride (pixels)", 1, max(2, side // 4), max(1, side // 14),
+        stride = b.slider("Stride (pixels)", 1, max(2, side // 4), max(1, side // 8),
                           key="explorer.occ_stride")  # fmt: skip
         return ExplainSettings(method, cls, window=window, stride=stride)
     return ExplainSettings(method, cls)
@@ -269,7 +271,6 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
     )
     with st.spinner(f"Attacking with {method}…"):
         result = attack(target.key, digest, method, epsilon, target, x)
-        found = smallest_flip(target.key, digest, method, target, x)
     classes = target.classes
     cols = st.columns(3)
     before = _denormalised(x, target)
@@ -299,19 +300,37 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
                 key=f"explorer.attack_png.{name}",
                 on_click="ignore",
             )
-    if found.epsilon is None:
-        st.info(f"No ε up to 64 grey levels changes the prediction with {method}.")
-    else:
-        st.success(
-            f"Smallest ε that flips the prediction with {method}: **{found.epsilon:.2f}** "
-            f"grey levels of 255 (found by a scan then bisection to 0.25): "
-            f"{classes[result.before[0]]} → {classes[found.new_class]}."
-        )
+    _show_flip(target, digest, method, x, classes[result.before[0]])
     st.caption(
         "Both attacks push the image to *raise the loss* of the predicted class: FGSM takes "
         "one step of ε·sign(gradient); PGD takes 10 steps of ε/4 from a random start, each "
         "kept within ε of the image. Pixels stay within 0…255."
     )
+
+
+def _show_flip(target: Explorable, digest: str, method: str, x: torch.Tensor, label: str) -> None:
+    """The smallest flipping ε: searched at once for small networks, on request for big ones."""
+    asked = f"explorer.flip.{target.key}.{digest}.{method}"
+    heavy = sum(p.numel() for p in target.model.parameters()) > HEAVY_PARAMS
+    if heavy and not st.session_state.get(asked):
+        passes = "about 12" if method == "FGSM" else "about 120"
+        if not st.button(
+            f"Search the smallest ε that flips the prediction ({passes} passes through this "
+            f"network, seconds to a minute)",
+            key="explorer.flip_search",
+        ):
+            return
+        st.session_state[asked] = True
+    with st.spinner("Searching the smallest ε…"):
+        found = smallest_flip(target.key, digest, method, target, x)
+    if found.epsilon is None:
+        st.info(f"No ε up to 64 grey levels changes the prediction with {method}.")
+    else:
+        st.success(
+            f"Smallest ε that flips the prediction with {method}: **{found.epsilon:.2f}** "
+            f"grey levels of 255 (found by a doubling scan then bisection to 0.25, "
+            f"{found.attacks} attacks): {label} → {target.classes[found.new_class]}."
+        )
 
 
 def _big(pixels: np.ndarray) -> bytes:
