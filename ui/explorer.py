@@ -130,7 +130,7 @@ def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
     )
     with right:
         st.bar_chart(
-            frame, x="class", y="probability", horizontal=True, sort="-probability", height=260
+            frame, x="class", y="probability", horizontal=True, sort="-probability", height=340
         )
         st.caption("The ten most probable classes and their probabilities.")
 
