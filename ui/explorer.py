@@ -44,7 +44,8 @@ class Analysis:
     scores: torch.Tensor | None  # (classes,) logits
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+# Bounded: one ResNet-18 analysis holds ~20 MB of maps, so at most 8 are kept, for an hour.
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
 def analyse(model_key: str, digest: str, _target: Explorable, _image: Image.Image) -> Analysis:
     """Preprocess, run every layer and score, once per (network, image digest)."""
     prep = preprocess(_image, _target)
