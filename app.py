@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from cnnlab.device import DeviceInfo, describe_device
 from cnnlab.explain import pipeline_dot, pipeline_stages
 from ui.heap import freeze_import_heap
 from ui.navigation import PAGES, SECTIONS
+
+
+def _one_torch_thread() -> None:
+    # Page computations are many small tensor operations. With a second torch thread each one
+    # waits for a core that the other sessions and the training workers keep busy: under load
+    # here the effective receptive field took 1.7 s on two threads and 0.07 s on one, the
+    # pooling shift experiment 0.9 s and 0.08 s. (Training workers set their own threads.)
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 @st.cache_resource
@@ -62,6 +72,7 @@ def home() -> None:
 def main() -> None:
     """Build the navigation from ``ui.navigation.PAGES`` and run the chosen page."""
     freeze_import_heap()
+    _one_torch_thread()
     st.set_page_config(page_title="CNN Lab", page_icon="assets/favicon.png", layout="wide")
     sections: dict[str, list] = {
         "": [st.Page(home, title="Home", icon=":material/home:", default=True)]

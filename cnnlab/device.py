@@ -22,7 +22,7 @@ class DeviceInfo:
         """One line for the UI, e.g. ``GPU: NVIDIA H100 (cuda:0)`` or ``CPU (2 threads)``."""
         if self.is_gpu:
             return f"GPU: {self.name} ({self.device})"
-        return f"CPU: {self.name} ({self.threads} threads)"
+        return f"CPU: {self.name} ({self.threads} thread{'' if self.threads == 1 else 's'})"
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

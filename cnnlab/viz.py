@@ -6,9 +6,11 @@ is megabytes of JSON), so every page colours arrays here and shows them with ``s
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 # ColorBrewer RdBu (11 classes), reversed so negative is blue and positive is red; ColorBrewer
 # marks it colour-blind safe, and its centre is white, so zero reads as "nothing".
@@ -137,3 +139,10 @@ def scale_rgb(values: np.ndarray, scale: ColourScale, gray: bool = False) -> np.
     else:
         table = _apply_stops(ramp, SEQUENTIAL_STOPS)
     return table[index.astype(np.intp)]
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """A ``(H, W, 3)`` or ``(H, W)`` uint8 picture as PNG bytes (lossless: cells stay sharp)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -17,7 +17,12 @@ st.markdown(
 )
 calculator, chain, quiz = st.tabs(["Calculator", "Chain of layers", "Quiz"], key="arith.tab")
 
-with calculator:
+
+# Each tab is a fragment: its widgets change nothing in the other two, so a change reruns only
+# its own tab on the server (the tabs all render on every full run; none is lazy).
+@st.fragment
+def calculator_tab() -> None:
+    """The operation's settings, its formula checked by PyTorch, and the sliding window."""
     controls, results = st.columns([1, 2], gap="large")
     with controls:
         config = ui.calculator_controls()
@@ -33,7 +38,10 @@ with calculator:
         st.subheader("Watch the window slide")
         ui.render_picture(layer)
 
-with chain:
+
+@st.fragment
+def chain_tab() -> None:
+    """The layer-chain calculator."""
     st.markdown(
         "Stack layers and follow the shape (channels × height × width). The default is the "
         "textbook network: 32×32×3 → conv 3×3, 16, same → pool 2 → conv 3×3, 32, same → pool 2 "
@@ -41,5 +49,10 @@ with chain:
     )
     ui.render_chain()
 
+
+with calculator:
+    calculator_tab()
+with chain:
+    chain_tab()
 with quiz:
-    ui.render_quiz()
+    st.fragment(ui.render_quiz)()

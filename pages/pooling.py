@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
-from cnnlab.pooling import compare_heads, reference_pool2d
+from cnnlab.pooling import PoolSpec, compare_heads, reference_pool2d
 from ui import pooling as ui
-from ui.image_source import image_picker
+from ui.image_source import ImageSource, image_picker
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -20,30 +20,81 @@ st.markdown(
 )
 spec = ui.pool_settings()
 
+
+# Sections 1, 2, 3 and the head comparison are fragments: their own widgets change nothing
+# elsewhere, so a change reruns only that section. The settings above and the image picker
+# feed several sections and rerun the page.
+@st.fragment
+def window_by_window(spec: PoolSpec) -> None:
+    """An editable grid pooled window by window, checked against PyTorch."""
+    grid = ui.grid_input()
+    try:
+        trace = reference_pool2d(grid, spec)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+    else:
+        ui.step_through(trace)
+        st.caption(ui.torch_agreement(trace))
+
+
+@st.fragment
+def every_type(source: ImageSource, spec: PoolSpec) -> None:
+    """Every pooling type on the learner's image at a chosen working size."""
+    side = st.select_slider(
+        "Working size (longer side, pixels)",
+        ui.WORK_SIDES,
+        64,
+        key="pool.side",
+        help="Small on purpose: a 2×2 window on a 1000-pixel photo changes nothing you could see.",
+    )
+    st.markdown(
+        f"Same settings for every type (dilation is max-only; the others use 1). Pooling works "
+        f"on each colour channel separately. **{source.name}** at {side} px:"
+    )
+    ui.pooled_row(ui.pooled_pictures(source, side, spec))
+
+
+@st.fragment
+def invariance(source: ImageSource, spec: PoolSpec) -> None:
+    """The measured shift experiment for the chosen direction, shift mode and stage."""
+    cols = st.columns(4)
+    direction = cols[0].radio("Shift", list(DIRECTIONS), horizontal=True, key="pool.shift_dir")
+    mode = cols[1].radio(
+        "How to shift",
+        SHIFT_MODES,
+        format_func=ui.SHIFT_MODE_LABELS.get,
+        key="pool.shift_mode",
+        help=ui.SHIFT_MODE_HELP,
+    )
+    max_shift = cols[2].slider("Largest shift k", 1, 12, 6, key="pool.max_shift")
+    stage = cols[3].radio(
+        "Pool what", ("conv output", "image"), horizontal=True, key="pool.inv_stage"
+    )
+    try:
+        result = ui.image_invariance(source, ui.INVARIANCE_SIDE, spec, max_shift, direction, mode)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+    else:
+        ui.invariance_section(result, stage, spec)
+
+
+@st.fragment
+def heads() -> None:
+    """Flatten + fully connected versus global average pooling, in parameters."""
+    cols = st.columns(4)
+    channels = cols[0].number_input("Channels C", 1, 4096, 512, key="pool.head_c")
+    height = cols[1].number_input("Height H", 1, 64, 7, key="pool.head_h")
+    width = cols[2].number_input("Width W", 1, 64, 7, key="pool.head_w")
+    classes = cols[3].number_input("Classes", 1, 100_000, 1000, key="pool.head_classes")
+    ui.head_metrics(compare_heads(int(channels), int(height), int(width), int(classes)))
+
+
 st.header("1. Window by window")
-grid = ui.grid_input()
-try:
-    trace = reference_pool2d(grid, spec)
-except ValueError as error:
-    st.error(str(error), icon=":material/error:")
-else:
-    ui.step_through(trace)
-    st.caption(ui.torch_agreement(trace))
+window_by_window(spec)
 
 st.header("2. Every pooling type on an image")
 source = image_picker("pool.image")
-side = st.select_slider(
-    "Working size (longer side, pixels)",
-    ui.WORK_SIDES,
-    64,
-    key="pool.side",
-    help="Small on purpose: a 2×2 window on a 1000-pixel photo changes nothing you could see.",
-)
-st.markdown(
-    f"Same settings for every type (dilation is max-only; the others use 1). Pooling works on "
-    f"each colour channel separately. **{source.name}** at {side} px:"
-)
-ui.pooled_row(ui.pooled_pictures(source.image, side, spec))
+every_type(source, spec)
 st.caption(
     "Every pooling layer has **0 learnable parameters**, counted from the PyTorch module "
     "itself (`sum(p.numel() for p in module.parameters())`): it only selects and combines "
@@ -56,36 +107,15 @@ st.markdown(
     "before and after. Stages: a convolution (four fixed 3×3 edge filters, then ReLU), and "
     "each pooling type applied to the convolution's output as in a CNN (or to the image)."
 )
-cols = st.columns(4)
-direction = cols[0].radio("Shift", list(DIRECTIONS), horizontal=True, key="pool.shift_dir")
-mode = cols[1].radio(
-    "How to shift",
-    SHIFT_MODES,
-    format_func=ui.SHIFT_MODE_LABELS.get,
-    key="pool.shift_mode",
-    help=ui.SHIFT_MODE_HELP,
-)
-max_shift = cols[2].slider("Largest shift k", 1, 12, 6, key="pool.max_shift")
-stage = cols[3].radio("Pool what", ("conv output", "image"), horizontal=True, key="pool.inv_stage")
-try:
-    result = ui.image_invariance(source.image, ui.INVARIANCE_SIDE, spec, max_shift, direction, mode)
-except ValueError as error:
-    st.error(str(error), icon=":material/error:")
-else:
-    ui.invariance_section(result, stage, spec)
+invariance(source, spec)
 
 st.header("4. Global average pooling: from feature maps to a classifier")
-ui.gap_bridge(*ui.edge_features(source.image, ui.INVARIANCE_SIDE))
+ui.gap_bridge(source, ui.INVARIANCE_SIDE)
 st.markdown(
     "A real network ends the same way, with hundreds of channels. Compare the two usual "
     "classifier heads on a C×H×W feature map:"
 )
-cols = st.columns(4)
-channels = cols[0].number_input("Channels C", 1, 4096, 512, key="pool.head_c")
-height = cols[1].number_input("Height H", 1, 64, 7, key="pool.head_h")
-width = cols[2].number_input("Width W", 1, 64, 7, key="pool.head_w")
-classes = cols[3].number_input("Classes", 1, 100_000, 1000, key="pool.head_classes")
-ui.head_metrics(compare_heads(int(channels), int(height), int(width), int(classes)))
+heads()
 st.caption(
     "512×7×7 → 1000 classes is the last block of VGG-16 on ImageNet; ResNet-50 ends with "
     "2048×7×7 and global average pooling. The flatten head is also tied to one input size, "

@@ -13,7 +13,7 @@ from cnnlab.receptive_field import (
     receptive_fields,
 )
 from ui import receptive_field as rf
-from ui.image_source import image_picker
+from ui.image_source import ImageSource, image_picker
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
 
@@ -67,26 +67,31 @@ if not fields:
     st.stop()
 
 st.header("3 · Pick a neuron")
-image = rf.square_input(source.image, size)
 index = rf.pick_layer(fields)
-neuron = rf.pick_neuron(fields[index])
-rf.show_field(image, fields, index, neuron)
-st.caption(
-    f"{source.name}, centre-cropped to a square and resized to the {size}×{size} input. "
-    "Dots are the neurons of this layer, placed at the centre of their fields."
-)
 
-st.subheader("The field growing layer by layer")
-st.plotly_chart(
-    rf.growth_figure(image, fields, index, neuron),
-    width="stretch",
-    config={"displayModeBar": False},
-    key="rf.growth",
-)
-st.caption(
-    "Each square is the field of the neuron on the chosen neuron's centre line after that "
-    "layer: each layer adds (kernel − 1) × jump pixels, so strides early on make it grow fast."
-)
+
+# A fragment: moving to another neuron (sliders or a click on the chart) redraws only this
+# section; the layer above also sets what sections 4 and 5 show, so it reruns the page.
+@st.fragment
+def neuron_view(source: ImageSource, fields: list, index: int, size: int) -> None:
+    """The neuron sliders, its field on the image and the field growing layer by layer."""
+    neuron = rf.pick_neuron(fields[index])
+    overlay, growth = rf.field_figures(source, size, fields, index, neuron)
+    rf.show_field(overlay, fields, index, neuron)
+    st.caption(
+        f"{source.name}, centre-cropped to a square and resized to the {size}×{size} input. "
+        "Dots are the neurons of this layer, placed at the centre of their fields."
+    )
+    st.subheader("The field growing layer by layer")
+    st.plotly_chart(growth, width="stretch", config={"displayModeBar": False}, key="rf.growth")
+    st.caption(
+        "Each square is the field of the neuron on the chosen neuron's centre line after that "
+        "layer: each layer adds (kernel − 1) × jump pixels, so strides early on make it grow "
+        "fast."
+    )
+
+
+neuron_view(source, fields, index, size)
 
 st.header("4 · The effective receptive field")
 samples = rf.erf_samples(fields, index)
@@ -149,33 +154,41 @@ if run is not None:
             rf.show_erf_pair(erf, trained_erf)
 
 st.header("5 · The 1-D tree")
-length = st.slider(
-    "Input length for the tree (a 1-D slice along the width)",
-    4,
-    48,
-    min(size, 16),
-    key="rf.tree_size",
-)
-try:
-    tree = field_tree(layers[: index + 1], length)
-    one_d = receptive_fields(layers[: index + 1], length)
-    geometry = [(0.0, 1)] + [(d["start"], d["jump"]) for d in one_d]
-except StackError as exc:
-    st.info(f"On a {length}-pixel input the stack up to layer {index + 1} cannot run: {exc}")
-else:
+
+
+@st.fragment
+def tree_view(layers: list[dict], index: int, size: int) -> None:
+    """The 1-D dependency tree of the stack up to the chosen layer (its own two sliders)."""
+    length = st.slider(
+        "Input length for the tree (a 1-D slice along the width)",
+        4,
+        48,
+        min(size, 16),
+        key="rf.tree_size",
+    )
+    try:
+        tree = field_tree(layers[: index + 1], length)
+        one_d = receptive_fields(layers[: index + 1], length)
+        geometry = [(0.0, 1)] + [(d["start"], d["jump"]) for d in one_d]
+    except StackError as exc:
+        st.info(f"On a {length}-pixel input the stack up to layer {index + 1} cannot run: {exc}")
+        return
     if len(tree) > 13:
         st.info("The tree view is for stacks of up to 12 layers: pick an earlier layer.")
-    else:
-        top = tree[-1].size
-        cell = st.slider("Cell of the chosen layer", 0, max(top - 1, 1), top // 2, key="rf.cell")
-        st.plotly_chart(
-            rf.tree_figure(tree, geometry, len(tree) - 1, min(cell, top - 1)),
-            width="stretch",
-            config={"displayModeBar": False},
-            key="rf.tree",
-        )
-        st.caption(
-            "Each row is a layer (input at the bottom), each dot a cell placed at its field's "
-            "centre; blue lines are the connections the chosen cell depends on, orange squares "
-            "the padding cells it reads."
-        )
+        return
+    top = tree[-1].size
+    cell = st.slider("Cell of the chosen layer", 0, max(top - 1, 1), top // 2, key="rf.cell")
+    st.plotly_chart(
+        rf.shared_tree_figure(layers[: index + 1], length, tree, geometry, min(cell, top - 1)),
+        width="stretch",
+        config={"displayModeBar": False},
+        key="rf.tree",
+    )
+    st.caption(
+        "Each row is a layer (input at the bottom), each dot a cell placed at its field's "
+        "centre; blue lines are the connections the chosen cell depends on, orange squares "
+        "the padding cells it reads."
+    )
+
+
+tree_view(layers, index, size)

@@ -94,4 +94,5 @@ with train_tab:
         ui.live_panel(store, sched, owner, run.run_id)
 
 with history_tab:
-    ui.history(store, sched, owner, export_script)
+    # A fragment: comparing or picking runs there changes nothing on the Train tab.
+    st.fragment(ui.history)(store, sched, owner, export_script)

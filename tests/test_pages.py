@@ -22,6 +22,31 @@ def test_home_page_renders():
     assert any("CPU" in e.value or "GPU" in e.value for e in [*at.info, *at.success])
 
 
+def test_the_app_computes_on_one_torch_thread():
+    # Page computations are small; a second thread per session only fights for the cores.
+    # Every script run (and fragment rerun) is a new thread, which starts from the setting
+    # made last in any thread: look from a new one.
+    import threading
+
+    import torch
+
+    def threads_in_a_new_thread() -> int:
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert threads_in_a_new_thread() == 2
+        assert not app_test("app.py").run().exception
+        assert threads_in_a_new_thread() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("spec", PAGES, ids=[p.url_path for p in PAGES])
 def test_page_renders_through_the_navigation(spec):
     at = app_test("app.py", timeout=120).run()

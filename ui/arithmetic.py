@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import arithmetic as ar
+from ui.heap import FIGURES_PER_CACHE
 
 # Okabe–Ito colours (safe for every common colour-vision deficiency); shapes and text back them
 # up (× on unreached pixels, 0 on zeros, thick outlines on the current window).
@@ -339,8 +340,13 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
         [2 / 3, UNREACHED_COLOUR],
         [1.0, UNREACHED_COLOUR],
     ]
-    fig = go.Figure()
-    fig.add_trace(
+    gap = 2
+    x0 = n_cols + gap  # the output grid sits to the right of the input
+    out_z = [
+        [0 if (i, j) < (r, c) else (2 if (i, j) == (r, c) else 1) for j in range(out_cols)]
+        for i in range(out_rows)
+    ]
+    traces = [
         go.Heatmap(
             z=z,
             text=text,
@@ -354,15 +360,7 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             xgap=1,
             ygap=1,
             textfont={"color": "#333333", "size": 11},
-        )
-    )
-    gap = 2
-    x0 = n_cols + gap  # the output grid sits to the right of the input
-    out_z = [
-        [0 if (i, j) < (r, c) else (2 if (i, j) == (r, c) else 1) for j in range(out_cols)]
-        for i in range(out_rows)
-    ]
-    fig.add_trace(
+        ),
         go.Heatmap(
             z=out_z,
             x0=x0,
@@ -377,46 +375,56 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             colorscale=[[0, DONE_COLOUR], [0.5, PENDING_COLOUR], [1, CURRENT_COLOUR]],
             hovertext=[[f"output ({i}, {j})" for j in range(out_cols)] for i in range(out_rows)],
             hoverinfo="text",
-        )
-    )
+        ),
+    ]
+    # Shapes are collected and set once: each fig.add_shape re-validates every shape added
+    # before it, which made this picture cost ~0.2 s per window position.
     # Outline of the whole output grid so white "not yet" cells stay visible.
-    fig.add_shape(
-        type="rect",
-        x0=x0 - 0.5,
-        x1=x0 + out_cols - 0.5,
-        y0=-0.5,
-        y1=out_rows - 0.5,
-        line={"color": "#888888", "width": 1},
-    )
+    shapes: list[dict] = [
+        {
+            "type": "rect",
+            "x0": x0 - 0.5,
+            "x1": x0 + out_cols - 0.5,
+            "y0": -0.5,
+            "y1": out_rows - 0.5,
+            "line": {"color": "#888888", "width": 1},
+        }
+    ]
     # The window: its full (dilated) footprint dashed, each tap a thick square.
     taps_r = [t + row_shift for t in row_taps]
     taps_c = [t + col_shift for t in col_taps]
-    fig.add_shape(
-        type="rect",
-        x0=min(taps_c) - 0.5,
-        x1=max(taps_c) + 0.5,
-        y0=min(taps_r) - 0.5,
-        y1=max(taps_r) + 0.5,
-        line={"color": TAP_COLOUR, "width": 2, "dash": "dash"},
+    shapes.append(
+        {
+            "type": "rect",
+            "x0": min(taps_c) - 0.5,
+            "x1": max(taps_c) + 0.5,
+            "y0": min(taps_r) - 0.5,
+            "y1": max(taps_r) + 0.5,
+            "line": {"color": TAP_COLOUR, "width": 2, "dash": "dash"},
+        }
     )
-    for tr in taps_r:
-        for tc in taps_c:
-            fig.add_shape(
-                type="rect",
-                x0=tc - 0.45,
-                x1=tc + 0.45,
-                y0=tr - 0.45,
-                y1=tr + 0.45,
-                line={"color": TAP_COLOUR, "width": 3},
-                fillcolor="rgba(0,114,178,0.35)",
-            )
-    fig.add_shape(
-        type="rect",
-        x0=x0 + c - 0.5,
-        x1=x0 + c + 0.5,
-        y0=r - 0.5,
-        y1=r + 0.5,
-        line={"color": "#000000", "width": 3},
+    shapes += [
+        {
+            "type": "rect",
+            "x0": tc - 0.45,
+            "x1": tc + 0.45,
+            "y0": tr - 0.45,
+            "y1": tr + 0.45,
+            "line": {"color": TAP_COLOUR, "width": 3},
+            "fillcolor": "rgba(0,114,178,0.35)",
+        }
+        for tr in taps_r
+        for tc in taps_c
+    ]
+    shapes.append(
+        {
+            "type": "rect",
+            "x0": x0 + c - 0.5,
+            "x1": x0 + c + 0.5,
+            "y0": r - 0.5,
+            "y1": r + 0.5,
+            "line": {"color": "#000000", "width": 3},
+        }
     )
     for label, colour, symbol in (
         ("input pixel", INPUT_COLOUR, "square"),
@@ -430,7 +438,7 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
         ("output now", CURRENT_COLOUR, "square"),
         ("output done", DONE_COLOUR, "square"),
     ):
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=[None],
                 y=[None],
@@ -445,10 +453,13 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             )
         )
     title_in = "equivalent stride-1 input" if layer.op == "conv_transpose" else "padded input"
-    fig.add_annotation(x=(n_cols - 1) / 2, y=-1.2, text=title_in, showarrow=False)
-    fig.add_annotation(x=x0 + (out_cols - 1) / 2, y=-1.2, text="output", showarrow=False)
+    annotations = [
+        {"x": (n_cols - 1) / 2, "y": -1.2, "text": title_in, "showarrow": False},
+        {"x": x0 + (out_cols - 1) / 2, "y": -1.2, "text": "output", "showarrow": False},
+    ]
     rows = max(n_rows, out_rows)
     cell = max(12, min(28, 640 // max(rows, 1), 1100 // (x0 + out_cols)))
+    fig = go.Figure(traces, layout={"shapes": shapes, "annotations": annotations})
     fig.update_xaxes(visible=False, range=[-0.6, x0 + out_cols - 0.4])
     fig.update_yaxes(
         visible=False, autorange=False, range=[rows - 0.4, -1.8], scaleanchor="x", scaleratio=1
@@ -517,8 +528,20 @@ def _picture_fragment(layer: ar.LayerArithmetic, playing: bool) -> None:
     position = state["arith.pos"] - 1
     st.markdown(f"**Position {position + 1} of {count}** — {position_label(layer, position)}")
     st.plotly_chart(
-        window_figure(layer, position), key="arith.picture", config={"displayModeBar": False}
+        shared_window_figure(layer, position),
+        key="arith.picture",
+        config={"displayModeBar": False},
     )
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def shared_window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
+    """:func:`window_figure`, built once per server for each exact layer and position.
+
+    A class stepping through the same example shares one figure; it is read-only
+    (``st.plotly_chart`` serialises a copy), so sharing it between sessions is safe.
+    """
+    return window_figure(layer, position)
 
 
 # --- chain calculator -------------------------------------------------------------------------
@@ -550,8 +573,13 @@ def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
         if not isinstance(kind, str) or not kind:
             raise ValueError(f"Layer {number}: choose a layer type.")
 
-        def number_or(value, default):
-            return default if value is None or pd.isna(value) else int(value)
+        def number_or(value, default, number=number):
+            if value is None or pd.isna(value):
+                return default
+            try:
+                return int(value)
+            except (TypeError, ValueError, OverflowError):  # infinity, or text sent by a script
+                raise ValueError(f"Layer {number}: {value!r:.20} is not a whole number.") from None
 
         padding = str(row.get("padding") or "0").strip().lower()
         if padding not in ("same", "valid"):

@@ -22,7 +22,7 @@ from PIL import Image
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
 from cnnlab.viz import ColourScale, scale_rgb
-from ui.image_source import ImageSource
+from ui.image_source import ImageSource, cache_key
 
 CUSTOM = "Custom…"
 VIEWS = ("Feature map", "Step by step", "The maths")
@@ -222,23 +222,6 @@ def _pixels(digest: str, _image: Image.Image, gray: bool) -> np.ndarray:
     array = conv.to_channels(np.asarray(_image), gray=gray).astype(np.uint8)
     array.flags.writeable = False
     return array
-
-
-def cache_key(*parts: object) -> str:
-    """One exact string for a cache entry: the image digest, arrays byte for byte, then values.
-
-    ``st.cache_data`` hashes every argument on every rerun (big arrays only by sampling); one
-    short string that already holds every byte is both exact and cheap to hash.
-    """
-    text = []
-    for part in parts:
-        if isinstance(part, ImageSource):
-            text.append(part.digest)
-        elif isinstance(part, np.ndarray):
-            text.append(f"{part.dtype.str}{part.shape}:{part.tobytes().hex()}")
-        else:
-            text.append(repr(part))
-    return "|".join(text)
 
 
 def layer_view(source: ImageSource, bank: FilterBank, bias: float, s: ConvSettings) -> LayerView:
@@ -498,12 +481,23 @@ def patch_location(x: np.ndarray, digest: str) -> tuple[int, int, int]:
     state = st.session_state
     if state.get("conv.step.image") != digest:
         state["conv.step.image"] = digest
-        state["conv.step.top"], state["conv.step.left"] = conv.busiest_patch(x, side)
+        state["conv.step.top"], state["conv.step.left"] = busiest_patch(x, digest, side)
     top = int(state.get("conv.step.top", (h - side) // 2))
     left = int(state.get("conv.step.left", (w - side) // 2))
     top, left = min(max(top, 0), h - side), min(max(left, 0), w - side)
     state["conv.step.top"], state["conv.step.left"] = top, left
     return top, left, side
+
+
+def busiest_patch(x: np.ndarray, digest: str, side: int) -> tuple[int, int]:
+    """:func:`conv.busiest_patch` of ``x``, the pixels of the image ``digest`` (gray or colour,
+    told apart by the shape), once per server: every student opening the page starts there."""
+    return _busiest_patch(cache_key(digest, x.shape, side), x, side)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _busiest_patch(key: str, _x: np.ndarray, side: int) -> tuple[int, int]:
+    return conv.busiest_patch(_x, side)
 
 
 def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple) -> None:

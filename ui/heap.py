@@ -30,3 +30,11 @@ def freeze_import_heap() -> None:
         gc.collect()
         gc.freeze()
         _modules_when_frozen = len(sys.modules)
+
+
+FIGURES_PER_CACHE = 32
+"""Entries of each cache that keeps built Plotly figures for every session. A figure holds
+~400–700 objects the collector tracks, and Streamlit's collection after every run walks all of
+them (they are created after the import freeze): 32 figures per cache keep that walk to a few
+milliseconds even when a class has filled every cache, while the few configurations most
+students look at (the defaults, the presets) stay shared."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -83,14 +84,31 @@ def _sample(key: str, default_sample: str) -> ImageSource:
         key=f"{key}.sample",
     )
     source = _sample_source(name)
-    st.image(source.image, caption=SAMPLES[name].description, width=160, alt=SAMPLES[name].title)
+    sample = SAMPLES[name]
+    st.image(_thumbnail(name), caption=sample.description, width=160, alt=sample.title)
     return source
 
 
+# Samples and patterns are the same for every student: decoded, digested and encoded once per
+# server. The image inside is shared, which ImageSource already asks callers to treat read-only.
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _sample_source(name: str) -> ImageSource:
     """The sample ``name`` as an :class:`ImageSource`."""
     image = sample_image(name)
     return ImageSource(image, SAMPLES[name].title, image_digest(image), None)
+
+
+THUMBNAIL_SIDE = 320  # shown 160 px wide: twice that stays sharp on high-density screens
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _thumbnail(name: str) -> bytes:
+    """The sample's thumbnail as a JPEG (not the whole image re-encoded on every run)."""
+    image = _sample_source(name).image.copy()
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def _fallback(default_sample: str) -> ImageSource:
@@ -106,6 +124,12 @@ def _pattern(key: str) -> ImageSource:
         "Pattern size (pixels)", PATTERN_SIZES, value=128, key=f"{key}.pattern_size"
     )
     st.caption(PATTERNS[name])
+    return _pattern_source(name, size)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _pattern_source(name: str, size: int) -> ImageSource:
+    """The pattern ``name`` of ``size`` pixels as an :class:`ImageSource` (shared, read-only)."""
     image = pattern_image(name, size)
     return ImageSource(image, f"{name.capitalize()} {size}×{size}", image_digest(image), None)
 
@@ -190,6 +214,24 @@ def _array_digest(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}:{array.shape}:".encode())
     digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+def cache_key(*parts: object) -> str:
+    """One exact string for a cache entry: the image digest, arrays by the SHA-256 of their
+    dtype, shape and every byte, then the ``repr`` of everything else.
+
+    ``st.cache_data`` hashes every argument on every rerun (big arrays only by sampling); one
+    short string that already stands for every byte is both exact and cheap to hash.
+    """
+    text = []
+    for part in parts:
+        if isinstance(part, ImageSource):
+            text.append(part.digest)
+        elif isinstance(part, np.ndarray):
+            text.append(_array_digest(part))
+        else:
+            text.append(repr(part))
+    return "|".join(text)
 
 
 _HASH_FUNCS: dict[Any, Callable[[Any], Any]] = {

@@ -31,8 +31,9 @@ from cnnlab.pooling import (
     pool_module,
     spec_for_kind,
 )
-from cnnlab.viz import sequential_rgb, tile, upscale
-from ui.image_source import cache_on_image
+from cnnlab.viz import png_bytes, sequential_rgb, tile, upscale
+from ui.heap import FIGURES_PER_CACHE
+from ui.image_source import ImageSource, cache_key, cache_on_image
 
 PLAY_INTERVAL = 1.2  # seconds per window while playing: time to read the expression
 CELL_PX = 46
@@ -154,22 +155,31 @@ def _step_view(trace: PoolTrace, playing: bool) -> None:
     if n > 1:
         cols[2].slider("Window", 1, n, key="pool.step")
     index = state["pool.step"] - 1
-    step = trace.steps[index]
     left, right = st.columns([3, 2])
+    figure_in, figure_out = step_figures(trace, index)
     with left:
         st.markdown(f"**Input** {trace.input.shape[0]}×{trace.input.shape[1]}")
-        st.plotly_chart(
-            input_figure(trace, step), width="content", key="pool.fig_in", config=_STATIC
-        )
+        st.plotly_chart(figure_in, width="content", key="pool.fig_in", config=_STATIC)
     with right:
         st.markdown(f"**Output** {trace.output.shape[0]}×{trace.output.shape[1]}")
-        st.plotly_chart(
-            output_figure(trace, index), width="content", key="pool.fig_out", config=_STATIC
-        )
+        st.plotly_chart(figure_out, width="content", key="pool.fig_out", config=_STATIC)
     st.info(explain_step(trace, index), icon=":material/calculate:")
 
 
 _STATIC = {"displayModeBar": False, "staticPlot": False}
+
+
+def step_figures(trace: PoolTrace, index: int) -> tuple[go.Figure, go.Figure]:
+    """:func:`input_figure` and :func:`output_figure` of window ``index``, built once per server
+    for each exact grid (every value), settings and window."""
+    return _step_figures(cache_key(trace.input, trace.spec, index), trace, index)
+
+
+# Figures are read-only once built (st.plotly_chart serialises a copy), so every session can
+# share them; building one validates every property and costs far more than drawing it.
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def _step_figures(key: str, _trace: PoolTrace, index: int) -> tuple[go.Figure, go.Figure]:
+    return input_figure(_trace, _trace.steps[index]), output_figure(_trace, index)
 
 
 def explain_step(trace: PoolTrace, index: int) -> str:
@@ -366,6 +376,13 @@ def invariance_figure(curves: list[ShiftCurve], title_suffix: str) -> go.Figure:
     return fig
 
 
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def shared_invariance_figure(curves: tuple[ShiftCurve, ...], title_suffix: str) -> go.Figure:
+    """:func:`invariance_figure`, built once per server for each exact set of curves (every
+    value is hashed; the figure is read-only and shared by every session)."""
+    return invariance_figure(list(curves), title_suffix)
+
+
 def head_metrics(heads: HeadComparison) -> None:
     """The two classifier heads' parameter counts side by side."""
     cols = st.columns(3)
@@ -419,7 +436,7 @@ class PooledPicture:
 
     kind: str
     label: str
-    picture: np.ndarray | None
+    picture: bytes | None  # PNG: flat cells upscaled by whole pixels stay sharp and small
     shape: tuple[int, ...]
     vmax: float
     params: int
@@ -427,9 +444,9 @@ class PooledPicture:
 
 
 @cache_on_image(max_entries=32)
-def pooled_pictures(image: Image.Image, side: int, spec: PoolSpec) -> list[PooledPicture]:
+def pooled_pictures(source: ImageSource, side: int, spec: PoolSpec) -> list[PooledPicture]:
     """Pool the working image with every kind and the same settings (cached on the image)."""
-    small = working_image(image, side)
+    small = working_image(source.image, side)
     pixels = to_array(small, grayscale=small.mode == "L")
     out = []
     for kind in KINDS:
@@ -448,8 +465,8 @@ def pooled_pictures(image: Image.Image, side: int, spec: PoolSpec) -> list[Poole
             rgb = np.round(np.clip(pooled / vmax, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
         factor = max(1, DISPLAY_PX // max(rgb.shape[:2]))
         out.append(
-            PooledPicture(kind, kind_spec.label, upscale(rgb, factor), pooled.shape, vmax, params,
-                          None)
+            PooledPicture(kind, kind_spec.label, png_bytes(upscale(rgb, factor)), pooled.shape,
+                          vmax, params, None)
         )  # fmt: skip
     return out
 
@@ -476,17 +493,17 @@ def pooled_row(pictures: list[PooledPicture]) -> None:
 
 @cache_on_image(max_entries=32)
 def image_invariance(
-    image: Image.Image, side: int, spec: PoolSpec, max_shift: int, direction: str, mode: str
+    source: ImageSource, side: int, spec: PoolSpec, max_shift: int, direction: str, mode: str
 ) -> InvarianceResult:
     """The shift experiment on the learner's image in grayscale (cached on the image)."""
-    pixels = to_array(working_image(image, side), grayscale=True)
+    pixels = to_array(working_image(source.image, side), grayscale=True)
     return invariance_experiment(pixels, spec, max_shift, direction, mode)
 
 
 @cache_on_image(max_entries=32)
-def edge_features(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray]:
+def edge_features(source: ImageSource, side: int) -> tuple[np.ndarray, np.ndarray]:
     """ReLU(edge convolution) feature maps of the grayscale image and their global averages."""
-    pixels = to_array(working_image(image, side), grayscale=True)
+    pixels = to_array(working_image(source.image, side), grayscale=True)
     with torch.no_grad():
         maps = F.relu(edge_conv()(torch.from_numpy(pixels)[None, None]))[0]
     check_spec(PoolSpec("global_avg"), *maps.shape[-2:])
@@ -535,7 +552,9 @@ def invariance_section(result: InvarianceResult, stage: str, spec: PoolSpec) -> 
     on_conv = stage == "conv output"
     curves = [c for c in result.curves if c.kind is None or (c.stage == "conv+pool") == on_conv]
     direction = "" if result.direction == "right" else f", {result.direction}"
-    st.plotly_chart(invariance_figure(curves, direction), width="stretch", key="pool.inv_fig")
+    st.plotly_chart(
+        shared_invariance_figure(tuple(curves), direction), width="stretch", key="pool.inv_fig"
+    )
     conv = result.curve("conv")
     local = [c for c in curves if c.kind in ("max", "avg", "lp")]
     k1 = 1 if len(conv.shifts) > 1 else 0
@@ -575,9 +594,9 @@ def invariance_section(result: InvarianceResult, stage: str, spec: PoolSpec) -> 
     )
 
 
-def gap_bridge(maps: np.ndarray, averages: np.ndarray) -> None:
+def gap_bridge(source: ImageSource, side: int) -> None:
     """C×H×W feature maps → global average pooling → a C-vector for a classifier."""
-    c, h, w = maps.shape
+    picture, bars, (c, h, w) = _gap_views(source, side)
     st.markdown(
         f"The edge convolution turns the image into **{c} feature maps of {h}×{w}** "
         f"({c * h * w:,} numbers). Global average pooling replaces each map by its mean: "
@@ -587,10 +606,25 @@ def gap_bridge(maps: np.ndarray, averages: np.ndarray) -> None:
     left, right = st.columns([3, 2])
     with left:
         st.image(
-            feature_maps_picture(maps),
+            picture,
             width="stretch",
             alt="Feature maps of the four edge filters, side by side",
         )
         st.caption(" · ".join(EDGE_NAMES) + " (ReLU of each edge filter; one colour scale)")
     with right:
-        st.plotly_chart(gap_bars(averages), width="stretch", key="pool.gap_fig")
+        st.plotly_chart(bars, width="stretch", key="pool.gap_fig")
+
+
+def _gap_views(source: ImageSource, side: int) -> tuple[bytes, go.Figure, tuple[int, ...]]:
+    """The feature maps as a PNG, the bar chart of their averages and the maps' shape."""
+    return _gap_views_for(cache_key(source, side), source, side)
+
+
+# Per image and working size, the same for every session: a resource (the figure is shared
+# read-only, the PNG is bytes), keyed on the image's exact digest.
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def _gap_views_for(
+    key: str, _source: ImageSource, side: int
+) -> tuple[bytes, go.Figure, tuple[int, ...]]:
+    maps, averages = edge_features(_source, side)
+    return png_bytes(feature_maps_picture(maps)), gap_bars(averages), tuple(maps.shape)

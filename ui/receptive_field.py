@@ -40,7 +40,9 @@ from cnnlab.trained import (
     receptive_field_stack,
     stack_prefix,
 )
-from cnnlab.viz import sequential_rgb, upscale
+from cnnlab.viz import png_bytes, sequential_rgb, upscale
+from ui.heap import FIGURES_PER_CACHE
+from ui.image_source import ImageSource, cache_key
 
 COLUMNS = ("name", "kind", "kernel", "stride", "padding", "dilation", "channels")
 FIELD_BLUE = "#2563eb"
@@ -394,15 +396,14 @@ def field_figure(image: np.ndarray, f: LayerField, region: Region, neuron: tuple
     return fig
 
 
-def show_field(image: np.ndarray, fields: Sequence[LayerField], index: int, neuron: tuple):
-    """The clickable overlay and, next to it, the numbers of the chosen field."""
-    f = fields[index]
+def show_field(overlay: go.Figure, fields: Sequence[LayerField], index: int, neuron: tuple):
+    """The clickable ``overlay`` (:func:`field_figures`) and the numbers of the chosen field."""
     region = neuron_region(fields, index, *neuron)
     st.session_state["rf._picker"] = (fields, index)
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(
-            field_figure(image, f, region, neuron),
+            overlay,
             key="rf.grid",
             on_select=_on_pick,
             selection_mode="points",
@@ -427,6 +428,39 @@ def show_field(image: np.ndarray, fields: Sequence[LayerField], index: int, neur
             "at the border really looks at a smaller, off-centre piece of the image."
         )
     return region
+
+
+def field_figures(
+    source: ImageSource,
+    size: int,
+    fields: Sequence[LayerField],
+    index: int,
+    neuron: tuple[int, int],
+) -> tuple[go.Figure, go.Figure]:
+    """The clickable overlay (:func:`field_figure`) and :func:`growth_figure`, built once per
+    server for each exact image, input size, stack up to ``index`` and neuron."""
+    layers = tuple(f.layer for f in fields[: index + 1])
+    key = cache_key(source, size, layers, index, tuple(neuron))
+    return _field_figures(key, source, size, fields, index, tuple(neuron))
+
+
+# Figures are read-only once built (st.plotly_chart serialises a copy), so every session shares
+# them: building one (with the image as a PNG inside) costs far more than sending it.
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def _field_figures(
+    key: str,
+    _source: ImageSource,
+    _size: int,
+    _fields: Sequence[LayerField],
+    _index: int,
+    _neuron: tuple[int, int],
+) -> tuple[go.Figure, go.Figure]:
+    image = square_input(_source.image, _size)
+    region = neuron_region(_fields, _index, *_neuron)
+    return (
+        field_figure(image, _fields[_index], region, _neuron),
+        growth_figure(image, _fields, _index, _neuron),
+    )
 
 
 def growth_figure(image: np.ndarray, fields: Sequence[LayerField], index: int, neuron: tuple):
@@ -492,8 +526,24 @@ def _outline(rgb: np.ndarray, region: Region, scale: int, colour: tuple) -> np.n
     return out
 
 
-def show_erf(erf: EffectiveField, image_side: int) -> None:
-    """Theoretical square next to the measured ERF, the 95 % share and a centre-row profile."""
+@dataclass(frozen=True)
+class ErfPictures:
+    """What :func:`show_erf` draws: the two pictures (PNG) and the centre-row profile chart."""
+
+    theory: bytes
+    effective: bytes
+    profile: go.Figure
+
+
+def erf_pictures(erf: EffectiveField) -> ErfPictures:
+    """The theoretical and effective fields as PNGs and the profile chart, built once per server
+    for each exact gradient (hashed in full) and field."""
+    return _erf_pictures(cache_key(erf.gradient, erf.region), erf)
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def _erf_pictures(key: str, _erf: EffectiveField) -> ErfPictures:
+    erf = _erf
     h, w = erf.gradient.shape
     scale = max(1, 320 // max(h, w))
     region = erf.region
@@ -501,27 +551,10 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
     if region.clipped:
         t, left, b, r = region.clipped
         theory[t : b + 1, left : r + 1] = 1.0
-    a, b_col = st.columns(2)
-    a.image(
-        _outline(upscale(sequential_rgb(theory, 0, 1), scale), region, scale, (255, 255, 255)),
-        width=320,
-        alt="The theoretical receptive field: a uniform square.",
-        caption=f"Theoretical field: every pixel of the {region.height}×{region.width} square "
-        "can matter equally.",
-    )
-    b_col.image(
-        _outline(upscale(sequential_rgb(erf.gradient, 0), scale), region, scale, (255, 255, 255)),
-        width=320,
-        alt="The effective receptive field: mean gradient magnitude over the input.",
-        caption=f"Effective field: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = "
-        "bright), theoretical square outlined.",
-    )
-    st.metric(
-        "95 % of the gradient mass lies in",
-        f"{erf.mass_share:.0%} of the theoretical field",
-        help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical field "
-        "inside the image.",
-    )
+    white = (255, 255, 255)
+    theory_rgb = _outline(upscale(sequential_rgb(theory, 0, 1), scale), region, scale, white)
+    effective = upscale(sequential_rgb(erf.gradient, 0), scale)
+    effective_rgb = _outline(effective, region, scale, white)
     row = erf.region.top + (erf.region.height - 1) // 2
     row = min(max(row, 0), h - 1)
     profile = erf.gradient[row] / max(erf.gradient[row].max(), 1e-30)
@@ -536,7 +569,35 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
         xaxis_title="input column",
         legend={"orientation": "h", "y": 1.15},
     )
-    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+    return ErfPictures(png_bytes(theory_rgb), png_bytes(effective_rgb), fig)
+
+
+def show_erf(erf: EffectiveField, image_side: int) -> None:
+    """Theoretical square next to the measured ERF, the 95 % share and a centre-row profile."""
+    pictures = erf_pictures(erf)
+    region = erf.region
+    a, b_col = st.columns(2)
+    a.image(
+        pictures.theory,
+        width=320,
+        alt="The theoretical receptive field: a uniform square.",
+        caption=f"Theoretical field: every pixel of the {region.height}×{region.width} square "
+        "can matter equally.",
+    )
+    b_col.image(
+        pictures.effective,
+        width=320,
+        alt="The effective receptive field: mean gradient magnitude over the input.",
+        caption=f"Effective field: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = "
+        "bright), theoretical square outlined.",
+    )
+    st.metric(
+        "95 % of the gradient mass lies in",
+        f"{erf.mass_share:.0%} of the theoretical field",
+        help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical field "
+        "inside the image.",
+    )
+    st.plotly_chart(pictures.profile, width="stretch", config={"displayModeBar": False})
 
 
 # --- the learner's trained networks -------------------------------------------------------------
@@ -648,6 +709,26 @@ def show_erf_pair(random: EffectiveField | None, trained: EffectiveField) -> Non
 
 
 # --- the 1-D tree -------------------------------------------------------------------------------
+
+
+def shared_tree_figure(
+    layers: Sequence[Mapping],
+    length: int,
+    tree: Sequence[TreeLevel],
+    geometry: Sequence[tuple[float, int]],
+    cell: int,
+) -> go.Figure:
+    """:func:`tree_figure` of the tree of ``layers`` on a ``length``-pixel input (``tree`` and
+    ``geometry`` follow from them), built once per server for each exact stack and cell."""
+    key = cache_key(tuple(as_layer(layer) for layer in layers), length, cell)
+    return _tree_figure(key, tree, geometry, cell)
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def _tree_figure(
+    key: str, _tree: Sequence[TreeLevel], _geometry: Sequence[tuple[float, int]], _cell: int
+) -> go.Figure:
+    return tree_figure(_tree, _geometry, len(_tree) - 1, _cell)
 
 
 def tree_figure(

@@ -8,7 +8,9 @@ Widgets return plain values; nothing here trains (training runs in a worker proc
 from __future__ import annotations
 
 import itertools
+import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,8 @@ import streamlit as st
 from cnnlab import viz
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
+from ui.image_source import cache_key
+from ui.owner import owner_id
 
 DATASETS = {
     "shapes": "Shapes (built in, no download)",
@@ -69,12 +73,32 @@ def load_data(name: str, limit: int | None) -> Any:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading your images…")
-def _zip_bundle(digest: str, size: int, grayscale: bool, limit: int | None, _data: bytes) -> Any:
+def _zip_bundle(
+    digest: str,
+    size: int,
+    grayscale: bool,
+    limit: int | None,
+    _data: bytes,
+    _cancelled: Callable[[], bool] | None = None,
+) -> Any:
     """The learner's zip as shared read-only arrays, keyed on the SHA-256 of all its bytes
-    (``_data`` is not hashed by Streamlit: the digest stands for it)."""
+    (``_data`` is not hashed by Streamlit: the digest stands for it). The images are decoded in
+    a budgeted child process, killed if ``_cancelled()`` turns true."""
     from cnnlab.uploads import read_zip
 
-    return read_zip(_data, size, grayscale, limit)
+    return read_zip(_data, size, grayscale, limit, cancelled=_cancelled)
+
+
+def _session_gone() -> Callable[[], bool] | None:
+    """A check that this browser session has closed (so work done for it can stop)."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    server, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: not server.is_active_session(session_id)
 
 
 # -- data set -----------------------------------------------------------------------------------
@@ -130,9 +154,9 @@ def uploaded_data(key: str, limit: int | None) -> tuple[Any, dict[str, Any]]:
         return None, {}
     raw = uploaded.getvalue()
     digest = zip_digest(raw)
-    data = _zip_bundle(digest, int(size), not colour, limit, raw)
+    data = _zip_bundle(digest, int(size), not colour, limit, raw, _session_gone())
     # Only a zip that reads well is kept: the worker process loads it from here by its digest.
-    save_zip(raw)
+    save_zip(raw, owner=owner_id())
     options = {"digest": digest, "size": int(size), "grayscale": not colour}
     return data, {**options, "limit": limit} if limit else options
 
@@ -148,11 +172,25 @@ def class_counts(data: Any) -> str:
 
 def class_samples(train_x: np.ndarray, train_y: np.ndarray, per_class: int = 8) -> list:
     """One strip of ``per_class`` training images per class, as uint8 RGB images."""
-    strips = []
-    for label in range(int(train_y.max()) + 1):
-        images = train_x[np.flatnonzero(train_y == label)[:per_class]]  # (n, C, H, W)
-        strips.append(viz.upscale(viz.tile(_to_rgb(images), columns=per_class, gap=2), 2))
-    return strips
+    return [_strip(images, per_class) for images in _first_per_class(train_x, train_y, per_class)]
+
+
+def _first_per_class(
+    train_x: np.ndarray, train_y: np.ndarray, per_class: int
+) -> tuple[np.ndarray, ...]:
+    """The first ``per_class`` training images of each class, ``(n, C, H, W)`` each."""
+    labels = range(int(train_y.max()) + 1)
+    return tuple(train_x[np.flatnonzero(train_y == label)[:per_class]] for label in labels)
+
+
+def _strip(images: np.ndarray, per_class: int) -> np.ndarray:
+    return viz.upscale(viz.tile(_to_rgb(images), columns=per_class, gap=2), 2)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _sample_strips(key: str, _picked: tuple[np.ndarray, ...], per_class: int) -> list[bytes]:
+    """The strips of :func:`class_samples` as PNGs, once per server for the same pictures."""
+    return [viz.png_bytes(_strip(images, per_class)) for images in _picked]
 
 
 def _to_rgb(images: np.ndarray) -> np.ndarray:
@@ -161,9 +199,11 @@ def _to_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
-def show_samples(data: Any) -> None:
+def show_samples(data: Any, per_class: int = 8) -> None:
     """Sample training images per class, one strip per class."""
-    strips = class_samples(np.asarray(data.train_x), np.asarray(data.train_y))
+    picked = _first_per_class(np.asarray(data.train_x), np.asarray(data.train_y), per_class)
+    # Keyed on the very pixels shown (a few KB): exact, and far cheaper than hashing the set.
+    strips = _sample_strips(cache_key(*picked), picked, per_class)
     st.image(
         strips,
         caption=list(data.classes),
@@ -222,7 +262,10 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
             if column == "padding":
                 value = value if value in ("same", "valid") else _whole(i, kind, "padding", value)
             elif column == "p":
-                value = float(value)
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):  # text a script put in a number column
+                    raise SpecError(i, kind, "'dropout p' must be a number.") from None
             elif column == "bias":
                 value = bool(value)
             else:
@@ -233,14 +276,14 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
 
 
 def _whole(index: int, kind: str, column: str, value: Any) -> int:
-    from cnnlab.models import SpecError
+    from cnnlab.models import SpecError, shown
 
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(index, kind, f"'{column}' must be a number, got {value!r}.") from None
-    if number != int(number):
-        raise SpecError(index, kind, f"'{column}' must be a whole number, got {value!r}.")
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError(index, kind, f"'{column}' must be a number, got {shown(value)}.") from None
+    if not math.isfinite(number) or number != int(number):
+        raise SpecError(index, kind, f"'{column}' must be a whole number, got {shown(value)}.")
     return int(number)
 
 
@@ -711,10 +754,22 @@ def default_config() -> dict[str, Any]:
 
 def check_model_limits(spec: Any, data: Any, batch_size: int, sched: Scheduler) -> str:
     """Refuse (ValueError) a model too big for this server; else the memory estimate in words."""
-    from cnnlab.jobs import check_limits
-
     shape = tuple(int(n) for n in data.train_x.shape[1:])
-    est = check_limits(spec, shape, len(data.classes), int(batch_size), sched.limits)
+    return _limits_text(spec.to_json(), shape, len(data.classes), int(batch_size), sched.limits)
+
+
+# Building the model on the meta device costs tens of ms; a class mostly checks the same few
+# presets, so the answer is kept per exact spec, shape, classes, batch and limits (a refusal
+# raises and is not kept).
+@st.cache_data(max_entries=256, show_spinner=False)
+def _limits_text(
+    spec_json: str, shape: tuple[int, ...], num_classes: int, batch_size: int, limits: Any
+) -> str:
+    from cnnlab.jobs import check_limits
+    from cnnlab.models import ModelSpec
+
+    spec = ModelSpec.from_json(spec_json)
+    est = check_limits(spec, shape, num_classes, batch_size, limits)
     return f"{est.total_bytes / 2**20:,.1f} MB ({est.params:,} parameters)"
 
 
