@@ -55,6 +55,7 @@ CHANGES: dict[str, tuple[str, str, tuple]] = {
     "pooling": ("slider", "pool.window", (3, 2)),
     "receptive_field": ("selectbox", "rf.layer", (5, 7)),
     "train": ("number_input", "train.hp.epochs", (3, 2)),
+    "explorer": ("selectbox", "explorer.model", ("bundled:shapes", "bundled:digits")),
 }
 # Widget changes inside fragments: (fragment function, kind, key, the two values).
 FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
@@ -74,6 +75,12 @@ FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
     "receptive_field": [
         ("neuron_view", "slider", "rf.row", (3, 5)),
         ("tree_view", "slider", "rf.cell", (3, 8)),
+    ],
+    "explorer": [
+        ("prediction", "slider", "explorer.temperature", (2.0, 1.0)),
+        ("feature_maps", "selectbox", "explorer.layer.bundled:digits", ("3", "0")),
+        ("explanation", "slider", "explorer.opacity", (0.5, 0.6)),
+        ("attack", "slider", "explorer.epsilon", (5.0, 4.0)),
     ],
 }
 
