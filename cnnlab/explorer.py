@@ -349,6 +349,25 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def bars_png(labels: list[str], values: list[float], title: str) -> bytes:
+    """Horizontal bars (values in [0, 1], e.g. probabilities) with labels, as PNG bytes."""
+    row, label_w, bar_w = 22, 160, 320
+    picture = Image.new("RGB", (label_w + bar_w + 70, row * (len(labels) + 1) + 8), "white")
+    draw = ImageDraw.Draw(picture)
+    draw.text((6, 4), title, fill=(0, 0, 0))
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        top = row * (i + 1) + 4
+        draw.text((6, top + 4), label[:26], fill=(0, 0, 0))
+        width = round(bar_w * min(max(value, 0.0), 1.0))
+        draw.rectangle(
+            (label_w, top + 2, label_w + max(width, 1), top + row - 4), fill=(0, 99, 204)
+        )
+        draw.text((label_w + width + 6, top + 4), f"{value:.1%}", fill=(0, 0, 0))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def top5(
     scores: torch.Tensor, classes: tuple[str, ...], temperature: float = 1.0
 ) -> list[tuple[str, float]]:

@@ -160,3 +160,13 @@ def test_the_colour_opponent_filters_see_colour():
         centre = model[0](red)[0, :, 16, 16]
     assert centre[labels.index("colour red centre, green surround")] > 0
     assert centre[labels.index("colour green centre, red surround")] < 0
+
+
+def test_probability_bars_are_as_long_as_their_probability():
+    from cnnlab.explorer import bars_png
+
+    picture = np.asarray(Image.open(io.BytesIO(bars_png(["a", "b"], [0.75, 0.25], "t"))))
+    blue = np.all(picture == (0, 99, 204), axis=2)  # the bars' colour
+    rows = [int(blue[26 + 22 * i : 44 + 22 * i].any(axis=0).sum()) for i in range(2)]
+    assert rows[0] == pytest.approx(0.75 * 320, abs=2)
+    assert rows[1] == pytest.approx(0.25 * 320, abs=2)

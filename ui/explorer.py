@@ -20,6 +20,7 @@ from cnnlab.explorer import (
     Explorable,
     LayerView,
     Preprocessed,
+    bars_png,
     colour_map,
     layer_views,
     maps_npz,
@@ -134,6 +135,15 @@ def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
             frame, x="class", y="probability", horizontal=True, sort="-probability", height=340
         )
         st.caption("The ten most probable classes and their probabilities.")
+        st.download_button(
+            "Download as PNG",
+            bars_png(list(frame["class"]), list(frame["probability"]),
+                     f"Class probabilities at T = {temperature:g}"),
+            file_name="probabilities.png",
+            mime="image/png",
+            key="explorer.probs_png",
+            on_click="ignore",
+        )  # fmt: skip
 
 
 def layer_table(views: tuple[LayerView, ...]) -> None:
@@ -212,11 +222,15 @@ def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channe
     cols = st.columns(3)
     with cols[0]:
         pixels = np.asarray(analysis.prep.pixels.convert("RGB"))
-        st.image(
-            _enlarged(pixels),
-            caption="The network's input",
-            width=SHOWN_INPUT_SIDE,
-            alt="The network's input",
+        shown = _enlarged(pixels)
+        st.image(shown, caption="The network's input", width=SHOWN_INPUT_SIDE, alt="The input")
+        st.download_button(
+            "Download the input as PNG",
+            shown,
+            file_name="input.png",
+            mime="image/png",
+            key="explorer.input_png",
+            on_click="ignore",
         )
     with cols[1]:
         coloured = colour_map(view.maps[channel], scale)
