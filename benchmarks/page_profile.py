@@ -56,6 +56,7 @@ CHANGES: dict[str, tuple[str, str, tuple]] = {
     "receptive_field": ("selectbox", "rf.layer", (5, 7)),
     "train": ("number_input", "train.hp.epochs", (3, 2)),
     "zoo": ("selectbox", "zoo.arch", ("mobilenet_v2", "resnet18")),
+    "explorer": ("selectbox", "explorer.model", ("bundled:shapes", "bundled:digits")),
 }
 # Widget changes inside fragments: (fragment function, kind, key, the two values).
 FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
@@ -91,6 +92,12 @@ FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
         ("_image", "slider", "variants.image_dilation", (2, 3)),
         ("_signal_body", "slider", "variants.1d.pos", (80, 64)),
         ("volume_view", "slider", "variants.3d.speed", (1, 2)),
+    ],
+    "explorer": [
+        ("prediction", "slider", "explorer.temperature", (2.0, 1.0)),
+        ("feature_maps", "selectbox", "explorer.layer.bundled:digits", ("3", "0")),
+        ("explanation", "slider", "explorer.opacity", (0.5, 0.6)),
+        ("attack", "slider", "explorer.epsilon", (5.0, 4.0)),
     ],
 }
 

@@ -91,6 +91,16 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Standard, 1×1, depthwise, separable, grouped, dilated and transposed: what each "
         "connects, costs and does to an image; 1-D and 3-D convolution on signals and frames.",
     ),
+    PageSpec(
+        path="pages/explorer.py",
+        title="Feature-map explorer",
+        icon=":material/layers:",
+        url_path="explorer",
+        section="Explore",
+        blurb="Your image through a trained CNN: every layer's feature maps, the prediction, why "
+        "it decided (Grad-CAM, saliency, occlusion, integrated gradients), and adversarial "
+        "examples.",
+    ),
 )
 
 
