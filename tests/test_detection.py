@@ -1,0 +1,129 @@
+"""box_iou and nms against hand-computed cases and a brute-force reference (torchvision's rules)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnlab.detection import box_area, box_iou, nms, nms_steps
+
+
+def _iou_reference(a: list[float], b: list[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _nms_reference(boxes: list[list[float]], scores: list[float], t: float) -> list[int]:
+    # The textbook loop: take the best remaining box, drop everything overlapping it by more than t.
+    remaining = sorted(range(len(boxes)), key=lambda i: (-scores[i], i))
+    keep = []
+    while remaining:
+        best = remaining.pop(0)
+        keep.append(best)
+        remaining = [j for j in remaining if _iou_reference(boxes[best], boxes[j]) <= t]
+    return keep
+
+
+def test_iou_by_hand() -> None:
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [2.0, 0.0, 4.0, 2.0], [0.0, 0.0, 2.0, 2.0]])
+    # Overlap 1×1 of union 4 + 4 − 1 = 7; touching edges overlap nothing; identical boxes give 1.
+    assert box_iou(a, b)[0].tolist() == pytest.approx([1 / 7, 0.0, 1.0])
+
+
+def test_iou_shapes_and_empty_inputs() -> None:
+    a, b = torch.rand(3, 2) * 5, torch.rand(5, 2) * 5
+    boxes_a = torch.cat([a, a + 1], dim=1)
+    boxes_b = torch.cat([b, b + 2], dim=1)
+    assert box_iou(boxes_a, boxes_b).shape == (3, 5)
+    assert box_iou(torch.zeros(0, 4), boxes_b).shape == (0, 5)
+    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).tolist() == []
+
+
+def test_degenerate_boxes_overlap_nothing() -> None:
+    point = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    line = torch.tensor([[0.0, 1.0, 3.0, 1.0]])
+    box = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    assert box_area(point).item() == 0
+    assert box_iou(point, point).item() == 0  # not 0/0
+    assert box_iou(line, box).item() == 0
+    # A degenerate box never suppresses and is never suppressed.
+    boxes = torch.cat([point, point, box])
+    assert nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.0).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.zeros(2, 3),
+        torch.tensor([[2.0, 0.0, 1.0, 1.0]]),
+        torch.tensor([[0, 0, float("nan"), 1]]),
+    ],
+)
+def test_bad_boxes_are_refused_with_a_sentence(bad: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="must"):
+        box_iou(bad, bad)
+
+
+def test_nms_by_hand_suppresses_only_above_the_threshold() -> None:
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],
+            [1.0, 1.0, 11.0, 11.0],
+            [20.0, 20.0, 30.0, 30.0],
+            [0.0, 0.0, 10.0, 5.0],
+        ]
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    iou_01 = 81 / 119  # 9×9 overlap of two 10×10 boxes
+    # Box 3 (0.95) overlaps box 0 by exactly 0.5: "greater than" keeps box 0 at threshold 0.5.
+    assert box_iou(boxes[3:4], boxes[0:1]).item() == pytest.approx(0.5)
+    assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
+    assert nms(boxes, scores, 0.49).tolist() == [3, 1, 2]
+    steps = nms_steps(boxes, scores, 0.5)
+    assert [s.kept for s in steps] == [3, 0, 2]
+    assert steps[1].suppressed == ((1, pytest.approx(iou_01)),)
+
+
+def test_ties_keep_the_earlier_box() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 4.0, 4.0]])
+    assert nms(boxes, torch.tensor([0.5, 0.5, 0.5]), 0.3).tolist() == [0]
+    assert nms(boxes, torch.tensor([0.5, 0.7, 0.7]), 0.3).tolist() == [1]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_bad_threshold_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        nms(torch.zeros(1, 4), torch.zeros(1), bad)
+
+
+_coord = st.integers(0, 12).map(float)
+
+
+@st.composite
+def _boxes(draw: st.DrawFn) -> tuple[list[list[float]], list[float]]:
+    n = draw(st.integers(0, 14))
+    boxes = []
+    for _ in range(n):
+        x1, y1 = draw(_coord), draw(_coord)
+        boxes.append([x1, y1, x1 + draw(st.integers(0, 6)), y1 + draw(st.integers(0, 6))])
+    # Few distinct scores so ties happen often.
+    scores = [draw(st.sampled_from([0.1, 0.5, 0.5, 0.9])) for _ in range(n)]
+    return boxes, scores
+
+
+@settings(max_examples=200, deadline=None)
+@given(_boxes(), st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.7, 1.0]))
+def test_matches_brute_force(data: tuple[list[list[float]], list[float]], t: float) -> None:
+    boxes, scores = data
+    tensor = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    expected = [_iou_reference(a, b) for a in boxes for b in boxes]
+    assert box_iou(tensor, tensor).flatten().tolist() == pytest.approx(expected, abs=1e-6)
+    assert nms(tensor, torch.tensor(scores).reshape(-1), t).tolist() == _nms_reference(
+        boxes, scores, t
+    )
