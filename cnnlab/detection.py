@@ -99,3 +99,161 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     return torch.tensor(
         [s.kept for s in nms_steps(boxes, scores, iou_threshold)], dtype=torch.int64
     )
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """A grayscale scene of several objects with their true boxes and classes."""
+
+    image: torch.Tensor  # (H, W) uint8
+    boxes: torch.Tensor  # (K, 4) float32, (x1, y1, x2, y2) of each object's ink, pixel edges
+    labels: torch.Tensor  # (K,) int64, indices into the tiles' classes
+
+
+def compose_canvas(
+    tiles: torch.Tensor, labels: torch.Tensor, size: int, count: int, seed: int
+) -> Canvas:
+    """Paste ``count`` of the (N, H, W) uint8 ``tiles`` onto a black ``size``×``size`` canvas.
+
+    Tiles go to random places without overlapping (so each true box is unambiguous); each box is
+    the tight box of its tile's ink (pixels above a quarter of full brightness). Deterministic
+    from ``seed``.
+    """
+    if tiles.ndim != 3 or tiles.dtype != torch.uint8:
+        raise ValueError("Tiles must be a (N, H, W) stack of uint8 images.")
+    n, th, tw = tiles.shape
+    if count < 1 or count > n:
+        raise ValueError(f"Choose between 1 and {n} objects; got {count}.")
+    if size < max(th, tw):
+        raise ValueError(f"The canvas must be at least {max(th, tw)} pixels wide; got {size}.")
+    gen = torch.Generator().manual_seed(seed)
+    image = torch.zeros(size, size, dtype=torch.uint8)
+    taken = torch.zeros(size, size, dtype=torch.bool)
+    boxes, kept = [], []
+    for index in torch.randperm(n, generator=gen).tolist():
+        if len(kept) == count:
+            break
+        for _ in range(50):  # a few tries for a free spot, then the next tile
+            y, x = torch.randint(0, size - th + 1, (2,), generator=gen).tolist()
+            if not taken[y : y + th, x : x + tw].any():
+                break
+        else:
+            continue
+        tile = tiles[index]
+        ink = (tile > 64).nonzero()
+        if not len(ink):
+            continue
+        image[y : y + th, x : x + tw] = tile
+        taken[y : y + th, x : x + tw] = True
+        (r0, c0), (r1, c1) = ink.min(0).values.tolist(), ink.max(0).values.tolist()
+        boxes.append([x + c0, y + r0, x + c1 + 1, y + r1 + 1])
+        kept.append(int(labels[index]))
+    return Canvas(
+        image=image,
+        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.tensor(kept, dtype=torch.int64),
+    )
+
+
+def average_precision(
+    pred_boxes: torch.Tensor,
+    pred_scores: torch.Tensor,
+    true_boxes: torch.Tensor,
+    iou_threshold: float = 0.5,
+) -> float:
+    """Average precision of one class's predictions (Pascal VOC, all-point interpolation).
+
+    Predictions are matched greedily from the highest score down: a prediction is a true
+    positive when its IoU with a not-yet-matched true box is at least ``iou_threshold``. AP is
+    the area under the precision–recall curve with precision made non-increasing. With no true
+    boxes, AP is undefined and this raises (the caller leaves that class out of the mean).
+    """
+    if len(true_boxes) == 0:
+        raise ValueError("Average precision needs at least one true box.")
+    if len(pred_boxes) == 0:
+        return 0.0
+    order = torch.sort(pred_scores.to(torch.float64), descending=True, stable=True).indices
+    iou = box_iou(pred_boxes[order], true_boxes)  # (P, T)
+    matched = torch.zeros(len(true_boxes), dtype=torch.bool)
+    hits = torch.zeros(len(order), dtype=torch.float64)
+    for p in range(len(order)):
+        candidates = torch.where(matched, -1.0, iou[p].to(torch.float64))
+        best = int(candidates.argmax())
+        if candidates[best] >= iou_threshold:
+            matched[best] = True
+            hits[p] = 1.0
+    tp = hits.cumsum(0)
+    recall = tp / len(true_boxes)
+    precision = tp / torch.arange(1, len(order) + 1, dtype=torch.float64)
+    # Make precision non-increasing from the right, then sum it over each step in recall.
+    precision = precision.flip(0).cummax(0).values.flip(0)
+    steps = torch.diff(recall, prepend=torch.zeros(1, dtype=torch.float64))
+    return float((steps * precision).sum())
+
+
+def mean_average_precision(
+    pred_boxes: torch.Tensor,
+    pred_scores: torch.Tensor,
+    pred_labels: torch.Tensor,
+    true_boxes: torch.Tensor,
+    true_labels: torch.Tensor,
+    iou_threshold: float = 0.5,
+) -> float:
+    """mAP at ``iou_threshold``: :func:`average_precision` averaged over classes with true boxes."""
+    classes = sorted(set(true_labels.tolist()))
+    if not classes:
+        raise ValueError("Mean average precision needs at least one true box.")
+    aps = [
+        average_precision(
+            pred_boxes[pred_labels == c],
+            pred_scores[pred_labels == c],
+            true_boxes[true_labels == c],
+            iou_threshold,
+        )
+        for c in classes
+    ]
+    return sum(aps) / len(aps)
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """A classifier's class probabilities at every window position of a sliding-window scan."""
+
+    probs: torch.Tensor  # (rows, cols, classes)
+    window: int
+    stride: int
+
+    def boxes(self, min_score: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Candidate boxes: every window whose best class reaches ``min_score``.
+
+        Returns boxes (K, 4), their scores (K,) and classes (K,), ready for :func:`nms`.
+        """
+        best, label = self.probs.max(dim=-1)  # (rows, cols)
+        rows, cols = (best >= min_score).nonzero(as_tuple=True)
+        x1, y1 = cols * self.stride, rows * self.stride
+        boxes = torch.stack([x1, y1, x1 + self.window, y1 + self.window], dim=1).float()
+        return boxes, best[rows, cols], label[rows, cols]
+
+
+def sliding_window(
+    model: torch.nn.Module, image: torch.Tensor, window: int, stride: int
+) -> WindowScores:
+    """Run an image classifier on every ``window``×``window`` crop of ``image`` (C, H, W).
+
+    All crops go through the model as batches (``unfold``, no Python loop per window), so the
+    scan costs what the forward passes cost. ``image`` is already normalised as the model
+    expects.
+    """
+    if image.ndim != 3:
+        raise ValueError(f"Expected one (C, H, W) image; got shape {tuple(image.shape)}.")
+    c, h, w = image.shape
+    if window < 1 or window > min(h, w):
+        raise ValueError(f"The window must fit the image ({h}×{w}); got {window}.")
+    if stride < 1:
+        raise ValueError(f"The stride must be at least 1; got {stride}.")
+    crops = image.unfold(1, window, stride).unfold(2, window, stride)  # (C, rows, cols, k, k)
+    rows, cols = crops.shape[1:3]
+    crops = crops.permute(1, 2, 0, 3, 4).reshape(rows * cols, c, window, window)
+    with torch.inference_mode():
+        probs = torch.cat([model(chunk).softmax(-1) for chunk in crops.split(512)])
+    return WindowScores(probs.reshape(rows, cols, -1), window, stride)

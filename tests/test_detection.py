@@ -7,7 +7,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab.detection import box_area, box_iou, nms, nms_steps
+from cnnlab.detection import (
+    average_precision,
+    box_area,
+    box_iou,
+    compose_canvas,
+    mean_average_precision,
+    nms,
+    nms_steps,
+    sliding_window,
+)
 
 
 def _iou_reference(a: list[float], b: list[float]) -> float:
@@ -127,3 +136,75 @@ def test_matches_brute_force(data: tuple[list[list[float]], list[float]], t: flo
     assert nms(tensor, torch.tensor(scores).reshape(-1), t).tolist() == _nms_reference(
         boxes, scores, t
     )
+
+
+def test_average_precision_by_hand() -> None:
+    truth = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    preds = torch.tensor(
+        [[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0], [21.0, 21.0, 30.0, 30.0]]
+    )
+    # Hits in score order: TP, FP, TP. Precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1; made
+    # non-increasing: 1, 2/3, 2/3; area = 1/2·1 + 1/2·2/3.
+    ap = average_precision(preds, torch.tensor([0.9, 0.8, 0.7]), truth)
+    assert ap == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # A second box on an already matched object is a false positive, not a second hit.
+    dup = torch.cat([truth[:1], truth[:1]])
+    assert average_precision(dup, torch.tensor([0.9, 0.8]), truth[:1]) == pytest.approx(1.0)
+    assert average_precision(dup, torch.tensor([0.9, 0.8]), truth) == pytest.approx(0.5)
+    # IoU 0.81 counts at 0.5 and not at 0.9.
+    assert average_precision(preds[2:], torch.tensor([1.0]), truth[1:]) == 1.0
+    assert average_precision(preds[2:], torch.tensor([1.0]), truth[1:], 0.9) == 0.0
+    assert average_precision(torch.zeros(0, 4), torch.zeros(0), truth) == 0.0
+
+
+def test_mean_average_precision_averages_classes_with_truth() -> None:
+    truth = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    labels = torch.tensor([0, 1])
+    # Class 0 found, class 1 labelled wrong (as 2, a class with no true box: ignored).
+    preds = truth.clone()
+    assert mean_average_precision(
+        preds, torch.tensor([0.9, 0.9]), torch.tensor([0, 2]), truth, labels
+    ) == pytest.approx(0.5)
+    assert mean_average_precision(preds, torch.tensor([0.9, 0.9]), labels, truth, labels) == 1.0
+
+
+def test_canvas_boxes_hold_each_object_and_do_not_overlap() -> None:
+    tiles = torch.zeros(6, 8, 8, dtype=torch.uint8)
+    for i in range(6):
+        tiles[i, 2 : 3 + i // 2, 1:7] = 255  # ink rows 2..(2 + i // 2), columns 1..6
+    canvas = compose_canvas(tiles, torch.arange(6), size=40, count=4, seed=3)
+    assert canvas.image.shape == (40, 40)
+    assert len(canvas.boxes) == len(canvas.labels) == 4
+    assert box_iou(canvas.boxes, canvas.boxes).fill_diagonal_(0).max() == 0
+    for box, label in zip(canvas.boxes.long().tolist(), canvas.labels.tolist(), strict=True):
+        x1, y1, x2, y2 = box
+        assert (x2 - x1, y2 - y1) == (6, 1 + label // 2)  # the tile's ink, exactly
+        assert (canvas.image[y1:y2, x1:x2] == 255).all()
+    assert int((canvas.image == 255).sum()) == sum(
+        6 * (1 + lb // 2) for lb in canvas.labels.tolist()
+    )
+    again = compose_canvas(tiles, torch.arange(6), size=40, count=4, seed=3)
+    assert torch.equal(again.image, canvas.image)
+
+
+def test_sliding_window_equals_one_forward_per_crop() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3, 4),
+    ).eval()
+    image = torch.randn(2, 13, 11)
+    scan = sliding_window(model, image, window=5, stride=3)
+    assert scan.probs.shape == (3, 3, 4)  # ⌊(13 − 5)/3⌋ + 1 rows, ⌊(11 − 5)/3⌋ + 1 columns
+    for r in range(3):
+        for c in range(3):
+            crop = image[None, :, 3 * r : 3 * r + 5, 3 * c : 3 * c + 5]
+            torch.testing.assert_close(scan.probs[r, c], model(crop).softmax(-1)[0])
+    boxes, scores, labels = scan.boxes(0.0)
+    assert len(boxes) == 9
+    assert boxes[4].tolist() == [3.0, 3.0, 8.0, 8.0]  # row 1, column 1
+    torch.testing.assert_close(scores[4], scan.probs[1, 1].max())
+    assert labels[4] == scan.probs[1, 1].argmax()
+    assert len(scan.boxes(1.01)[0]) == 0
