@@ -63,7 +63,7 @@ class DataBundle:
         return len(self.classes)
 
 
-def _bundle(
+def bundle_arrays(
     name: str,
     classes: tuple[str, ...],
     train: tuple[np.ndarray, np.ndarray],
@@ -190,7 +190,7 @@ def make_shapes(
     images = _render_shapes(labels, rng, size)[:, None]  # (N, 1, H, W)
     train = (images[:n_train], labels[:n_train])
     test = (images[n_train:], labels[n_train:])
-    return _bundle("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
+    return bundle_arrays("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,7 +544,7 @@ def load_dataset(
         train, test = _load_idx_folder(folder, name)
     if limit is not None:
         train, test = (train[0][:limit], train[1][:limit]), (test[0][:limit], test[1][:limit])
-    return _bundle(name, source.classes, train, test, source.flip_ok)
+    return bundle_arrays(name, source.classes, train, test, source.flip_ok)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,7 +672,7 @@ def load_image_folder_zip(
     def stack(items: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
         return np.stack([x for x, _ in items]), np.array([y for _, y in items], np.int64)
 
-    return _bundle("upload", classes, stack(splits["train"]), stack(splits["test"]), False)
+    return bundle_arrays("upload", classes, stack(splits["train"]), stack(splits["test"]), False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from cnnlab.data import DataBundle, bundle_arrays, make_shapes
 
 
 def _check_boxes(boxes: torch.Tensor, name: str) -> torch.Tensor:
@@ -101,6 +104,15 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     )
 
 
+def _ink_box(patch: torch.Tensor, threshold: int) -> tuple[int, int, int, int] | None:
+    """(x1, y1, x2, y2) of the pixels brighter than ``threshold`` in a (H, W) patch, or None."""
+    mask = patch > threshold
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    if not len(rows):
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 @dataclass(frozen=True)
 class Canvas:
     """A grayscale scene of several objects with their true boxes and classes."""
@@ -140,13 +152,12 @@ def compose_canvas(
         else:
             continue
         tile = tiles[index]
-        ink = (tile > 64).nonzero()
-        if not len(ink):
+        ink = _ink_box(tile, 64)
+        if ink is None:
             continue
         image[y : y + th, x : x + tw] = tile
         taken[y : y + th, x : x + tw] = True
-        (r0, c0), (r1, c1) = ink.min(0).values.tolist(), ink.max(0).values.tolist()
-        boxes.append([x + c0, y + r0, x + c1 + 1, y + r1 + 1])
+        boxes.append([x + ink[0], y + ink[1], x + ink[2], y + ink[3]])
         kept.append(int(labels[index]))
     return Canvas(
         image=image,
@@ -257,3 +268,100 @@ def sliding_window(
     with torch.inference_mode():
         probs = torch.cat([model(chunk).softmax(-1) for chunk in crops.split(512)])
     return WindowScores(probs.reshape(rows, cols, -1), window, stride)
+
+
+BACKGROUND = "background"
+
+
+def window_training_set(
+    seed: int = 0, n_objects: int = 6000, n_background: int = 3000
+) -> DataBundle:
+    """Shapes plus a ``background`` class: what a sliding-window classifier must learn.
+
+    A plain classifier has no answer for "nothing here", so every empty window would still get
+    a confident shape. Background examples are 28×28 crops of canvases that overlap no shape
+    (IoU with every true box below 0.2): empty space and slivers of neighbours.
+    """
+    shapes = make_shapes(n_objects, max(1, n_objects // 6), seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    crops: list[torch.Tensor] = []
+    canvas_seed = seed * 7919
+    while len(crops) < n_background + n_background // 6:
+        canvas_seed += 1
+        canvas = compose_canvas(shapes.train_x[:, 0], shapes.train_y, 112, 4, canvas_seed)
+        y, x = torch.randint(0, 112 - 28 + 1, (2, 64), generator=gen)
+        windows = torch.stack([x, y, x + 28, y + 28], dim=1).float()
+        quiet = box_iou(windows, canvas.boxes).amax(dim=1) < 0.2
+        crops += [
+            canvas.image[b : b + 28, a : a + 28] for a, b in zip(x[quiet], y[quiet], strict=True)
+        ]
+    background = torch.stack(crops)[:, None].numpy()  # (N, 1, 28, 28)
+    label = len(shapes.classes)
+
+    def split(x: torch.Tensor, y: torch.Tensor, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.concatenate([y.numpy(), np.full(len(extra), label)])
+        return np.concatenate([x.numpy(), extra]), labels
+
+    return bundle_arrays(
+        "shapes_and_background",
+        (*shapes.classes, BACKGROUND),
+        split(shapes.train_x, shapes.train_y, background[:n_background]),
+        split(shapes.test_x, shapes.test_y, background[n_background:]),
+        flip_ok=False,
+    )
+
+
+def snap_to_ink(boxes: torch.Tensor, image: torch.Tensor, threshold: int = 64) -> torch.Tensor:
+    """Shrink each box to the tight box of the bright pixels (> ``threshold``) inside it.
+
+    A sliding window only ever proposes boxes of its own size; snapping is a hand-made stand-in
+    for the box regression a real detector learns. A box with no ink inside stays as it is.
+    """
+    snapped = boxes.clone()
+    for i, (x1, y1, x2, y2) in enumerate(boxes.long().tolist()):
+        ink = _ink_box(image[y1:y2, x1:x2], threshold)
+        if ink is not None:
+            snapped[i] = torch.tensor([x1 + ink[0], y1 + ink[1], x1 + ink[2], y1 + ink[3]])
+    return snapped
+
+
+@dataclass(frozen=True)
+class Detections:
+    """One sliding-window detection pass, from candidate windows to the boxes NMS keeps."""
+
+    scan: WindowScores  # every class including background
+    candidates: torch.Tensor  # (K, 4) boxes (snapped when asked)
+    scores: torch.Tensor  # (K,) best object-class probability
+    labels: torch.Tensor  # (K,) object class
+    steps: tuple[Suppression, ...]  # NMS, step by step
+
+    @property
+    def kept(self) -> torch.Tensor:
+        """Indices into ``candidates`` that survive NMS, highest score first."""
+        return torch.tensor([s.kept for s in self.steps], dtype=torch.int64)
+
+
+def detect(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    normalized: torch.Tensor,
+    *,
+    stride: int,
+    min_score: float,
+    iou_threshold: float,
+    snap: bool,
+    window: int = 28,
+) -> Detections:
+    """Slide the window classifier over ``image`` (H, W) uint8, keep windows whose best *object*
+    class reaches ``min_score`` (the last class is background), then class-agnostic NMS.
+
+    ``normalized`` is the same image as the model expects it, (C, H, W). Class-agnostic NMS
+    suits scenes whose objects do not overlap, like these canvases.
+    """
+    scan = sliding_window(model, normalized, window, stride)
+    objects = WindowScores(scan.probs[..., :-1], window, stride)
+    boxes, scores, labels = objects.boxes(min_score)
+    if snap:
+        boxes = snap_to_ink(boxes, image)
+    steps = tuple(nms_steps(boxes, scores, iou_threshold))
+    return Detections(scan, boxes, scores, labels, steps)

@@ -6,16 +6,21 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from cnnlab.detection import (
+    BACKGROUND,
     average_precision,
     box_area,
     box_iou,
     compose_canvas,
+    detect,
     mean_average_precision,
     nms,
     nms_steps,
     sliding_window,
+    snap_to_ink,
+    window_training_set,
 )
 
 
@@ -208,3 +213,47 @@ def test_sliding_window_equals_one_forward_per_crop() -> None:
     torch.testing.assert_close(scores[4], scan.probs[1, 1].max())
     assert labels[4] == scan.probs[1, 1].argmax()
     assert len(scan.boxes(1.01)[0]) == 0
+
+
+def test_background_examples_overlap_no_shape() -> None:
+    data = window_training_set(seed=2, n_objects=120, n_background=60)
+    assert data.classes[-1] == BACKGROUND
+    assert data.num_classes == 11
+    background = data.train_y == 10
+    assert int(background.sum()) == 60
+    assert data.input_shape == (1, 28, 28)
+    # Shapes fill their tiles; background crops are mostly dark (they miss every object box).
+    mean_ink = data.train_x.float().mean(dim=(1, 2, 3))
+    assert mean_ink[background].mean() < mean_ink[~background].mean()
+
+
+def test_snap_to_ink_shrinks_to_the_bright_pixels() -> None:
+    image = torch.zeros(20, 20, dtype=torch.uint8)
+    image[5:9, 6:12] = 200
+    boxes = torch.tensor([[2.0, 2.0, 16.0, 16.0], [14.0, 14.0, 20.0, 20.0]])
+    snapped = snap_to_ink(boxes, image)
+    assert snapped[0].tolist() == [6.0, 5.0, 12.0, 9.0]
+    assert snapped[1].tolist() == boxes[1].tolist()  # no ink inside: left alone
+
+
+def test_detect_finds_a_shape_the_classifier_was_built_to_see() -> None:
+    # A stand-in classifier that calls a window "object 0" exactly when its centre is bright,
+    # so the expected detections are known without training anything.
+    class CentreBright(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            centre = x[:, 0, 12:16, 12:16].mean(dim=(1, 2))
+            return torch.stack([20 * centre, torch.zeros_like(centre), 10 - 20 * centre], dim=1)
+
+    image = torch.zeros(60, 60, dtype=torch.uint8)
+    image[20:34, 24:38] = 255
+    found = detect(
+        CentreBright(), image, image[None].float() / 255, stride=2, min_score=0.9,
+        iou_threshold=0.3, snap=True,
+    )  # fmt: skip
+    assert found.scan.probs.shape == (17, 17, 3)
+    assert len(found.candidates) > 1  # several windows see the square...
+    kept = found.kept
+    assert len(kept) == 1  # ...and NMS keeps one of them
+    assert found.candidates[kept[0]].tolist() == [24.0, 20.0, 38.0, 34.0]  # snapped to the ink
+    assert found.labels[kept[0]] == 0
+    assert sum(len(s.suppressed) for s in found.steps) == len(found.candidates) - 1
