@@ -64,6 +64,15 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Design a small CNN, train it live on real images in a background worker, and see "
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
+    PageSpec(
+        path="pages/detection.py",
+        title="From classifier to detector",
+        icon=":material/select_all:",
+        url_path="detection",
+        section="Explore",
+        blurb="Slide a classifier over a scene of shapes, then step through non-maximum "
+        "suppression box by box, with every IoU and the mAP of the result.",
+    ),
 )
 
 
