@@ -65,6 +65,15 @@ PAGES: tuple[PageSpec, ...] = (
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
     PageSpec(
+        path="pages/residual.py",
+        title="Skip connections",
+        icon=":material/alt_route:",
+        url_path="residual",
+        section="Explore",
+        blurb="Measure how gradients vanish in a deep plain network and flow through a residual "
+        "one, and take residual, bottleneck, inverted-residual and dense blocks apart.",
+    ),
+    PageSpec(
         path="pages/detection.py",
         title="From classifier to detector",
         icon=":material/select_all:",
