@@ -82,7 +82,6 @@ def block_lab() -> None:
         )
     stride = cols[2].radio("Stride", (1, 2), horizontal=True, key="res.stride", disabled=dense)
     side = cols[4].number_input("Input size (pixels)", 1, 224, 56, key="res.side")
-    st.latex(ui.FORMULAS[kind])
     try:
         anatomy, dot = ui.block(
             kind, int(c_in), int(c_out), 1 if dense else int(stride), int(expand), int(side)
@@ -90,6 +89,8 @@ def block_lab() -> None:
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
         return
+    # Without a skip (an inverted residual that changes shape) the block is just F.
+    st.latex(ui.FORMULAS[kind] if anatomy.combine != "none" else "y = F(x)")
     left, right = st.columns([2, 3])
     with left:
         st.graphviz_chart(dot)
