@@ -184,7 +184,7 @@ class RangeTest:
 
     lrs: tuple[float, ...]
     losses: tuple[float, ...]  # smoothed (exponential moving average, bias-corrected)
-    suggestion: float  # where the smoothed loss falls fastest
+    suggestion: float  # where the smoothed loss falls fastest, before its lowest point
 
 
 def lr_range_test(
@@ -230,7 +230,12 @@ def lr_range_test(
             break
     if len(losses) < 3:
         raise ValueError("The loss exploded at once: lower the smallest learning rate.")
-    logs = torch.tensor(lrs).log()
-    slopes = torch.diff(torch.tensor(losses)) / torch.diff(logs)
+    # The steepest fall before the lowest loss: past it the curve only rises, and the wiggles of
+    # an exploding loss can fall steeply too without meaning anything.
+    lowest = int(torch.tensor(losses).argmin())
+    if lowest < 2:
+        raise ValueError("The loss never fell: raise the largest learning rate or the steps.")
+    logs = torch.tensor(lrs[: lowest + 1]).log()
+    slopes = torch.diff(torch.tensor(losses[: lowest + 1])) / torch.diff(logs)
     suggestion = lrs[int(slopes.argmin())]
     return RangeTest(tuple(lrs), tuple(losses), suggestion)

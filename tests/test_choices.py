@@ -136,5 +136,6 @@ def test_lr_range_test_grows_the_rate_and_stops_when_the_loss_explodes() -> None
     ratios = torch.tensor(result.lrs[1:]) / torch.tensor(result.lrs[:-1])
     torch.testing.assert_close(ratios, torch.full_like(ratios, (1e5) ** (1 / 199)))
     assert result.lrs[0] == pytest.approx(1e-3)
-    assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
+    lowest = result.losses.index(min(result.losses))
+    assert result.lrs[0] <= result.suggestion < result.lrs[lowest]
     assert min(result.losses) < result.losses[0]

@@ -65,6 +65,15 @@ PAGES: tuple[PageSpec, ...] = (
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
     PageSpec(
+        path="pages/choices.py",
+        title="Training choices",
+        icon=":material/tune:",
+        url_path="choices",
+        section="Build & train",
+        blurb="Losses as functions of one logit, optimisers racing across loss landscapes, a "
+        "learning-rate range test, and augmentation on real examples.",
+    ),
+    PageSpec(
         path="pages/residual.py",
         title="Skip connections",
         icon=":material/alt_route:",
