@@ -78,7 +78,9 @@ def module_code(module: nn.Module) -> str:
     if type(module).__name__ == "ResidualBlock":
         return (
             f"ResidualBlock({module.conv1.in_channels}, {module.conv1.out_channels}, "
-            f"stride={module.conv1.stride[0]})"
+            f"stride={module.conv1.stride[0]}"
+            + ("" if isinstance(module.bn1, nn.BatchNorm2d) else ", batch_norm=False")
+            + ")"
         )
     if type(module) is nn.Sequential:
         inner = ", ".join(module_code(m) for m in module)

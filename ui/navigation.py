@@ -74,6 +74,15 @@ PAGES: tuple[PageSpec, ...] = (
         "visible, and one network trained with and without batch norm side by side.",
     ),
     PageSpec(
+        path="pages/choices.py",
+        title="Training choices",
+        icon=":material/tune:",
+        url_path="choices",
+        section="Build & train",
+        blurb="Losses as functions of one logit, optimisers racing across loss landscapes, a "
+        "learning-rate range test, and augmentation on real examples.",
+    ),
+    PageSpec(
         path="pages/zoo.py",
         title="Architecture zoo",
         icon=":material/account_tree:",
@@ -100,6 +109,24 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Your image through a trained CNN: every layer's feature maps, the prediction, why "
         "it decided (Grad-CAM, saliency, occlusion, integrated gradients), and adversarial "
         "examples.",
+    ),
+    PageSpec(
+        path="pages/residual.py",
+        title="Skip connections",
+        icon=":material/alt_route:",
+        url_path="residual",
+        section="Explore",
+        blurb="Measure how gradients vanish in a deep plain network and flow through a residual "
+        "one, and take residual, bottleneck, inverted-residual and dense blocks apart.",
+    ),
+    PageSpec(
+        path="pages/detection.py",
+        title="From classifier to detector",
+        icon=":material/select_all:",
+        url_path="detection",
+        section="Explore",
+        blurb="Slide a classifier over a scene of shapes, then step through non-maximum "
+        "suppression box by box, with every IoU and the mAP of the result.",
     ),
 )
 
