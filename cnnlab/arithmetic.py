@@ -69,6 +69,15 @@ def _at_least(name: str, value: object, low: int, why: str) -> int:
     return value
 
 
+MAX_CHAIN_WIDTH = 65_536
+"""Most channels or features a chain layer may have: far beyond any real network's layer."""
+
+
+def _at_most(name: str, value: int, high: int) -> None:
+    if value > high:
+        raise ValueError(f"{name} must be at most {high:,}, got {value:,}.")
+
+
 def _size(value: object) -> int:
     return _at_least(
         "Input size",
@@ -830,6 +839,7 @@ def _chain_step(shape: tuple[int, ...], layer: ChainLayer) -> ChainStep:
         return ChainStep(layer, (total,), 0, note=" × ".join(map(str, shape)) + f" = {total}")
     if kind == "linear":
         features = _at_least("Linear output features", layer.out, 1, "a layer needs an output.")
+        _at_most("Linear output features", features, MAX_CHAIN_WIDTH)
         note = "" if len(shape) == 1 else "applied to the last dimension only: flatten first?"
         params = shape[-1] * features + features
         macs = _product(shape) * features
@@ -844,6 +854,7 @@ def _chain_step(shape: tuple[int, ...], layer: ChainLayer) -> ChainStep:
     out_spatial = layer_maths.output_shape
     if kind in ("conv", "conv_transpose"):
         out = _at_least("Output channels", layer.out, 1, "a convolution needs at least one filter.")
+        _at_most("Output channels", out, MAX_CHAIN_WIDTH)
         kernel_volume = layer.kernel ** len(spatial)
         # Every output pixel of a conv (every input pixel of a transposed conv) costs one
         # kernel-volume dot product per (in, out) channel pair.
@@ -905,8 +916,11 @@ def chain_to_torch(input_shape: Sequence[int], layers: Sequence[ChainLayer]) -> 
 
 def run_chain_torch(input_shape: Sequence[int], layers: Sequence[ChainLayer]) -> list[tuple]:
     """Run the chain's ``nn.Sequential`` on ``zeros(1, *input_shape)``; shape after each layer."""
-    model = chain_to_torch(input_shape, layers)
-    x = torch.zeros((1, *input_shape))
+    # On the meta device PyTorch infers every shape with no memory and no arithmetic: a chain
+    # the editor allows (4096 filters on a 64×512×512 input) would otherwise allocate gigabytes.
+    with torch.device("meta"):
+        model = chain_to_torch(input_shape, layers)
+        x = torch.zeros((1, *input_shape))
     shapes = []
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # 'same' + even kernel: a padded copy

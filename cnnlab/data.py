@@ -8,19 +8,21 @@ training loop never touches a Python object per image.
 
 from __future__ import annotations
 
-import gzip
 import io
+import math
 import os
 import pickle
 import tarfile
-import zipfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from cnnlab import class_folders, sandbox
+from cnnlab.inflate import gunzip
 
 DATASETS = ("shapes", "mnist", "fashion_mnist", "kmnist", "cifar10")
 SHAPE_CLASSES = (
@@ -63,7 +65,7 @@ class DataBundle:
         return len(self.classes)
 
 
-def _bundle(
+def bundle_arrays(
     name: str,
     classes: tuple[str, ...],
     train: tuple[np.ndarray, np.ndarray],
@@ -190,7 +192,7 @@ def make_shapes(
     images = _render_shapes(labels, rng, size)[:, None]  # (N, 1, H, W)
     train = (images[:n_train], labels[:n_train])
     test = (images[n_train:], labels[n_train:])
-    return _bundle("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
+    return bundle_arrays("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,16 +200,18 @@ def make_shapes(
 # ---------------------------------------------------------------------------------------------
 
 
-def read_idx(data: bytes, name: str = "IDX file") -> np.ndarray:
+MAX_IDX_BYTES = 100_000_000
+"""Largest IDX payload read (MNIST's training images are 47 MB), counted as it is inflated."""
+
+
+def read_idx(data: bytes, name: str = "IDX file", max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Parse an IDX file (as MNIST is published; gzip-compressed or not) into a uint8 array.
 
-    The header must say unsigned bytes, give 1–4 dimensions, and match the payload's length.
+    The header must say unsigned bytes, give 1–4 dimensions, and match the payload's length; a
+    gzip stream is inflated with a cap on the bytes it really produces (``max_bytes``).
     """
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{name} is not a valid gzip file ({exc}).") from exc
+        data = gunzip(data, max_bytes + 4 + 4 * 4, name)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(
             f"{name} is not an IDX file: it must start with two zero bytes "
@@ -221,7 +225,13 @@ def read_idx(data: bytes, name: str = "IDX file") -> np.ndarray:
     if not 1 <= ndim <= 4 or len(data) < 4 + 4 * ndim:
         raise ValueError(f"{name} has a broken IDX header ({ndim} dimensions).")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = 4 + 4 * ndim + int(np.prod(dims, dtype=np.int64))
+    payload = math.prod(dims)  # Python integers: four 32-bit sizes cannot overflow
+    if payload > max_bytes:
+        raise ValueError(
+            f"{name}: the header promises {'×'.join(map(str, dims))} bytes of data, more than "
+            f"the limit of {max_bytes / 1e6:.0f} MB."
+        )
+    expected = 4 + 4 * ndim + payload
     if len(data) != expected:
         raise ValueError(
             f"{name}: the header promises {'×'.join(map(str, dims))} bytes of data "
@@ -471,6 +481,7 @@ def _load_idx_folder(
     return train, test
 
 
+_MAX_CIFAR_BATCH_BYTES = 64_000_000  # an official batch is 31 MB
 _CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 
@@ -493,11 +504,15 @@ def _read_cifar_files(folder: Path) -> dict[str, bytes]:
     with tarfile.open(tarball, "r:gz") as archive:
         for member in _CIFAR_BATCHES:
             try:
-                handle = archive.extractfile(f"cifar-10-batches-py/{member}")
+                info = archive.getmember(f"cifar-10-batches-py/{member}")
             except KeyError:
-                handle = None
+                raise ValueError(f"{tarball.name} has no cifar-10-batches-py/{member}.") from None
+            # A tar header states the member's size: refuse absurd ones before reading them.
+            if info.size > _MAX_CIFAR_BATCH_BYTES:
+                raise ValueError(f"{tarball.name}: {member} is far larger than a CIFAR batch.")
+            handle = archive.extractfile(info)
             if handle is None:
-                raise ValueError(f"{tarball.name} has no cifar-10-batches-py/{member}.")
+                raise ValueError(f"{tarball.name}: {member} is not a regular file.")
             files[member] = handle.read()
     return files
 
@@ -544,71 +559,12 @@ def load_dataset(
         train, test = _load_idx_folder(folder, name)
     if limit is not None:
         train, test = (train[0][:limit], train[1][:limit]), (test[0][:limit], test[1][:limit])
-    return _bundle(name, source.classes, train, test, source.flip_ok)
+    return bundle_arrays(name, source.classes, train, test, source.flip_ok)
 
 
 # ---------------------------------------------------------------------------------------------
 # A learner's zip of one folder per class
 # ---------------------------------------------------------------------------------------------
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-def _zip_members(
-    archive: zipfile.ZipFile, max_files: int, max_bytes: int
-) -> dict[str, list[zipfile.ZipInfo]]:
-    """Image members grouped by class folder, after the size limits are checked."""
-    infos = [
-        info
-        for info in archive.infolist()
-        if not info.is_dir()
-        and "__MACOSX" not in info.filename
-        and not PurePosixPath(info.filename).name.startswith(".")
-        and PurePosixPath(info.filename).suffix.lower() in IMAGE_SUFFIXES
-    ]
-    if not infos:
-        raise ValueError(
-            f"The zip holds no images ({', '.join(IMAGE_SUFFIXES)}). Put each class's images in "
-            f"a folder named after the class, e.g. cats/1.png, dogs/1.png."
-        )
-    if len(infos) > max_files:
-        raise ValueError(f"The zip holds {len(infos)} images; the limit is {max_files}.")
-    total = sum(info.file_size for info in infos)
-    if total > max_bytes:
-        raise ValueError(
-            f"The zip unpacks to {total / 1e6:.0f} MB of images; the limit is "
-            f"{max_bytes / 1e6:.0f} MB. Use fewer or smaller images."
-        )
-    parts = [PurePosixPath(info.filename).parts for info in infos]
-    # Accept "class/img.png" and "top/class/img.png" (a zipped folder of class folders).
-    tops = {p[0] for p in parts}
-    strip = 1 if len(tops) == 1 and all(len(p) >= 3 for p in parts) else 0
-    groups: dict[str, list[zipfile.ZipInfo]] = {}
-    for info, p in zip(infos, parts, strict=True):
-        if len(p) - strip < 2:
-            raise ValueError(
-                f"{info.filename} is not inside a class folder. Put each class's images in a "
-                f"folder named after the class, e.g. cats/1.png, dogs/1.png."
-            )
-        groups.setdefault(p[strip], []).append(info)
-    return groups
-
-
-def _read_image(data: bytes, name: str, size: int, grayscale: bool) -> np.ndarray:
-    """Decode one image, centre-crop it to a square and resize it to size×size (C, H, W) uint8."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > 40_000_000:
-                raise ValueError(f"{name} is {img.width}×{img.height} pixels, too large to use.")
-            img.load()
-            converted = img.convert("L" if grayscale else "RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{name} is not a readable image ({exc}).") from exc
-    square = ImageOps.fit(converted, (size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(square, dtype=np.uint8)
-    return array[None] if grayscale else array.transpose(2, 0, 1)
 
 
 def load_image_folder_zip(
@@ -618,61 +574,37 @@ def load_image_folder_zip(
     *,
     seed: int = 0,
     test_fraction: float = 0.2,
-    max_files: int = 20_000,
-    max_bytes: int = 200_000_000,
+    max_files: int = class_folders.MAX_FILES,
+    max_bytes: int = class_folders.MAX_BYTES,
+    cancelled: Callable[[], bool] | None = None,
 ) -> DataBundle:
     """Read a zip of one folder per class (folder name = class name) into a :class:`DataBundle`.
 
     Images are centre-cropped and resized to ``size``×``size``; each class is split into train
-    and test by ``seed``. Limits on the number and unpacked size of the images guard against
-    zip bombs (the sizes come from the zip's directory, and reading stops at the stated size).
+    and test by ``seed``. The decoding runs in a child process with CPU, memory and wall-time
+    budgets (``CNNLAB_UPLOAD_CPU_S``, ``CNNLAB_UPLOAD_MEMORY_MB``, ``CNNLAB_UPLOAD_TIMEOUT_S``),
+    killed early when ``cancelled()`` turns true; see :mod:`cnnlab.class_folders` for the caps on
+    files, inflated bytes and pixels.
     """
-    if not 8 <= size <= 128:
-        raise ValueError(f"The image size must be between 8 and 128 pixels, got {size}.")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}.")
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise ValueError("This file is not a zip archive. Zip a folder of class folders.")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            groups = _zip_members(archive, max_files, max_bytes)
-            if len(groups) < 2:
-                raise ValueError(
-                    f"The zip has {len(groups)} class folder; a classifier needs at least 2."
-                )
-            classes = tuple(sorted(groups))
-            images: dict[str, list[np.ndarray]] = {}
-            for cls in classes:
-                members = sorted(groups[cls], key=lambda info: info.filename)
-                if len(members) < 2:
-                    raise ValueError(
-                        f"Class {cls!r} has {len(members)} image; each class needs at least 2 "
-                        f"(one to train on, one to test)."
-                    )
-                images[cls] = [
-                    _read_image(archive.read(m), m.filename, size, grayscale) for m in members
-                ]
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        NotImplementedError,
-        EOFError,
-        zlib.error,
-    ) as exc:
-        message = f"The zip archive is damaged or uses an unsupported format ({exc})."
-        raise ValueError(message) from exc
-    rng = np.random.default_rng(seed)
-    splits: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
-    for label, cls in enumerate(classes):
-        order = rng.permutation(len(images[cls]))
-        n_test = min(len(order) - 1, max(1, round(test_fraction * len(order))))
-        for rank, i in enumerate(order):
-            splits["test" if rank < n_test else "train"].append((images[cls][i], label))
-
-    def stack(items: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-        return np.stack([x for x, _ in items]), np.array([y for _, y in items], np.int64)
-
-    return _bundle("upload", classes, stack(splits["train"]), stack(splits["test"]), False)
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 128:
+        raise ValueError(f"The image size must be a whole number from 8 to 128, got {size!r}.")
+    if not isinstance(test_fraction, float | int) or not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}.")
+    options = {
+        "size": size,
+        "grayscale": bool(grayscale),
+        "seed": int(seed),
+        "test_fraction": float(test_fraction),
+        "max_files": int(max_files),
+        "max_bytes": int(max_bytes),
+    }
+    budget = sandbox.env_budget("CNNLAB_UPLOAD", cpu_seconds=60, memory_mb=1024, wall_seconds=120)
+    result = sandbox.run(
+        "cnnlab.class_folders:serve", data, options, budget, "Reading the zip", cancelled
+    )
+    folders = class_folders.unserve(result)
+    train = (folders.train_x, folders.train_y)
+    return bundle_arrays("upload", folders.classes, train, (folders.test_x, folders.test_y), False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ import hashlib
 import io
 import math
 import struct
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 # so it costs little); anything bigger is refused from its header, before a single pixel is
 # allocated, which is what stops a decompression bomb (a tiny file declaring a gigantic image).
 MAX_PIXELS = 50_000_000
+# Pillow's own bomb check, set on purpose rather than inherited: it warns above this many pixels
+# and refuses above twice as many, a second line behind the header check in load_image.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 # Pillow's names for the formats we decode. Only these plugins are tried, which keeps exotic
 # decoders (EPS runs Ghostscript, for one) away from uploads. The JPEG plugin also opens the MPO
@@ -64,12 +68,17 @@ def load_image(data: bytes, max_side: int = 1024) -> Image.Image:
     Raises ``ValueError`` with a learner-readable message for empty or non-image bytes, truncated
     or corrupt files, unsupported formats, zero-size images and images over :data:`MAX_PIXELS`.
     """
-    if max_side < 1:
-        raise ValueError(f"The maximum image side must be at least 1 pixel, not {max_side}.")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
+        raise ValueError(f"The maximum image side must be at least 1 pixel, not {max_side!r}.")
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError("An image must be given as the bytes of its file.")
     if not data:
         raise ValueError("The file is empty (0 bytes). " + _FORMAT_HELP)
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        with warnings.catch_warnings():
+            # Above MAX_PIXELS Pillow only warns: make that the refusal it should be.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         # Pillow also lands here for headers it rejects outright, such as a 0-pixel-wide image.
         raise ValueError(
@@ -103,7 +112,9 @@ def load_image(data: bytes, max_side: int = 1024) -> Image.Image:
                 "Try saving it again, or pick another image."
             ) from None
         image = _apply_orientation(image)
-        image = _normalise_mode(image)
+        # High-depth and transparent images shrink while they are converted (to at least
+        # max_side a side): their conversions would otherwise copy the full-size image.
+        image = _normalise_mode(image, factor=max(1, max(image.size) // max_side))
     return _fit(image, max_side, original_size)
 
 
@@ -130,14 +141,17 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
 def _apply_orientation(image: Image.Image) -> Image.Image:
     """Rotate/flip as the camera's EXIF orientation tag says, ignoring malformed metadata."""
     try:
+        if image.getexif().get(0x0112, 1) == 1:
+            return image  # exif_transpose would return a full copy: a big image's worth of memory
         return ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
         # Broken metadata should not cost the learner their picture: show it unrotated.
         return image
 
 
-def _normalise_mode(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to ``"RGB"`` or ``"L"``.
+def _normalise_mode(image: Image.Image, factor: int = 1) -> Image.Image:
+    """Convert any Pillow mode to ``"RGB"`` or ``"L"``; high-depth and alpha modes shrink by
+    ``factor`` on the way.
 
     - ``1`` (bilevel) → ``L`` with 0/255.
     - ``P``/``PA``/``LA``/``La``/``RGBA``/``RGBa`` → alpha composited on white, so transparent
@@ -148,6 +162,9 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
       treated as 16-bit, anything else is stretched from its minimum to its maximum.
     - ``F`` (float) → ``L``: values in [0, 1] are scaled by 255, values in [0, 255] are kept,
       anything else is stretched min-to-max; NaN and ±inf become the darkest value.
+
+    The three high-depth modes are converted strip by strip and averaged over ``factor``×``factor``
+    blocks on the way (see :func:`_high_depth_gray`), so a large one never exists as floats.
     """
     mode = image.mode
     if mode in ("RGB", "L"):
@@ -161,31 +178,14 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
         mode = "RGBA"
     if mode in ("LA", "La"):
-        return _composite_on_white(image.convert("LA").convert("RGBA")).convert("L")
+        la = _shrunk(image if mode == "LA" else image.convert("LA"), factor)
+        return _composite_on_white(la.convert("RGBA")).convert("L")
     if mode in ("RGBA", "RGBa"):
-        return _composite_on_white(image.convert("RGBA"))
-    if mode.startswith("I;16"):
-        values = np.asarray(image).astype(np.float64)
-        return _gray_from_float(values * (255.0 / 65535.0))
-    if mode == "I":
-        values = np.asarray(image).astype(np.float64)
-        lo, hi = float(values.min()), float(values.max())
-        if lo >= 0 and hi <= 255:
-            return _gray_from_float(values)
-        if lo >= 0 and hi <= 65535:
-            return _gray_from_float(values * (255.0 / 65535.0))
-        return _gray_from_float(_stretch(values))
-    if mode == "F":
-        values = np.asarray(image).astype(np.float64)
-        finite = values[np.isfinite(values)]
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 0.0
-        values = np.where(np.isfinite(values), values, lo)
-        if lo >= 0 and hi <= 1:
-            return _gray_from_float(values * 255.0)
-        if lo >= 0 and hi <= 255:
-            return _gray_from_float(values)
-        return _gray_from_float(_stretch(values))
+        return _composite_on_white(
+            _shrunk(image if mode == "RGBA" else image.convert("RGBA"), factor)
+        )
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_depth_gray(image, factor)
     try:
         return image.convert("RGB")
     except ValueError:
@@ -195,6 +195,12 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         ) from None
 
 
+def _shrunk(image: Image.Image, factor: int) -> Image.Image:
+    """Box-average ``factor``² blocks (Pillow premultiplies alpha for this), before the copies
+    that compositing makes: a 7000×7000 RGBA image is 196 MB per copy."""
+    return image.reduce(factor) if factor > 1 else image
+
+
 def _composite_on_white(rgba: Image.Image) -> Image.Image:
     """Flatten an ``RGBA`` image onto a white background, giving ``RGB``."""
     background = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -202,11 +208,63 @@ def _composite_on_white(rgba: Image.Image) -> Image.Image:
     return background
 
 
-def _stretch(values: np.ndarray) -> np.ndarray:
-    """Linearly map the minimum to 0 and the maximum to 255 (a constant image becomes 0)."""
-    lo, hi = float(values.min()), float(values.max())
+# Pixels converted per step of a high-depth image: a 4-megapixel strip is 32 MB of float64.
+_STRIP_PIXELS = 4_000_000
+
+
+def _high_depth_gray(image: Image.Image, factor: int) -> Image.Image:
+    """A 16-bit, 32-bit integer or float image as ``L``, box-averaged over ``factor``² blocks.
+
+    Rows are converted to float in strips of a few megapixels and averaged at once, so the
+    memory used is the decoded image plus one strip, whatever the image's size (a 7000×7000
+    float TIFF held whole as float64 would be 400 MB, and its temporaries gigabytes). The last
+    ``size % factor`` rows and columns are dropped: less than one output pixel.
+    """
+    width, height = image.size
+    factor = max(1, min(factor, width, height))
+    cols, rows = width - width % factor, height - height % factor
+    step = max(1, _STRIP_PIXELS // (cols * factor)) * factor
+
+    def strips() -> Iterator[tuple[int, np.ndarray]]:
+        for top in range(0, rows, step):
+            box = (0, top, cols, min(top + step, rows))
+            yield top, np.asarray(image.crop(box)).astype(np.float64)
+
+    lo = hi = 0.0
+    if image.mode == "I":
+        lo, hi = (float(v) for v in image.getextrema())
+    elif image.mode == "F":  # the range of the finite values; NaN and ±inf then take the lowest
+        lo, hi = math.inf, -math.inf
+        for _, values in strips():
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+        lo, hi = (0.0, 0.0) if lo > hi else (lo, hi)
+    to_gray = _gray_scale(image.mode, lo, hi)
+    out = np.empty((rows // factor, cols // factor), np.uint8)
+    for top, values in strips():
+        if image.mode == "F":
+            values = np.where(np.isfinite(values), values, lo)
+        gray = to_gray(values)
+        blocks = gray.reshape(-1, factor, cols // factor, factor).mean(axis=(1, 3))
+        out[top // factor : top // factor + len(blocks)] = np.clip(np.rint(blocks), 0, 255)
+    return Image.fromarray(out, mode="L")
+
+
+def _gray_scale(mode: str, lo: float, hi: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The map to [0, 255] of a high-depth ``mode`` whose values span [lo, hi]."""
+    if mode.startswith("I;16"):
+        return lambda v: v * (255.0 / 65535.0)
+    if mode == "F" and lo >= 0 and hi <= 1:
+        return lambda v: v * 255.0
+    if lo >= 0 and hi <= 255:
+        return lambda v: v
+    if mode == "I" and lo >= 0 and hi <= 65535:
+        return lambda v: v * (255.0 / 65535.0)
     span = hi - lo
-    return (values - lo) * (255.0 / span) if span > 0 else np.zeros_like(values)
+    if span <= 0:
+        return np.zeros_like
+    return lambda v: (v - lo) * (255.0 / span)
 
 
 def _gray_from_float(values: np.ndarray) -> Image.Image:
@@ -273,7 +331,13 @@ def drawing_image(rgba: np.ndarray) -> Image.Image:
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.shape[0] < 1 or rgba.shape[1] < 1:
         raise ValueError(f"A drawing must be an (H, W, 4) RGBA array, got shape {rgba.shape}.")
-    rgb = rgba[..., :3].astype(np.float64)
+    if rgba.size > 4 * MAX_PIXELS or not (
+        np.issubdtype(rgba.dtype, np.integer) or np.issubdtype(rgba.dtype, np.floating)
+    ):
+        raise ValueError("A drawing must be an RGBA array of numbers of a sensible size.")
+    # Channel values outside 0-255 (or NaN) cannot come from a canvas: clamp rather than wrap.
+    rgba = np.clip(np.nan_to_num(rgba.astype(np.float64), nan=0.0), 0, 255)
+    rgb = rgba[..., :3]
     luma = rgb @ np.array([0.299, 0.587, 0.114])
     return _gray_from_float(luma * (rgba[..., 3] / 255.0))
 
@@ -337,8 +401,9 @@ SAMPLES: dict[str, Sample] = {
 
 def sample_image(name: str) -> Image.Image:
     """Open the bundled sample ``name`` (a key of :data:`SAMPLES`) as an ``RGB``/``L`` image."""
-    if name not in SAMPLES:
-        raise ValueError(f"There is no sample called {name!r}; choose one of {', '.join(SAMPLES)}.")
+    if not isinstance(name, str) or name not in SAMPLES:
+        shown = repr(name)[:40] if isinstance(name, str) else "that"
+        raise ValueError(f"There is no sample called {shown}; choose one of {', '.join(SAMPLES)}.")
     # A copy, so a caller drawing on its image cannot change what the next caller gets.
     return _load_sample(name).copy()
 
@@ -364,12 +429,13 @@ _SUPERSAMPLE = 4
 
 def pattern_image(name: str, size: int = 128) -> Image.Image:
     """Draw the synthetic pattern ``name`` (a key of :data:`PATTERNS`) as a square ``L`` image."""
-    if name not in PATTERNS:
+    if not isinstance(name, str) or name not in PATTERNS:
+        shown = repr(name)[:40] if isinstance(name, str) else "that"
         raise ValueError(
-            f"There is no pattern called {name!r}; choose one of {', '.join(PATTERNS)}."
+            f"There is no pattern called {shown}; choose one of {', '.join(PATTERNS)}."
         )
-    if not 8 <= size <= 2048:
-        raise ValueError(f"A pattern must be 8 to 2048 pixels wide, not {size}.")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 8 <= size <= 2048:
+        raise ValueError(f"A pattern must be 8 to 2048 pixels wide, not {str(size)[:20]}.")
     if name == "checkerboard":
         cell = max(1, size // 8)
         y, x = np.indices((size, size))

@@ -15,6 +15,10 @@ import numpy as np
 
 MAX_KERNEL_SIDE = 7
 """Largest custom kernel side: the step-by-step arithmetic stays readable up to 7×7."""
+MAX_WEIGHT = 1e6
+"""Largest absolute weight of a custom kernel: far past any useful one, and it keeps every
+feature map of an image in [0, 1] finite and readable."""
+_MAX_TEXT = 2000  # characters of a typed kernel: 49 cells of long decimals fit easily
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,15 @@ def box_blur(size: int = 3) -> np.ndarray:
 def gaussian(size: int = 5, sigma: float = 1.0) -> np.ndarray:
     """Gaussian blur: ``exp(-(x² + y²) / (2σ²))`` sampled on the grid, normalised to sum to 1."""
     _check_blur_size(size)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"The Gaussian's sigma must be a positive number, not {sigma}.")
+    if not (
+        isinstance(sigma, int | float | np.floating)
+        and not isinstance(sigma, bool)
+        and math.isfinite(sigma)
+        and 0 < sigma <= 100
+    ):
+        raise ValueError(
+            f"The Gaussian's sigma must be a number above 0 and at most 100, not {_show(sigma)}."
+        )
     # Offsets from the centre cell: -2..2 for size 5; an even size centres between two cells.
     offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma * sigma))
@@ -49,8 +60,12 @@ def gaussian(size: int = 5, sigma: float = 1.0) -> np.ndarray:
 
 
 def _check_blur_size(size: int) -> None:
-    if not (isinstance(size, int | np.integer) and 1 <= size <= MAX_KERNEL_SIDE):
-        raise ValueError(f"A blur kernel's size must be 1 to {MAX_KERNEL_SIDE}, not {size}.")
+    if not (
+        isinstance(size, int | np.integer)
+        and not isinstance(size, bool)
+        and 1 <= size <= MAX_KERNEL_SIDE
+    ):
+        raise ValueError(f"A blur kernel's size must be 1 to {MAX_KERNEL_SIDE}, not {_show(size)}.")
 
 
 def _m(rows: Sequence[Sequence[float]]) -> np.ndarray:
@@ -186,7 +201,7 @@ def validate_kernel(values: object) -> np.ndarray:
     """
     try:
         array = np.array(values, dtype=object)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError("A kernel must be a rectangle: every row needs the same length.") from None
     if array.ndim != 2:
         raise ValueError("A kernel must be a 2-D grid of numbers (rows × columns).")
@@ -199,18 +214,40 @@ def validate_kernel(values: object) -> np.ndarray:
     out = np.empty((rows, cols), dtype=np.float64)
     for r in range(rows):
         for c in range(cols):
-            cell = array[r, c]
-            where = f"Kernel cell (row {r + 1}, column {c + 1})"
-            try:
-                value = float(cell)
-            except (TypeError, ValueError):
-                raise ValueError(f"{where} is {cell!r}, not a number: type a number.") from None
-            if math.isnan(value):
-                raise ValueError(f"{where} is empty or not a number (NaN): type a number.")
-            if math.isinf(value):
-                raise ValueError(f"{where} is infinite: use a finite number.")
-            out[r, c] = value
+            out[r, c] = _cell_value(array[r, c], f"Kernel cell (row {r + 1}, column {c + 1})")
     return out
+
+
+def _cell_value(cell: object, where: str) -> float:
+    """One kernel cell as a finite float within ±:data:`MAX_WEIGHT`, or a ``ValueError``."""
+    if isinstance(cell, bool) or not isinstance(cell, int | float | str | np.number):
+        raise ValueError(f"{where} is {_show(cell)}, not a number: type a number.")
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} is {_show(cell)}, not a number: type a number.") from None
+    except OverflowError:  # an integer too large for a float
+        value = math.inf
+    if math.isnan(value):
+        raise ValueError(f"{where} is empty or not a number (NaN): type a number.")
+    if math.isinf(value):
+        raise ValueError(f"{where} is infinite: use a finite number.")
+    if abs(value) > MAX_WEIGHT:
+        raise ValueError(
+            f"{where} is {value:.3g}: kernel weights must be between {-MAX_WEIGHT:g} and "
+            f"{MAX_WEIGHT:g}."
+        )
+    return value
+
+
+def _show(value: object, limit: int = 30) -> str:
+    """A value for a message: short, and never a huge or nested repr."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number too large to use"
+    if isinstance(value, bool | int | float | str | np.number) or value is None:
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"a {type(value).__name__}"
 
 
 def parse_kernel_text(text: str) -> np.ndarray:
@@ -218,6 +255,12 @@ def parse_kernel_text(text: str) -> np.ndarray:
 
     Fractions such as ``1/9`` are accepted. The result is checked by :func:`validate_kernel`.
     """
+    if not isinstance(text, str):
+        raise ValueError("The kernel must be typed as text.")
+    if len(text) > _MAX_TEXT:
+        raise ValueError(
+            f"The kernel text is over {_MAX_TEXT} characters: type at most 7×7 numbers."
+        )
     rows = [row for row in text.replace(";", "\n").splitlines() if row.strip()]
     if not rows:
         raise ValueError("The kernel text is empty: type rows of numbers, e.g. '1 0 -1; 2 0 -2'.")
@@ -238,8 +281,10 @@ def _parse_cell(cell: str) -> float:
             numerator, denominator = cell.split("/", 1)
             return float(numerator) / float(denominator)
         return float(cell)
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{cell!r} is not a number: use numbers like 2, -0.5 or 1/9.") from None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise ValueError(
+            f"{_show(cell)} is not a number: use numbers like 2, -0.5 or 1/9."
+        ) from None
 
 
 def embed(weights: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -60,8 +61,44 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "dropout": {"p": 0.5},
     "flatten": {},
     "linear": {"out_features": "classes", "bias": True},
-    "residual": {"out_channels": 16, "stride": 1},
+    "residual": {"out_channels": 16, "stride": 1, "batch_norm": True},
 }
+
+
+# Largest value of each whole-number parameter: far beyond any network this lab trains, and small
+# enough that shapes, parameter counts and FLOPs stay ordinary integers (kernel 2**63 or 1e30
+# channels would overflow inside PyTorch instead of being explained).
+_MAXIMUM = {
+    "out_channels": 4096,
+    "out_features": 65536,
+    "kernel": 64,
+    "stride": 64,
+    "dilation": 64,
+    "groups": 4096,
+    "padding": 64,
+}
+MAX_LAYERS = 256
+MAX_PARAMS_BUILT = 200_000_000
+"""Parameters :func:`build_model` will allocate (800 MB of float32); the app's own cap is lower."""
+MAX_SPEC_JSON = 200_000
+"""Characters of spec JSON parsed."""
+_MAX_INPUT_SIDE = 4096
+_MAX_CLASSES = 10_000
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as a learner may see it in a message: short, and never a nested repr or a 4,000-
+    digit number (repr of either can itself fail)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 64:
+            return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+        return repr(value)
+    if isinstance(value, float | str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"a {type(value).__name__}"
 
 
 class SpecError(ValueError):
@@ -94,11 +131,12 @@ class LayerSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> LayerSpec:
         """Inverse of :meth:`to_dict`; a bad entry raises :class:`SpecError`."""
         if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
-            raise SpecError(None, None, f"Each layer needs a 'kind' string, got {data!r}.")
+            raise SpecError(None, None, f"Each layer needs a 'kind' string, got {shown(data)}.")
+        kind = data["kind"][:40]
         params = data.get("params", {})
-        if not isinstance(params, Mapping):
-            raise SpecError(None, data["kind"], "'params' must be a mapping of names to values.")
-        return cls(data["kind"], dict(params))
+        if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+            raise SpecError(None, kind, "'params' must be a mapping of names to values.")
+        return cls(kind, dict(params))
 
 
 @dataclass(frozen=True)
@@ -118,7 +156,12 @@ class ModelSpec:
         layers = data.get("layers") if isinstance(data, Mapping) else None
         if not isinstance(layers, list | tuple):
             raise SpecError(None, None, "A model spec needs a 'layers' list.")
-        return cls(tuple(LayerSpec.from_dict(d) for d in layers), str(data.get("name", "custom")))
+        if len(layers) > MAX_LAYERS:
+            raise SpecError(None, None, f"A model may have up to {MAX_LAYERS} layers.")
+        name = data.get("name", "custom")
+        if not isinstance(name, str):
+            raise SpecError(None, None, "The model's 'name' must be text.")
+        return cls(tuple(LayerSpec.from_dict(d) for d in layers), name[:80])
 
     def to_json(self) -> str:
         """Serialise to a JSON string."""
@@ -127,28 +170,48 @@ class ModelSpec:
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
         """Parse a JSON string written by :meth:`to_json`."""
+        if not isinstance(text, str | bytes):
+            raise SpecError(None, None, "The model spec must be JSON text.")
+        if len(text) > MAX_SPEC_JSON:
+            raise SpecError(None, None, f"The model spec is over {MAX_SPEC_JSON:,} characters.")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SpecError(None, None, f"The model spec is not valid JSON ({exc.msg}).") from exc
+            raise SpecError(None, None, f"The model spec is not valid JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise SpecError(None, None, "The model spec is nested too deeply to read.") from None
+        except ValueError:  # a number with thousands of digits, invalid UTF-8
+            raise SpecError(
+                None, None, "The model spec holds a value that cannot be read."
+            ) from None
         return cls.from_dict(data)
 
 
 class ResidualBlock(nn.Module):
-    """ResNet basic block: two 3×3 conv + batch norm, plus an identity or 1×1-projection skip."""
+    """ResNet basic block: two 3×3 conv + batch norm, plus an identity or 1×1-projection skip.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    ``batch_norm=False`` replaces each batch norm by the identity (and gives the convs a bias),
+    so the deeper labs can show what the skip connection does on its own.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, batch_norm: bool = True
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+
+        def norm() -> nn.Module:
+            return nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+
+        bias = not batch_norm
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=bias)
+        self.bn1 = norm()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=bias)
+        self.bn2 = norm()
         # The skip must match the main path's shape; a 1×1 conv projects it when it would not.
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels),
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=bias), norm()
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,8 +222,20 @@ class ResidualBlock(nn.Module):
 
 def _int(index: int, kind: str, params: Mapping[str, Any], name: str, minimum: int = 1) -> int:
     value = params[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(index, kind, f"'{name}' must be a whole number ≥ {minimum}, got {value!r}.")
+    maximum = _MAXIMUM.get(name, 65536)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise SpecError(
+            index,
+            kind,
+            f"'{name}' must be a whole number from {minimum} to {maximum}, got {shown(value)}.",
+        )
+    return int(value)
+
+
+def _bool(index: int, kind: str, params: Mapping[str, Any], name: str) -> bool:
+    value = params[name]
+    if not isinstance(value, bool):
+        raise SpecError(index, kind, f"'{name}' must be true or false, got {shown(value)}.")
     return value
 
 
@@ -200,7 +275,7 @@ def _conv_module(index: int, p: Mapping[str, Any], shape: Shape) -> nn.Module:
         )
     if padding == "valid":
         padding = 0
-    if padding != "same":
+    if not isinstance(padding, str) or padding != "same":
         padding = _int(index, "conv", {"padding": padding}, "padding", minimum=0)
     if c % g or out % g:
         raise SpecError(
@@ -218,7 +293,7 @@ def _conv_module(index: int, p: Mapping[str, Any], shape: Shape) -> nn.Module:
             f"so the output size would reach zero. Use a smaller kernel or dilation, add padding, "
             f"or remove a pooling layer before it.",
         )
-    return nn.Conv2d(c, out, k, s, padding, d, g, bias=bool(p["bias"]))
+    return nn.Conv2d(c, out, k, s, padding, d, g, bias=_bool(index, "conv", p, "bias"))
 
 
 def _pool_module(index: int, kind: str, p: Mapping[str, Any], shape: Shape) -> nn.Module:
@@ -249,7 +324,11 @@ def _layer_module(index: int, layer: LayerSpec, shape: Shape, num_classes: int) 
     if kind == "residual":
         c, _, _ = _need_image(index, kind, shape)
         out = _int(index, kind, p, "out_channels")
-        return ResidualBlock(c, out, _int(index, kind, p, "stride"))
+        if not isinstance(p["batch_norm"], bool):
+            raise SpecError(
+                index, kind, f"'batch_norm' must be true or false, got {p['batch_norm']!r}."
+            )
+        return ResidualBlock(c, out, _int(index, kind, p, "stride"), p["batch_norm"])
     if kind in ("maxpool", "avgpool"):
         return _pool_module(index, kind, p, shape)
     if kind in ("global_avgpool", "global_maxpool"):
@@ -262,7 +341,13 @@ def _layer_module(index: int, layer: LayerSpec, shape: Shape, num_classes: int) 
     if kind == "relu":
         return nn.ReLU()
     if kind == "leaky_relu":
-        return nn.LeakyReLU(float(p["negative_slope"]))
+        slope = p["negative_slope"]
+        if isinstance(slope, bool) or not isinstance(slope, int | float) or not 0 <= slope <= 1:
+            # NaN fails the comparison too: it would train to a NaN loss.
+            raise SpecError(
+                index, kind, f"'negative_slope' must be a number from 0 to 1, got {shown(slope)}."
+            )
+        return nn.LeakyReLU(float(slope))
     if kind == "gelu":
         return nn.GELU()
     if kind == "tanh":
@@ -272,7 +357,7 @@ def _layer_module(index: int, layer: LayerSpec, shape: Shape, num_classes: int) 
     if kind == "dropout":
         prob = p["p"]
         if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 <= prob < 1:
-            raise SpecError(index, kind, f"'p' must be a probability in [0, 1), got {prob!r}.")
+            raise SpecError(index, kind, f"'p' must be a probability in [0, 1), got {shown(prob)}.")
         return nn.Dropout(float(prob))
     if kind == "flatten":
         if len(shape) != 3:
@@ -286,8 +371,9 @@ def _layer_module(index: int, layer: LayerSpec, shape: Shape, num_classes: int) 
             f"a linear layer needs a flat input but gets a {'×'.join(map(str, shape))} image. "
             f"Add a flatten (or global pooling) layer before it.",
         )
-    out = num_classes if p["out_features"] == "classes" else _int(index, kind, p, "out_features")
-    return nn.Linear(shape[0], out, bias=bool(p["bias"]))
+    classes = isinstance(p["out_features"], str) and p["out_features"] == "classes"
+    out = num_classes if classes else _int(index, kind, p, "out_features")
+    return nn.Linear(shape[0], out, bias=_bool(index, kind, p, "bias"))
 
 
 def _meta_shape(index: int, kind: str, module: nn.Module, shape: Shape) -> Shape:
@@ -303,11 +389,23 @@ def _meta_shape(index: int, kind: str, module: nn.Module, shape: Shape) -> Shape
     return tuple(out.shape[1:])
 
 
+def _whole(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer)
+
+
 def _check_input(input_shape: tuple[int, int, int], num_classes: int) -> None:
-    if len(input_shape) != 3 or any(int(n) < 1 for n in input_shape):
-        raise SpecError(None, None, f"The input shape must be (C, H, W), got {input_shape}.")
-    if num_classes < 2:
-        raise SpecError(None, None, f"A classifier needs at least 2 classes, got {num_classes}.")
+    if (
+        not isinstance(input_shape, tuple | list)
+        or len(input_shape) != 3
+        or not all(_whole(n) and 1 <= n <= _MAX_INPUT_SIDE for n in input_shape)
+    ):
+        raise SpecError(
+            None, None, f"The input shape must be (C, H, W) of 1 to {_MAX_INPUT_SIDE} each."
+        )
+    if not _whole(num_classes) or not 2 <= num_classes <= _MAX_CLASSES:
+        raise SpecError(
+            None, None, f"A classifier needs 2 to {_MAX_CLASSES} classes, got {shown(num_classes)}."
+        )
 
 
 def _build_layers(
@@ -347,6 +445,11 @@ def build_model(
     """
     built = _build_layers(spec, input_shape, num_classes)
     model = nn.Sequential(*(module for module, _, _ in built))
+    params = sum(p.numel() for p in model.parameters())
+    if params > MAX_PARAMS_BUILT:
+        raise SpecError(
+            None, None, f"The model has {params:,} parameters, more than {MAX_PARAMS_BUILT:,}."
+        )
     # Shapes were inferred on meta; materialise on the CPU and run each module's own init.
     model = model.to_empty(device="cpu")
     for module in model.modules():

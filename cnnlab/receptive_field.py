@@ -42,6 +42,8 @@ DEFAULT_CHANNELS = 16
 """Output channels of a conv layer whose row does not say (only the ERF network needs them)."""
 
 Pair = tuple[int, int]
+MAX_GEOMETRY = 1_000_000
+"""Largest kernel, stride, padding, dilation or channel count a layer row may have."""
 
 
 class StackError(ValueError):
@@ -57,6 +59,9 @@ def _pair(value: int | Sequence[int] | None, default: int, what: str) -> Pair:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return (default, default)
     if isinstance(value, int | np.integer | float | np.floating):
+        # Infinity, or a number no real layer has (a script can send any cell value).
+        if not np.isfinite(float(value)) or abs(value) > MAX_GEOMETRY:
+            raise ValueError(f"{what} must be a whole number up to {MAX_GEOMETRY:,}.")
         if float(value) != int(value):
             raise ValueError(f"{what} must be a whole number, got {value}.")
         return (int(value), int(value))
@@ -99,7 +104,7 @@ class Layer:
             stride=_pair(stride, 1, "stride"),
             padding=_pair(padding, 0, "padding"),
             dilation=_pair(dilation, 1, "dilation"),
-            channels=None if channels is None else int(channels),
+            channels=None if channels is None else _pair(channels, 1, "channels")[0],
             name=str(name or ""),
         )
 

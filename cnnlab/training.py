@@ -11,6 +11,7 @@ request after every step, and hands out a checkpoint state after every epoch fro
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -54,31 +55,43 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"the batch size must be at least 1 (got {self.batch_size})")
+        problems = _type_problems(self)
+        if problems:  # ranges below compare numbers: only check them once the types are right
+            raise ValueError("Training settings: " + "; ".join(problems) + ".")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            problems.append(f"epochs must be from 1 to {MAX_EPOCHS} (got {self.epochs})")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            problems.append(f"the batch size must be from 1 to {MAX_BATCH} (got {self.batch_size})")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
         if not 0 < self.lr <= 10:
             problems.append(f"the learning rate must be above 0 and at most 10 (got {self.lr})")
-        if self.weight_decay < 0:
-            problems.append("weight decay cannot be negative")
+        if not 0 <= self.weight_decay <= 10:
+            problems.append("weight decay must be between 0 and 10")
+        if not 0 <= self.momentum < 1:
+            problems.append("momentum must be at least 0 and below 1")
         if not 0 <= self.label_smoothing < 1:
             problems.append("label smoothing must be between 0 and 1")
+        if not 0 <= self.seed < 2**63:
+            problems.append("the seed must be a whole number from 0 to 2⁶³ − 1")
         if not 0 <= self.val_fraction < 1:
             problems.append("the validation fraction must be between 0 and 1")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             problems.append("early-stopping patience must be at least 1 epoch")
         if self.early_stopping_patience is not None and self.val_fraction == 0:
             problems.append("early stopping needs a validation set (val_fraction > 0)")
+        if not 0 <= self.augment_shift <= 16:
+            problems.append("the augmentation shift must be from 0 to 16 pixels")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append("max_steps must be at least 1")
-        if self.threads is not None and self.threads < 1:
-            problems.append("threads must be at least 1")
+        if self.threads is not None and not 1 <= self.threads <= 256:
+            problems.append("threads must be from 1 to 256")
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d{1,2})?|mps", self.device):
+            problems.append("device must be cpu, cuda, cuda:N or mps")
+        if not 1 <= self.eval_batch_size <= MAX_BATCH:
+            problems.append(f"the evaluation batch size must be from 1 to {MAX_BATCH}")
         if problems:
             raise ValueError("Training settings: " + "; ".join(problems) + ".")
 
@@ -89,11 +102,73 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are refused by name."""
+        if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+            raise ValueError("Training settings must map setting names to values.")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"Unknown training setting {unknown[0]!r}.")
+            raise ValueError(f"Unknown training setting {unknown[0][:40]!r}.")
         return cls(**data)
+
+
+MAX_EPOCHS = 1000
+MAX_BATCH = 65536
+
+# The type each setting must have: JSON, a widget or a script can send anything, and a string
+# epoch count or a NaN weight decay must be refused in words, not fail later in the loop.
+_WHOLE = ("epochs", "batch_size", "seed", "augment_shift", "eval_batch_size")
+_OPTIONAL_WHOLE = ("early_stopping_patience", "max_steps", "threads")
+_REAL = ("lr", "weight_decay", "momentum", "label_smoothing", "val_fraction")
+_FLAGS = ("augment", "channels_last", "amp")
+_TEXT = ("optimizer", "schedule")
+
+
+_LABELS = {
+    "batch_size": "the batch size",
+    "lr": "the learning rate",
+    "weight_decay": "weight decay",
+    "label_smoothing": "label smoothing",
+    "val_fraction": "the validation fraction",
+    "augment_shift": "the augmentation shift",
+    "eval_batch_size": "the evaluation batch size",
+    "early_stopping_patience": "early-stopping patience",
+    "channels_last": "channels_last",
+}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " "))
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _type_problems(config: TrainConfig) -> list[str]:
+    """Settings of the wrong type (or not finite), each as a phrase."""
+    problems = []
+    for name in _WHOLE:
+        if not _is_whole(getattr(config, name)):
+            problems.append(f"{_label(name)} must be a whole number")
+    for name in _OPTIONAL_WHOLE:
+        value = getattr(config, name)
+        if value is not None and not _is_whole(value):
+            problems.append(f"{_label(name)} must be a whole number or empty")
+    for name in _REAL:
+        value = getattr(config, name)
+        if not (_is_whole(value) or isinstance(value, float | np.floating)) or not math.isfinite(
+            value
+        ):
+            problems.append(f"{_label(name)} must be a finite number")
+    for name in _FLAGS:
+        if not isinstance(getattr(config, name), bool | np.bool_):
+            problems.append(f"{_label(name)} must be true or false")
+    for name in _TEXT:
+        if not isinstance(getattr(config, name), str):
+            problems.append(f"{_label(name)} must be text")
+    if config.device is not None and not isinstance(config.device, str):
+        problems.append("device must be text or empty")
+    return problems
 
 
 @dataclass(frozen=True)

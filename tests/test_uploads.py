@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,64 @@ def test_the_worker_trains_on_an_uploaded_zip(data_dir: Path):
     assert run.meta["input_shape"] == [1, 16, 16]
     assert sum(map(sum, run.final["confusion"])) == 8  # 20 % of each class's 20 images
     assert run.final["test_accuracy"] == 1.0  # bright left band vs bright right band
+
+
+def _zip_of(n: int) -> bytes:
+    """A distinct valid-looking payload of about ``n`` bytes (save_zip does not decode)."""
+    return n.to_bytes(8, "big") + bytes(n)
+
+
+def test_each_owner_keeps_their_newest_zips_within_the_quota(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CNNLAB_UPLOAD_QUOTA_MB", "1")
+    first = uploads.save_zip(_zip_of(400_000), data_dir, owner="alice", now=1000)
+    second = uploads.save_zip(_zip_of(400_000 + 1), data_dir, owner="alice", now=1001)
+    shared = uploads.save_zip(_zip_of(400_000 + 2), data_dir, owner="bob", now=1002)
+    assert uploads.save_zip(_zip_of(400_000 + 2), data_dir, owner="alice", now=1003) == shared
+    zips = data_dir / "uploads"
+    # Alice's three zips (1.2 MB) exceed 1 MB: her oldest goes, her newest and Bob's stay.
+    assert not (zips / f"{first}.zip").exists()
+    assert (zips / f"{second}.zip").exists()
+    assert (zips / f"{shared}.zip").exists()
+    with pytest.raises(ValueError, match="up to 1 MB"):
+        uploads.save_zip(_zip_of(1_100_000), data_dir, owner="alice")
+    # The owner's id (a cookie value) never becomes a path: only its hash does.
+    assert all(len(p.name) == 32 for p in (zips / "owners").iterdir())
+
+
+def test_zips_expire_after_their_last_save(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CNNLAB_UPLOAD_TTL_HOURS", "1")
+    old = uploads.save_zip(_zip_of(10), data_dir, owner="alice", now=0)
+    kept = uploads.save_zip(_zip_of(11), data_dir, owner="bob", now=0)
+    path = data_dir / "uploads"
+    for digest in (old, kept):
+        os.utime(path / f"{digest}.zip", (0, 0))
+    uploads.save_zip(_zip_of(11), data_dir, owner="bob", now=3000)  # Bob uses his again
+    assert uploads.prune_uploads(data_dir, now=3700) == 1
+    assert not (path / f"{old}.zip").exists()
+    with pytest.raises(ValueError, match="no longer on the server"):
+        uploads.load_uploaded_zip(old, data_dir)
+    assert (path / f"{kept}.zip").exists()
+    assert uploads.prune_uploads(data_dir, now=3000 + 3601) == 1
+
+
+def test_bad_quota_settings_are_explained(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CNNLAB_UPLOAD_QUOTA_MB", "lots")
+    with pytest.raises(ValueError, match="CNNLAB_UPLOAD_QUOTA_MB must be a number"):
+        uploads.save_zip(b"x", data_dir)
+
+
+def test_all_owners_together_stay_within_the_server_wide_cap(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CNNLAB_UPLOADS_TOTAL_MB", "1")
+    # Three cookie-less browsers, three owners: each within its own quota, not together.
+    digests = [
+        uploads.save_zip(_zip_of(400_000 + i), data_dir, owner=f"browser-{i}", now=1000 + i)
+        for i in range(3)
+    ]
+    kept = [(data_dir / "uploads" / f"{d}.zip").exists() for d in digests]
+    assert kept == [False, True, True]
+    total = sum(p.stat().st_size for p in (data_dir / "uploads").glob("*.zip"))
+    assert total <= 1_000_000

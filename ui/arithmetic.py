@@ -573,8 +573,13 @@ def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
         if not isinstance(kind, str) or not kind:
             raise ValueError(f"Layer {number}: choose a layer type.")
 
-        def number_or(value, default):
-            return default if value is None or pd.isna(value) else int(value)
+        def number_or(value, default, number=number):
+            if value is None or pd.isna(value):
+                return default
+            try:
+                return int(value)
+            except (TypeError, ValueError, OverflowError):  # infinity, or text sent by a script
+                raise ValueError(f"Layer {number}: {value!r:.20} is not a whole number.") from None
 
         padding = str(row.get("padding") or "0").strip().lower()
         if padding not in ("same", "valid"):

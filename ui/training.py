@@ -8,7 +8,9 @@ Widgets return plain values; nothing here trains (training runs in a worker proc
 from __future__ import annotations
 
 import itertools
+import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.queue_estimate import QueueEstimate
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
 from ui.image_source import cache_key
+from ui.owner import owner_id
 
 DATASETS = {
     "shapes": "Shapes (built in, no download)",
@@ -74,12 +77,32 @@ def load_data(name: str, limit: int | None) -> Any:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading your images…")
-def _zip_bundle(digest: str, size: int, grayscale: bool, limit: int | None, _data: bytes) -> Any:
+def _zip_bundle(
+    digest: str,
+    size: int,
+    grayscale: bool,
+    limit: int | None,
+    _data: bytes,
+    _cancelled: Callable[[], bool] | None = None,
+) -> Any:
     """The learner's zip as shared read-only arrays, keyed on the SHA-256 of all its bytes
-    (``_data`` is not hashed by Streamlit: the digest stands for it)."""
+    (``_data`` is not hashed by Streamlit: the digest stands for it). The images are decoded in
+    a budgeted child process, killed if ``_cancelled()`` turns true."""
     from cnnlab.uploads import read_zip
 
-    return read_zip(_data, size, grayscale, limit)
+    return read_zip(_data, size, grayscale, limit, cancelled=_cancelled)
+
+
+def _session_gone() -> Callable[[], bool] | None:
+    """A check that this browser session has closed (so work done for it can stop)."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    server, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: not server.is_active_session(session_id)
 
 
 # -- data set -----------------------------------------------------------------------------------
@@ -135,9 +158,9 @@ def uploaded_data(key: str, limit: int | None) -> tuple[Any, dict[str, Any]]:
         return None, {}
     raw = uploaded.getvalue()
     digest = zip_digest(raw)
-    data = _zip_bundle(digest, int(size), not colour, limit, raw)
+    data = _zip_bundle(digest, int(size), not colour, limit, raw, _session_gone())
     # Only a zip that reads well is kept: the worker process loads it from here by its digest.
-    save_zip(raw)
+    save_zip(raw, owner=owner_id())
     options = {"digest": digest, "size": int(size), "grayscale": not colour}
     return data, {**options, "limit": limit} if limit else options
 
@@ -243,7 +266,10 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
             if column == "padding":
                 value = value if value in ("same", "valid") else _whole(i, kind, "padding", value)
             elif column == "p":
-                value = float(value)
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):  # text a script put in a number column
+                    raise SpecError(i, kind, "'dropout p' must be a number.") from None
             elif column == "bias":
                 value = bool(value)
             else:
@@ -254,14 +280,14 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
 
 
 def _whole(index: int, kind: str, column: str, value: Any) -> int:
-    from cnnlab.models import SpecError
+    from cnnlab.models import SpecError, shown
 
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(index, kind, f"'{column}' must be a number, got {value!r}.") from None
-    if number != int(number):
-        raise SpecError(index, kind, f"'{column}' must be a whole number, got {value!r}.")
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError(index, kind, f"'{column}' must be a number, got {shown(value)}.") from None
+    if not math.isfinite(number) or number != int(number):
+        raise SpecError(index, kind, f"'{column}' must be a whole number, got {shown(value)}.")
     return int(number)
 
 

@@ -1,0 +1,48 @@
+"""Layer tables (st.data_editor) whose cells a script can set to anything over the websocket:
+the helpers that read them back refuse bad cells in words."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from ui.arithmetic import layers_from_frame
+from ui.training import LAYER_COLUMNS, rows_spec
+
+
+def layer_rows(**cells) -> pd.DataFrame:
+    row = dict.fromkeys(LAYER_COLUMNS)
+    return pd.DataFrame([{**row, "kind": "conv", **cells}], columns=list(LAYER_COLUMNS))
+
+
+@pytest.mark.parametrize(
+    ("cells", "words"),
+    [
+        ({"out": 1e30}, r"'out_channels' must be a whole number from 1 to 4096"),
+        ({"kernel": math.inf}, r"'kernel' must be a whole number"),
+        ({"kernel": 2.5}, r"'kernel' must be a whole number"),
+        ({"stride": "three"}, r"'stride' must be a number"),
+        ({"padding": "full"}, r"'padding' must be a number"),
+    ],
+)
+def test_bad_cells_of_the_model_table_are_explained(cells, words):
+    from cnnlab.models import build_model
+
+    with pytest.raises(ValueError, match=words):
+        build_model(rows_spec(layer_rows(**cells), "custom"), (1, 28, 28), 10)
+
+
+def test_a_dropout_probability_that_is_text_is_explained():
+    rows = layer_rows(kind="dropout", p="lots")
+    with pytest.raises(ValueError, match=r"'dropout p' must be a number"):
+        rows_spec(rows, "custom")
+
+
+@pytest.mark.parametrize("value", [math.inf, "many"])
+def test_bad_cells_of_the_chain_table_are_explained(value):
+    frame = pd.DataFrame([{"layer": "conv", "out": value, "kernel": 3, "stride": None,
+                           "padding": "0", "dilation": None}])  # fmt: skip
+    with pytest.raises(ValueError, match=r"Layer 1: .* is not a whole number"):
+        layers_from_frame(frame)
