@@ -55,6 +55,8 @@ CHANGES: dict[str, tuple[str, str, tuple]] = {
     "pooling": ("slider", "pool.window", (3, 2)),
     "receptive_field": ("selectbox", "rf.layer", (5, 7)),
     "train": ("number_input", "train.hp.epochs", (3, 2)),
+    "zoo": ("selectbox", "zoo.arch", ("mobilenet_v2", "resnet18")),
+    "explorer": ("selectbox", "explorer.model", ("bundled:shapes", "bundled:digits")),
 }
 # Widget changes inside fragments: (fragment function, kind, key, the two values).
 FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
@@ -74,6 +76,28 @@ FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
     "receptive_field": [
         ("neuron_view", "slider", "rf.row", (3, 5)),
         ("tree_view", "slider", "rf.cell", (3, 8)),
+    ],
+    "activations": [
+        ("activation_section", "slider", "norm.act.slope", (0.2, 0.1)),
+        ("softmax_section", "slider", "norm.softmax.t", (2.0, 1.0)),
+        ("batch_norm_section", "slider", "norm.bn.gamma", (2.0, 1.0)),
+        ("dropout_section", "slider", "norm.dropout.p", (0.3, 0.5)),
+    ],
+    "zoo": [
+        ("dense_vs_conv_section", "number_input", "zoo.mlp.hidden", (500, 1000)),
+        ("stack_section", "number_input", "zoo.stack.classes", (5, 10)),
+    ],
+    "conv_variants": [
+        ("_costs", "number_input", "variants.c_out", (128, 256)),
+        ("_image", "slider", "variants.image_dilation", (2, 3)),
+        ("_signal_body", "slider", "variants.1d.pos", (80, 64)),
+        ("volume_view", "slider", "variants.3d.speed", (1, 2)),
+    ],
+    "explorer": [
+        ("prediction", "slider", "explorer.temperature", (2.0, 1.0)),
+        ("feature_maps", "selectbox", "explorer.layer.bundled:digits", ("3", "0")),
+        ("explanation", "slider", "explorer.opacity", (0.5, 0.6)),
+        ("attack", "slider", "explorer.epsilon", (5.0, 4.0)),
     ],
 }
 

@@ -65,7 +65,7 @@ class DataBundle:
         return len(self.classes)
 
 
-def _bundle(
+def bundle_arrays(
     name: str,
     classes: tuple[str, ...],
     train: tuple[np.ndarray, np.ndarray],
@@ -192,7 +192,7 @@ def make_shapes(
     images = _render_shapes(labels, rng, size)[:, None]  # (N, 1, H, W)
     train = (images[:n_train], labels[:n_train])
     test = (images[n_train:], labels[n_train:])
-    return _bundle("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
+    return bundle_arrays("shapes", SHAPE_CLASSES, train, test, flip_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +559,7 @@ def load_dataset(
         train, test = _load_idx_folder(folder, name)
     if limit is not None:
         train, test = (train[0][:limit], train[1][:limit]), (test[0][:limit], test[1][:limit])
-    return _bundle(name, source.classes, train, test, source.flip_ok)
+    return bundle_arrays(name, source.classes, train, test, source.flip_ok)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,7 +604,7 @@ def load_image_folder_zip(
     )
     folders = class_folders.unserve(result)
     train = (folders.train_x, folders.train_y)
-    return _bundle("upload", folders.classes, train, (folders.test_x, folders.test_y), False)
+    return bundle_arrays("upload", folders.classes, train, (folders.test_x, folders.test_y), False)
 
 
 # ---------------------------------------------------------------------------------------------

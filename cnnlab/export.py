@@ -14,6 +14,7 @@ import pprint
 import textwrap
 from typing import Any
 
+import torch
 from torch import nn
 
 _HEADER = '''#!/usr/bin/env python3
@@ -77,7 +78,9 @@ def module_code(module: nn.Module) -> str:
     if type(module).__name__ == "ResidualBlock":
         return (
             f"ResidualBlock({module.conv1.in_channels}, {module.conv1.out_channels}, "
-            f"stride={module.conv1.stride[0]})"
+            f"stride={module.conv1.stride[0]}"
+            + ("" if isinstance(module.bn1, nn.BatchNorm2d) else ", batch_norm=False")
+            + ")"
         )
     if type(module) is nn.Sequential:
         inner = ", ".join(module_code(m) for m in module)
@@ -325,4 +328,50 @@ def export_script(run: Any) -> str:
             ]
         ).rstrip()
         + "\n"
+    )
+
+
+# --- famous architectures: their own definitions from cnnlab.zoo, as a standalone file --------
+def _zoo_parts(name: str) -> list[Any]:
+    from cnnlab import zoo
+
+    resnet = [zoo._downsample, zoo.BasicBlock, zoo.Bottleneck, zoo.ResNet]
+    parts: dict[str, list[Any]] = {
+        "lenet5": [zoo.ScaledTanh, zoo.Subsampling, zoo.PartialConv, zoo.lenet5],
+        "alexnet": [zoo.AlexNet],
+        "vgg16": [zoo.VGG],
+        "resnet18": [*resnet, zoo.resnet18],
+        "resnet50": [*resnet, zoo.resnet50],
+        "mobilenet_v1": [zoo.conv_bn_act, zoo.DepthwiseSeparable, zoo.MobileNetV1],
+        "mobilenet_v2": [zoo.conv_bn_act, zoo.InvertedResidual, zoo.MobileNetV2],
+        "textbook": [zoo.textbook],
+    }
+    return parts[name]
+
+
+def architecture_code(name: str, num_classes: int) -> str:
+    """A standalone script that builds ``cnnlab.zoo.build(name, num_classes)`` with plain torch:
+    the very definitions the app counts, so the script's model is the app's model."""
+    from cnnlab import zoo
+
+    with torch.device("meta"):  # refuses unknown names and bad class counts, allocating nothing
+        zoo.build(name, num_classes)
+    sources = [textwrap.dedent(inspect.getsource(part)) for part in _zoo_parts(name)]
+    table = ""
+    if name == "lenet5":
+        rows = "".join(f"    {inputs!r},\n" for inputs in zoo.LENET_C3_TABLE)
+        table = f"LENET_C3_TABLE = (\n{rows})\n\n\n"
+    builder = {"alexnet": "AlexNet", "vgg16": "VGG", "mobilenet_v1": "MobileNetV1"}
+    builder |= {"mobilenet_v2": "MobileNetV2"}
+    call = f"{builder.get(name, name)}(num_classes={num_classes})"
+    c, h, w = zoo.INPUT_SHAPES[name]
+    return (
+        f'"""{name}, as CNN Lab defines and counts it. Run: python {name}.py"""\n\n'
+        "from __future__ import annotations\n\nimport torch\nfrom torch import nn\n\n\n"
+        + table
+        + "\n\n".join(sources)
+        + f"\n\nmodel = {call}\n\n"
+        'if __name__ == "__main__":\n'
+        f"    print(sum(p.numel() for p in model.parameters()), 'parameters')\n"
+        f"    print(model.eval()(torch.zeros(1, {c}, {h}, {w})).shape)\n"
     )

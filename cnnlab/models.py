@@ -61,7 +61,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "dropout": {"p": 0.5},
     "flatten": {},
     "linear": {"out_features": "classes", "bias": True},
-    "residual": {"out_channels": 16, "stride": 1},
+    "residual": {"out_channels": 16, "stride": 1, "batch_norm": True},
 }
 
 
@@ -188,20 +188,30 @@ class ModelSpec:
 
 
 class ResidualBlock(nn.Module):
-    """ResNet basic block: two 3×3 conv + batch norm, plus an identity or 1×1-projection skip."""
+    """ResNet basic block: two 3×3 conv + batch norm, plus an identity or 1×1-projection skip.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    ``batch_norm=False`` replaces each batch norm by the identity (and gives the convs a bias),
+    so the deeper labs can show what the skip connection does on its own.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, batch_norm: bool = True
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+
+        def norm() -> nn.Module:
+            return nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+
+        bias = not batch_norm
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=bias)
+        self.bn1 = norm()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=bias)
+        self.bn2 = norm()
         # The skip must match the main path's shape; a 1×1 conv projects it when it would not.
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels),
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=bias), norm()
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -314,7 +324,11 @@ def _layer_module(index: int, layer: LayerSpec, shape: Shape, num_classes: int) 
     if kind == "residual":
         c, _, _ = _need_image(index, kind, shape)
         out = _int(index, kind, p, "out_channels")
-        return ResidualBlock(c, out, _int(index, kind, p, "stride"))
+        if not isinstance(p["batch_norm"], bool):
+            raise SpecError(
+                index, kind, f"'batch_norm' must be true or false, got {p['batch_norm']!r}."
+            )
+        return ResidualBlock(c, out, _int(index, kind, p, "stride"), p["batch_norm"])
     if kind in ("maxpool", "avgpool"):
         return _pool_module(index, kind, p, shape)
     if kind in ("global_avgpool", "global_maxpool"):

@@ -44,6 +44,21 @@ class RunNotFoundError(KeyError):
     """No run with this id belongs to this owner (it may exist, but not for them)."""
 
 
+class QueueRefusedError(ValueError):
+    """A fair-use cap refused to queue a run; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class QueueCaps:
+    """How many runs may wait or train at once: per owner, per client address, in all."""
+
+    per_owner: int = 1
+    per_client: int = 5
+    total: int = 100
+    # Slot seconds one run may use over all its attempts (None: no limit on resuming).
+    compute_budget_s: float | None = None
+
+
 @dataclass(frozen=True)
 class StepPoint:
     """One training step on the live curves."""
@@ -95,6 +110,8 @@ class Run:
     worker_host: str | None = None
     heartbeat_at: float | None = None
     resume: bool = False
+    client: str | None = None  # the network address it was queued from, when known
+    compute_seconds: float = 0.0  # slot time used over all its attempts (resumes included)
 
     @property
     def active(self) -> bool:
@@ -326,13 +343,34 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (run_id, name)
         )""",
     ),
+    (
+        # Fair use: the client address a run was queued from (its per-address cap), and the
+        # slot time it has used over all its attempts (its total compute budget across resumes).
+        "ALTER TABLE runs ADD COLUMN client TEXT",
+        "ALTER TABLE runs ADD COLUMN compute_seconds REAL NOT NULL DEFAULT 0",
+        "CREATE INDEX runs_client ON runs(client, status)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _RUN_COLUMNS = (
     "id, owner, name, status, dataset, config_json, spec_json, meta_json, created_at, "
     "started_at, finished_at, heartbeat_at, device, error, progress_json, final_json, "
-    "checkpoint_epoch, stop_requested, resume, worker_pid, worker_host"
+    "checkpoint_epoch, stop_requested, resume, worker_pid, worker_host, client, compute_seconds"
+)
+# Round-robin across owners: a queued run's turn is its place in its owner's own line (runs the
+# owner already has training count as earlier turns); the queue runs turn by turn, each turn in
+# order of arrival. A student who queues five runs cannot hold back one who queued a single run.
+_FAIR_QUEUE = (
+    "SELECT q.id, ROW_NUMBER() OVER (PARTITION BY q.owner ORDER BY q.queued_at, q.id) "
+    "+ (SELECT COUNT(*) FROM runs r WHERE r.owner = q.owner AND r.status = 'running') AS turn, "
+    "q.queued_at FROM runs q WHERE q.status = 'queued'"
+)
+_FAIR_ORDER = f"SELECT id FROM ({_FAIR_QUEUE}) ORDER BY turn, queued_at, id"
+# The slot time of the attempt that ends now (claim to end), added to the run's total.
+_ACCOUNT = (
+    "compute_seconds = compute_seconds + CASE WHEN status = 'running' AND started_at IS NOT NULL "
+    "THEN MAX(0, :now - started_at) ELSE 0 END"
 )
 _UPDATABLE = {
     "device",
@@ -449,17 +487,25 @@ class SqliteRunStore:
         name: str = "",
         meta: Mapping[str, Any] | None = None,
         status: str = "queued",
+        client: str | None = None,
+        caps: QueueCaps | None = None,
     ) -> str:
-        """Record a new run and return its id."""
+        """Record a new run and return its id.
+
+        With ``caps`` the fair-use limits are checked in the same transaction as the insert, so
+        several server processes cannot together queue past them (:class:`QueueRefusedError`).
+        """
         if not owner:
             raise ValueError("A run needs an owner id.")
         _check_status(status)
         run_id = uuid.uuid4().hex[:16]
         now = time.time()
         with self._tx() as db:
+            if caps is not None:
+                _admit(db, owner, client, caps)
             db.execute(
                 "INSERT INTO runs (id, owner, name, status, dataset, config_json, spec_json, "
-                "meta_json, created_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "meta_json, created_at, queued_at, client) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     owner,
@@ -471,6 +517,7 @@ class SqliteRunStore:
                     json.dumps(dict(meta or {})),
                     now,
                     now,
+                    client,
                 ),
             )
         return run_id
@@ -526,23 +573,43 @@ class SqliteRunStore:
                     (time.time(), run_id),
                 )
 
-    def request_resume(self, owner: str, run_id: str) -> None:
-        """Queue the owner's ended run again; the worker continues from its last checkpoint."""
+    def request_resume(
+        self,
+        owner: str,
+        run_id: str,
+        client: str | None = None,
+        caps: QueueCaps | None = None,
+    ) -> None:
+        """Queue the owner's ended run again; the worker continues from its last checkpoint.
+
+        It joins the back of the queue under the same ``caps`` as a new run, and not at all
+        once it has used its total compute budget (``caps.compute_budget_s``).
+        """
         with self._tx() as db:
             row = db.execute(
-                "SELECT status, checkpoint_epoch FROM runs WHERE id=? AND owner=?",
+                "SELECT status, checkpoint_epoch, compute_seconds FROM runs WHERE id=? AND owner=?",
                 (run_id, owner),
             ).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
             if row["status"] not in RESUMABLE_STATUSES or row["checkpoint_epoch"] is None:
                 raise ValueError(
-                    "Only a run that ended early after at least one full epoch can be resumed."
+                    "Only a run that ended early and kept a checkpoint can be resumed."
                 )
+            budget = caps.compute_budget_s if caps is not None else None
+            if budget is not None and row["compute_seconds"] >= budget:
+                raise QueueRefusedError(
+                    f"This run has used its whole compute budget ({row['compute_seconds']:.0f} s "
+                    f"of {budget:.0f} s over all its attempts), so it cannot be resumed again. "
+                    f"Start a new run, perhaps with fewer epochs or a smaller model."
+                )
+            if caps is not None:
+                _admit(db, owner, client, caps)
             db.execute(
                 "UPDATE runs SET status='queued', resume=1, stop_requested=0, error=NULL, "
-                "queued_at=?, finished_at=NULL, worker_pid=NULL WHERE id=?",
-                (time.time(), run_id),
+                "queued_at=?, finished_at=NULL, worker_pid=NULL, client=COALESCE(?, client) "
+                "WHERE id=?",
+                (time.time(), client, run_id),
             )
 
     def step_curve(self, owner: str, run_id: str) -> dict[str, np.ndarray]:
@@ -685,9 +752,15 @@ class SqliteRunStore:
         _check_status(status)
         with self._tx() as db:
             db.execute(
-                "UPDATE runs SET status=?, final_json=?, error=?, finished_at=?, resume=0 "
-                "WHERE id=?",
-                (status, json.dumps(dict(final or {})), error or None, time.time(), run_id),
+                f"UPDATE runs SET {_ACCOUNT}, status=:status, final_json=:final, error=:error, "
+                "finished_at=:now, resume=0 WHERE id=:id",
+                {
+                    "status": status,
+                    "final": json.dumps(dict(final or {})),
+                    "error": error or None,
+                    "now": time.time(),
+                    "id": run_id,
+                },
             )
 
     def stop_requested(self, run_id: str) -> bool:
@@ -735,11 +808,30 @@ class SqliteRunStore:
             db.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, epoch))
 
     def queue(self) -> list[Run]:
-        """Queued runs in order of arrival (the server-wide queue)."""
+        """Queued runs in the order they will start: round-robin across owners (see
+        ``_FAIR_QUEUE``), each round in order of arrival."""
         rows = (
             self._connection()
             .execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='queued' ORDER BY queued_at, id"
+                f"SELECT {_RUN_COLUMNS} FROM ({_FAIR_QUEUE}) f JOIN runs USING (id) "
+                "ORDER BY f.turn, f.queued_at, id"
+            )
+            .fetchall()
+        )
+        return [_run_from_row(r) for r in rows]
+
+    def running(self) -> list[Run]:
+        """The runs training right now, across every server process."""
+        return self._running()
+
+    def recent_finished(self, limit: int = 200) -> list[Run]:
+        """The most recent runs that finished and used measured slot time, newest first."""
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='finished' AND compute_seconds > 0 "
+                "ORDER BY finished_at DESC LIMIT ?",
+                (limit,),
             )
             .fetchall()
         )
@@ -750,25 +842,33 @@ class SqliteRunStore:
         row = self._connection().execute("SELECT COUNT(*) FROM runs WHERE status='running'")
         return int(row.fetchone()[0])
 
-    def claim_next(self, max_running: int, worker_host: str | None = None) -> Run | None:
-        """Move the oldest queued run to "running" if fewer than ``max_running`` run; else None.
+    def has_queued(self) -> bool:
+        """True when some run waits (a cheap read before trying to claim)."""
+        row = self._connection().execute("SELECT 1 FROM runs WHERE status='queued' LIMIT 1")
+        return row.fetchone() is not None
+
+    def claim_next(
+        self, max_running: int, worker_host: str | None = None, worker_pid: int | None = None
+    ) -> Run | None:
+        """Move the next queued run (fair order) to "running" if fewer than ``max_running``
+        run; else None.
 
         One IMMEDIATE transaction does the count and the claim, so several server processes
-        sharing this file never start the same run twice nor exceed the cap together.
+        (and their workers) sharing this file never start the same run twice nor exceed the cap
+        together. ``worker_pid`` records who trains it, so a dead worker's run is found.
         """
         with self._tx() as db:
             running = db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
             if running >= max_running:
                 return None
-            row = db.execute(
-                "SELECT id FROM runs WHERE status='queued' ORDER BY queued_at, id LIMIT 1"
-            ).fetchone()
+            row = db.execute(f"{_FAIR_ORDER} LIMIT 1").fetchone()
             if row is None:
                 return None
+            now = time.time()
             db.execute(
                 "UPDATE runs SET status='running', started_at=?, heartbeat_at=?, worker_host=?, "
-                "worker_pid=NULL WHERE id=?",
-                (time.time(), time.time(), worker_host or socket.gethostname(), row["id"]),
+                "worker_pid=? WHERE id=?",
+                (now, now, worker_host or socket.gethostname(), worker_pid, row["id"]),
             )
         return self.load_run(row["id"])
 
@@ -794,9 +894,13 @@ class SqliteRunStore:
         for run_id in gone:
             with self._tx() as db:
                 db.execute(
-                    "UPDATE runs SET status='interrupted', finished_at=?, error=? "
-                    "WHERE id=? AND status='running'",
-                    (now, "The server stopped while this run was training.", run_id),
+                    f"UPDATE runs SET {_ACCOUNT}, status='interrupted', finished_at=:now, "
+                    "error=:error WHERE id=:id AND status='running'",
+                    {
+                        "now": now,
+                        "error": "The server stopped while this run was training.",
+                        "id": run_id,
+                    },
                 )
         return gone
 
@@ -807,6 +911,34 @@ class SqliteRunStore:
             .fetchall()
         )
         return [_run_from_row(r) for r in rows]
+
+
+def _admit(db: sqlite3.Connection, owner: str, client: str | None, caps: QueueCaps) -> None:
+    """Raise :class:`QueueRefusedError` when one more active run would break a fair-use cap."""
+    active = "status IN ('queued', 'running')"
+    mine = db.execute(f"SELECT COUNT(*) FROM runs WHERE owner=? AND {active}", (owner,))
+    mine = mine.fetchone()[0]
+    if mine >= caps.per_owner:
+        raise QueueRefusedError(
+            "You already have a run queued or training: wait for it, or stop it first."
+            if caps.per_owner == 1
+            else f"You already have {mine} runs queued or training, the most this server "
+            f"allows per browser: wait for one to finish, or stop one first."
+        )
+    if client is not None:
+        theirs = db.execute(f"SELECT COUNT(*) FROM runs WHERE client=? AND {active}", (client,))
+        theirs = theirs.fetchone()[0]
+        if theirs >= caps.per_client:
+            raise QueueRefusedError(
+                f"{theirs} runs from your network address are already queued or training, the "
+                f"most this server allows per address: wait for one of them to finish."
+            )
+    waiting = db.execute("SELECT COUNT(*) FROM runs WHERE status='queued'").fetchone()[0]
+    if waiting >= caps.total:
+        raise QueueRefusedError(
+            f"The training queue is full (this server lets at most {caps.total} runs wait): "
+            f"try again in a few minutes."
+        )
 
 
 def _check_status(status: str) -> None:
@@ -837,4 +969,6 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         resume=bool(row["resume"]),
         worker_pid=row["worker_pid"],
         worker_host=row["worker_host"],
+        client=row["client"],
+        compute_seconds=row["compute_seconds"],
     )

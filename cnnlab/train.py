@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--owner", default="cli", help="owner id the run is recorded under")
     p.add_argument("--name", default="", help="a name for the run in the history")
+    p.add_argument("--augment", action="store_true", help="random shifts of up to 2 pixels")
+    p.add_argument(
+        "--export",
+        metavar="PATH",
+        help="also write the trained network as PATH.safetensors + PATH.json (bundled models)",
+    )
     return p.parse_args(argv)
 
 
@@ -62,6 +68,8 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         for flag, field in _CONFIG_FLAGS.items()
         if getattr(args, flag) is not None
     }
+    if args.augment:
+        overrides["augment"] = True
     return TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides}).to_dict()
 
 
@@ -110,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.export and run.status == "finished":
+        from cnnlab.bundled import export_run
+
+        export_run(store, args.owner, run_id, args.export, sys.argv[1:] if argv is None else argv)
+        print(f"exported to {args.export}.safetensors and {args.export}.json", flush=True)
     for epoch in store.epochs(args.owner, run_id):
         val = "" if epoch.val_accuracy is None else f" val acc {epoch.val_accuracy:.4f}"
         print(f"epoch {epoch.epoch}: train loss {epoch.train_loss:.4f}{val}", flush=True)

@@ -377,6 +377,38 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def _checkpoint_state(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    device: torch.device,
+    cfg: TrainConfig,
+    *,
+    epoch: int,
+    step: int,
+    history: list[EpochMetrics],
+    kernels: list[np.ndarray],
+    best: Mapping[str, Any],
+    partial: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything :func:`train` needs to go on from here: ``epoch`` full epochs are done, and
+    ``partial`` (when set) says how far the next one got (its batches, generator and sums)."""
+    return {
+        "epoch": epoch,
+        "step": step,
+        "model": _cpu_state(model.state_dict()),
+        "optimizer": _cpu_state(opt.state_dict()),
+        "scheduler": sched.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "history": [h.to_dict() for h in history],
+        "kernel_history": [torch.from_numpy(k) for k in kernels],
+        "early_stopping": dict(best),
+        "config": cfg.to_dict(),
+        "partial": None if partial is None else dict(partial),
+    }
+
+
 def train(
     model: nn.Module,
     data: DataBundle,
@@ -385,6 +417,7 @@ def train(
     on_step: Callable[[Progress], None] | None = None,
     on_epoch: Callable[[EpochMetrics, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_stop: Callable[[dict[str, Any]], None] | None = None,
     start_epoch: int = 0,
     resume_state: Mapping[str, Any] | None = None,
 ) -> TrainResult:
@@ -395,7 +428,9 @@ def train(
     stalls a GPU); ``on_epoch(metrics, checkpoint_state)`` after every epoch, where the state
     holds everything needed to resume: pass it back as ``resume_state`` with
     ``start_epoch=state["epoch"]`` to a freshly built model. ``should_stop()`` is checked after
-    every step; when it returns True the run ends cleanly with ``stopped=True``.
+    every step; when it returns True the run ends cleanly with ``stopped=True``, and
+    ``on_stop(checkpoint_state)`` receives a mid-epoch checkpoint: resumed from it, the run goes
+    on from the very next batch, so a stop or a time budget never throws away a partial epoch.
     """
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -434,6 +469,7 @@ def train(
     kernels: list[np.ndarray] = []
     best = {"loss": math.inf, "epoch": None, "bad": 0, "state": None}
     step = start_epoch * steps_per_epoch
+    partial = None
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         opt.load_state_dict(resume_state["optimizer"])
@@ -446,6 +482,7 @@ def train(
         kernels = [np.asarray(k) for k in resume_state.get("kernel_history", [])]
         best = dict(resume_state["early_stopping"])
         step = int(resume_state["step"])
+        partial = resume_state.get("partial")
     else:
         torch.manual_seed(cfg.seed)  # dropout and any other global randomness
     if not kernels:
@@ -491,10 +528,18 @@ def train(
         order = torch.randperm(n_train, generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
+        seen = first_batch = 0
+        if partial is not None and int(partial["epoch"]) == epoch:
+            # Go on inside the epoch the run stopped in: same batches, same augmentation draws.
+            gen.set_state(partial["generator"])
+            first_batch, seen = int(partial["batch"]), int(partial["seen"])
+            loss_sum += float(partial["loss_sum"])
+            correct_sum += int(partial["correct_sum"])
+            t_epoch -= float(partial["seconds"])
+            lr = float(partial["lr"])
+        partial = None
         pending = None
-        epoch_steps = 0
-        for i in range(steps_per_epoch):
+        for i in range(first_batch, steps_per_epoch):
             if step >= total_steps:
                 break
             idx = order[i * batch_size : (i + 1) * batch_size]
@@ -511,7 +556,6 @@ def train(
             lr = opt.param_groups[0]["lr"]  # the rate this step used, before the schedule moves
             sched.step()
             step += 1
-            epoch_steps += 1
             with torch.no_grad():
                 loss_d = loss.detach()
                 correct = (logits.argmax(dim=1) == yb).sum()
@@ -530,10 +574,27 @@ def train(
                 break
         if on_step is not None and pending is not None:
             materialise(pending, time.perf_counter())
-        if epoch_steps == 0:
+        if seen == 0:
             break
         if stopped:
-            break  # a partial epoch is not recorded: the last checkpoint stays the last full one
+            if on_stop is not None:
+                on_stop(
+                    _checkpoint_state(
+                        model, opt, sched, device, cfg, epoch=epoch - 1, step=step,
+                        history=history, kernels=kernels, best=best,
+                        partial={
+                            "epoch": epoch,
+                            "batch": i + 1,
+                            "generator": gen.get_state(),
+                            "loss_sum": float(loss_sum),
+                            "correct_sum": int(correct_sum),
+                            "seen": seen,
+                            "seconds": time.perf_counter() - t_epoch,
+                            "lr": lr,
+                        },
+                    )
+                )  # fmt: skip
+            break  # the partial epoch is in the checkpoint, not in the history
 
         val = None
         t_eval = time.perf_counter()
@@ -573,22 +634,11 @@ def train(
                 best["bad"] += 1
                 early_stopped = best["bad"] >= cfg.early_stopping_patience
         if on_epoch is not None:
-            on_epoch(
-                metrics,
-                {
-                    "epoch": epoch,
-                    "step": step,
-                    "model": _cpu_state(model.state_dict()),
-                    "optimizer": _cpu_state(opt.state_dict()),
-                    "scheduler": sched.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "history": [h.to_dict() for h in history],
-                    "kernel_history": [torch.from_numpy(k) for k in kernels],
-                    "early_stopping": dict(best),
-                    "config": cfg.to_dict(),
-                },
-            )
+            state = _checkpoint_state(
+                model, opt, sched, device, cfg, epoch=epoch, step=step,
+                history=history, kernels=kernels, best=best,
+            )  # fmt: skip
+            on_epoch(metrics, state)
 
     # Wall time rather than per-step timers: on a GPU the steps run asynchronously.
     if device.type == "cuda":

@@ -1,4 +1,5 @@
-"""Train one stored run: ``python -m cnnlab.worker RUN_ID`` (launched by :mod:`cnnlab.jobs`).
+"""Train stored runs: ``python -m cnnlab.worker --serve`` claims queued runs one after another
+(the pool :mod:`cnnlab.jobs` keeps), ``python -m cnnlab.worker RUN_ID`` trains one given run.
 
 :func:`execute` is also what the command line (:mod:`cnnlab.train`) calls in-process, so the
 page, the queue and the command line train and record runs the same way.
@@ -6,9 +7,13 @@ page, the queue and the command line train and record runs the same way.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -20,9 +25,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.jobs import RUN_MARK
 from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
 
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
+# Set by SIGTERM: the server is stopping, so the current run checkpoints and ends "interrupted".
+_TERMINATING = threading.Event()
+# The server process that started this worker, named by its environment (CNNLAB_SERVER_PID), so
+# a server that dies while the worker is still starting is noticed too; None: nobody to watch.
+_SERVER_PID: int | None = None
+
+
+def _server_gone() -> bool:
+    """True once the server that started this worker has died (the worker was re-parented)."""
+    return _SERVER_PID is not None and os.getppid() != _SERVER_PID
 
 
 class Reporter:
@@ -91,7 +107,7 @@ class StopSignal:
         self.store = store
         self.run_id = run_id
         self.deadline = deadline
-        self.parent = os.getppid() if watch_parent else None
+        self.watch_parent = watch_parent
         self.poll_s = poll_s
         self.reason: str | None = None
         self._last_poll = 0.0
@@ -102,9 +118,9 @@ class StopSignal:
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
             self.reason = "timed_out"
-        elif self.parent is not None and os.getppid() != self.parent:
-            # Re-parented: the server that launched us is gone. Stop cleanly so the run is
-            # marked interrupted with its last checkpoint, ready to resume.
+        elif _TERMINATING.is_set() or (self.watch_parent and _server_gone()):
+            # Told to stop, or re-parented (the server that launched us is gone): stop cleanly
+            # so the run is marked interrupted with a checkpoint of where it got to.
             self.reason = "interrupted"
         elif now - self._last_poll >= self.poll_s:
             self._last_poll = now
@@ -119,13 +135,18 @@ def execute(
     *,
     threads: int | None = None,
     time_budget_s: float | None = None,
+    compute_budget_s: float | None = None,
     watch_parent: bool = False,
     echo: Callable[[Any], None] | None = None,
+    startup_s: float = 0.0,
 ) -> Run:
     """Train the stored run ``run_id`` to its end, recording everything in ``store``.
 
-    Returns the run as stored at the end. A training error is recorded as "failed" and
-    re-raised, so a worker process exits non-zero.
+    The run stops cleanly, keeping a checkpoint of where it got to, after ``time_budget_s`` or
+    when its total slot time over all attempts reaches ``compute_budget_s``. Where the time
+    went (``startup_s`` of the worker process, data, model, training, evaluation, recording) is
+    stored in ``final["phases"]``. Returns the run as stored at the end. A training error is
+    recorded as "failed" and re-raised, so a worker process exits non-zero.
     """
     from cnnlab.device import pick_device
     from cnnlab.models import ModelSpec, build_model
@@ -135,6 +156,10 @@ def execute(
         torch.set_num_threads(threads)
     run = store.load_run(run_id)
     started = time.monotonic()
+    claimed_at = run.started_at or time.time()
+    budget = _attempt_budget(time_budget_s, compute_budget_s, run.compute_seconds)
+    phases = dict.fromkeys(("data", "model", "train", "evaluate", "record"), 0.0)
+    phases["startup"] = startup_s
     try:
         cfg = TrainConfig.from_dict(run.config)
         device = pick_device(getattr(cfg, "device", None) or None)
@@ -147,7 +172,9 @@ def execute(
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
+        t = time.perf_counter()
         data = _load_data(run, store.data_dir)
+        phases["data"] = time.perf_counter() - t
         input_shape = tuple(int(n) for n in data.train_x.shape[1:])
         store.set_meta(
             run_id,
@@ -159,8 +186,10 @@ def execute(
                 "std": np.asarray(data.std).tolist(),
             },
         )
+        t = time.perf_counter()
         torch.manual_seed(cfg.seed)  # the engine's recipe for reproducible initial weights
         model = build_model(ModelSpec.from_dict(run.spec), input_shape, len(data.classes))
+        phases["model"] = time.perf_counter() - t
 
         start_epoch, resume_state = 0, None
         if run.resume:
@@ -175,10 +204,11 @@ def execute(
             if initial is not None:
                 store.put_array(run_id, "kernels_at_start", initial)
         reporter = Reporter(store, run_id, echo=echo)
-        deadline = started + time_budget_s if time_budget_s else None
+        deadline = started + budget if budget is not None else None
         stop = StopSignal(store, run_id, deadline, watch_parent)
 
         def on_epoch(metrics: Any, state: dict[str, Any]) -> None:
+            t = time.perf_counter()
             reporter.flush()
             store.append_epoch(
                 run_id,
@@ -194,7 +224,15 @@ def execute(
                 ),
             )
             store.save_checkpoint(run_id, metrics.epoch, state)
+            phases["record"] += time.perf_counter() - t
 
+        def on_stop(state: dict[str, Any]) -> None:
+            # Keep the partial epoch: a stopped or timed-out run resumes from the next batch.
+            t = time.perf_counter()
+            store.save_checkpoint(run_id, int(state["epoch"]), state)
+            phases["record"] += time.perf_counter() - t
+
+        t = time.perf_counter()
         result = train(
             model,
             data,
@@ -202,15 +240,26 @@ def execute(
             on_step=reporter.on_step,
             on_epoch=on_epoch,
             should_stop=stop,
+            on_stop=on_stop,
             start_epoch=start_epoch,
             resume_state=resume_state,
         )
+        wall = time.perf_counter() - t
+        # train_seconds spans the steps and the epochs' recording; the rest is evaluation.
+        phases["train"] = max(0.0, result.train_seconds - phases["record"])
+        phases["evaluate"] = max(0.0, wall - result.train_seconds)
+        t = time.perf_counter()
         reporter.flush()
         if stop.reason is None or store.load_run(run_id).checkpoint_epoch is not None:
             store.save_final_weights(run_id, model.state_dict())
         final = _final_metrics(store, run_id, model, data, result, evaluate)
+        phases["record"] += time.perf_counter() - t
+        used = run.compute_seconds + time.time() - claimed_at
         store.finish(
-            run_id, stop.reason or "finished", final=final, error=_reason_text(stop, time_budget_s)
+            run_id,
+            stop.reason or "finished",
+            final={**final, "phases": phases},
+            error=_reason_text(stop, time_budget_s, compute_budget_s, used),
         )
     except BaseException as exc:
         store.finish(run_id, "failed", error=_explain(exc))
@@ -218,15 +267,34 @@ def execute(
     return store.load_run(run_id)
 
 
+def _attempt_budget(
+    time_budget_s: float | None, compute_budget_s: float | None, used_s: float
+) -> float | None:
+    """Seconds this attempt may train: the per-run budget, within what is left of the total."""
+    left = compute_budget_s - used_s if compute_budget_s else None
+    budgets = [b for b in (time_budget_s, left) if b is not None]
+    return max(1.0, min(budgets)) if budgets else None
+
+
 def _load_data(run: Run, data_dir: Path) -> Any:
     """The run's data set: a named one, or the learner's zip saved under ``data_dir``."""
+    options = json.dumps(run.meta.get("data_options", {}), sort_keys=True)
+    return _dataset(run.dataset, options, str(data_dir))
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, options_json: str, data_dir: str) -> Any:
+    """Load a data set once per worker: a class trains the same one run after run.
+
+    Safe to share between runs because training never writes into the bundle's tensors.
+    """
     from cnnlab.data import load_dataset
     from cnnlab.uploads import UPLOAD, load_uploaded_zip
 
-    options = run.meta.get("data_options", {})
-    if run.dataset == UPLOAD:
-        return load_uploaded_zip(data_dir=data_dir, **options)
-    return load_dataset(run.dataset, **options)
+    options = json.loads(options_json)
+    if name == UPLOAD:
+        return load_uploaded_zip(data_dir=Path(data_dir), **options)
+    return load_dataset(name, **options)
 
 
 def _final_metrics(
@@ -268,12 +336,26 @@ def _device_label(device: str) -> str:
     return describe_device(torch.device(device)).label
 
 
-def _reason_text(stop: StopSignal, time_budget_s: float | None) -> str:
+def _reason_text(
+    stop: StopSignal, time_budget_s: float | None, compute_budget_s: float | None, used_s: float
+) -> str:
     """Why a run ended early, for the learner ("" when it finished or was stopped by them)."""
     if stop.reason == "timed_out":
+        if compute_budget_s and used_s >= compute_budget_s - 1:
+            return (
+                f"The run used its whole compute budget of {compute_budget_s:.0f} s (over all "
+                f"its attempts) and stopped cleanly. Its progress is kept, but it cannot be "
+                f"resumed again: start a new run with fewer epochs or a smaller model."
+            )
+        left = (
+            f" It has used {used_s:.0f} s of its {compute_budget_s:.0f} s in all."
+            if compute_budget_s
+            else ""
+        )
         return (
-            f"The run reached this server's time budget of {time_budget_s:.0f} s and stopped "
-            f"cleanly; resume it to continue from its last completed epoch."
+            f"The run reached this server's time budget of {time_budget_s or used_s:.0f} s per "
+            f"attempt and stopped cleanly, keeping everything it learned; resume it to "
+            f"continue from where it stopped.{left}"
         )
     if stop.reason == "interrupted":
         return "The server stopped while this run was training; resume it to continue."
@@ -290,17 +372,119 @@ def _explain(exc: BaseException) -> str:
     return "".join(lines[-3:]).strip()
 
 
+def serve(
+    store: SqliteRunStore,
+    *,
+    max_concurrent: int,
+    threads: int,
+    time_budget_s: float | None,
+    compute_budget_s: float | None,
+    idle_s: float,
+    max_runs: int,
+    startup_s: float = 0.0,
+    poll_s: float = 0.2,
+) -> int:
+    """Claim and train queued runs one after another; return the exit status.
+
+    Leaves after ``idle_s`` without work, after ``max_runs`` runs (0: no limit), when the
+    server that started it is gone, or after an unexpected error (a fresh process then takes
+    over, so one broken run cannot poison the next).
+    """
+    torch.set_num_threads(threads)
+    done = 0
+    idle_since = time.monotonic()
+    while not _server_gone() and not _TERMINATING.is_set():
+        run = None
+        if store.has_queued():  # a read first: claiming takes the write lock
+            run = store.claim_next(max_concurrent, worker_pid=os.getpid())
+        if run is None:
+            if time.monotonic() - idle_since > idle_s:
+                return 0
+            time.sleep(poll_s)
+            continue
+        print(f"{RUN_MARK}{run.run_id}", flush=True)
+        try:
+            execute(
+                store,
+                run.run_id,
+                threads=threads,
+                time_budget_s=time_budget_s,
+                compute_budget_s=compute_budget_s,
+                watch_parent=True,
+                startup_s=startup_s,
+            )
+        except ValueError:
+            traceback.print_exc()  # the learner's input: recorded with the run, nothing broken
+        except Exception:
+            traceback.print_exc()
+            return 1
+        startup_s = 0.0  # paid by this worker's first run only
+        done += 1
+        if max_runs and done >= max_runs:
+            return 0
+        idle_since = time.monotonic()
+    return 0
+
+
+def _warm_up(data_dir: Path) -> None:
+    """Pay torch's one-time costs (meta-device shape inference, first kernels, the fused
+    optimizer) once per worker, before it takes a run: ~3 s here for the first model built;
+    and load the page's default data set (the built-in shapes), which most runs of a class use."""
+    from cnnlab.data import DataBundle
+    from cnnlab.models import PRESETS, build_model
+    from cnnlab.training import TrainConfig, train
+
+    images = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
+    labels = torch.arange(8) % 2
+    bundle = DataBundle("warm-up", ("a", "b"), images, labels, images, labels, (0.5,), (0.5,))
+    cfg = TrainConfig(epochs=1, batch_size=4, max_steps=1, val_fraction=0.0, device="cpu")
+    train(build_model(PRESETS["fast"], (1, 28, 28), 2), bundle, cfg)
+    _dataset("shapes", "{}", str(data_dir))
+
+
+def _env(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a worker process: train the run whose id is the only argument."""
+    """Entry point of a worker process: ``--serve`` the queue, or train one ``RUN_ID``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m cnnlab.worker RUN_ID", file=sys.stderr)
+        print("usage: python -m cnnlab.worker (--serve | RUN_ID)", file=sys.stderr)
         return 2
-    budget = float(os.environ.get("CNNLAB_RUN_TIME_BUDGET_S") or 0) or None
-    threads = int(os.environ.get("CNNLAB_WORKER_THREADS") or 1)
+    budget = _env("CNNLAB_RUN_TIME_BUDGET_S", 0) or None
+    compute = _env("CNNLAB_RUN_COMPUTE_BUDGET_S", 0) or None
+    threads = int(_env("CNNLAB_WORKER_THREADS", 1))
+    global _SERVER_PID
+    _SERVER_PID = int(os.environ.get("CNNLAB_SERVER_PID") or os.getppid())
     store = SqliteRunStore()
+    signal.signal(signal.SIGTERM, lambda *_: _TERMINATING.set())
+    if args[0] == "--serve":
+        spawned = _env("CNNLAB_WORKER_SPAWNED_AT", 0)
+        torch.set_num_threads(threads)
+        try:
+            _warm_up(store.data_dir)
+        except Exception:  # only a head start: the runs themselves report any real problem
+            traceback.print_exc()
+        return serve(
+            store,
+            max_concurrent=int(_env("CNNLAB_MAX_CONCURRENT_RUNS", 1)),
+            threads=threads,
+            time_budget_s=budget,
+            compute_budget_s=compute,
+            idle_s=_env("CNNLAB_WORKER_IDLE_S", 300),
+            max_runs=int(_env("CNNLAB_WORKER_MAX_RUNS", 0)),
+            startup_s=time.time() - spawned if spawned else 0.0,
+        )
     try:
-        execute(store, args[0], threads=threads, time_budget_s=budget, watch_parent=True)
+        execute(
+            store,
+            args[0],
+            threads=threads,
+            time_budget_s=budget,
+            compute_budget_s=compute,
+            watch_parent=True,
+        )
     except Exception:
         traceback.print_exc()
         return 1

@@ -8,6 +8,8 @@ safetensors loads into :func:`build` with ``strict=True``. Every definition belo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -344,17 +346,18 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def textbook(num_classes: int = 10) -> nn.Sequential:
+def textbook(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
     """The primers' network: 32×32×3 → conv 16 → pool → conv 32 → pool → 2048 → 128 → classes."""
+    flat = 32 * (input_size // 4) ** 2  # two 2×2 pools quarter each side: 32·8·8 = 2048 at 32
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),  # → 32×32×16
+        nn.Conv2d(in_channels, 16, 3, padding=1),  # → 32×32×16
         nn.ReLU(),
         nn.MaxPool2d(2),  # → 16×16×16
         nn.Conv2d(16, 32, 3, padding=1),  # → 16×16×32
         nn.ReLU(),
         nn.MaxPool2d(2),  # → 8×8×32
         nn.Flatten(),  # → 2048
-        nn.Linear(2048, 128),
+        nn.Linear(flat, 128),
         nn.ReLU(),
         nn.Linear(128, num_classes),
     )
@@ -401,3 +404,82 @@ def build(name: str, num_classes: int = 1000) -> nn.Module:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"The number of classes must be a whole number ≥ 1, got {num_classes!r}.")
     return _BUILDERS[name](num_classes)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the literature says about an architecture, to hold the computed numbers against."""
+
+    title: str
+    params: str
+    """Published parameter count, as printed (``61,100,840`` or ``≈ 4.2 M``)."""
+    gmacs: str
+    """Published multiply-adds at its input size, in G (``0.714``), or "" where none is quoted."""
+    source: str
+    variant: str
+
+
+PUBLISHED: dict[str, Published] = {
+    "lenet5": Published(
+        "LeNet-5",
+        "60,000 (C1–F6)",
+        "",
+        "LeCun, Bottou, Bengio & Haffner 1998, section II.B",
+        "The paper's own network: 32×32 input, C3 wired by Table I (1,516 weights, not 2,416), "
+        "trainable S2/S4 subsampling (a coefficient and a bias per map), 1.7159·tanh(2x/3). "
+        "Its output layer of fixed Euclidean RBF units is replaced by a trainable linear layer "
+        "84 → classes, as in every modern reimplementation (+850 parameters for 10 classes).",
+    ),
+    "alexnet": Published(
+        "AlexNet",
+        "61,100,840",
+        "0.714",
+        "torchvision model card",
+        "torchvision's single-GPU AlexNet (Krizhevsky 2014, 64-192-384-256-256 filters), not "
+        "the two-GPU 2012 original (96-256-384-384-256, 60 M).",
+    ),
+    "vgg16": Published(
+        "VGG-16",
+        "138,357,544",
+        "15.47",
+        "torchvision model card",
+        "Simonyan & Zisserman 2015, configuration D, without batch norm.",
+    ),
+    "resnet18": Published(
+        "ResNet-18",
+        "11,689,512",
+        "1.814",
+        "torchvision model card",
+        "He et al. 2016, basic blocks 2-2-2-2, 1×1 projection shortcuts where the shape changes.",
+    ),
+    "resnet50": Published(
+        "ResNet-50",
+        "25,557,032",
+        "4.089",
+        "torchvision model card",
+        "He et al. 2016, bottleneck blocks 3-4-6-3, stride on the 3×3 conv (torchvision's v1.5).",
+    ),
+    "mobilenet_v1": Published(
+        "MobileNet V1",
+        "≈ 4.2 M",
+        "0.569",
+        "Howard et al. 2017, Table 8",
+        "Width multiplier 1.0, 224×224; the table's second stride-2 at 7×7 is a known typo (1).",
+    ),
+    "mobilenet_v2": Published(
+        "MobileNet V2",
+        "3,504,872",
+        "0.301",
+        "torchvision model card",
+        "Sandler et al. 2018, width 1.0, 224×224, ReLU6 and linear bottlenecks.",
+    ),
+    "textbook": Published(
+        "Textbook CNN",
+        "",
+        "",
+        "the primers",
+        "32×32×3 → conv 3×3, 16, same → max pool 2 → conv 3×3, 32, same → max pool 2 → flatten "
+        "2048 → 128 → classes, ReLU after every conv and the hidden layer.",
+    ),
+}
+"""Published figures and the exact variant built, per name in :data:`NAMES`."""

@@ -8,6 +8,7 @@ from cnnlab.device import describe_device
 from cnnlab.export import export_script
 from cnnlab.uploads import UPLOAD
 from ui import training as ui
+from ui.client import client_address
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
 
@@ -20,6 +21,7 @@ st.markdown(
     "your run keeps going, and every run is kept in your history."
 )
 owner = owner_id()
+client = client_address()
 store = ui.store()
 sched = ui.scheduler()
 train_tab, history_tab = st.tabs(["Train", "Runs history"])
@@ -70,18 +72,20 @@ with train_tab:
             st.error(problem)
 
     run = ui.current_run(store, owner, "train.run_id")
-    busy = run is not None and run.active
+    busy = len(store.list_runs(owner, ("queued", "running"))) >= sched.limits.max_per_owner
     if st.button(
         "Train",
         type="primary",
         icon=":material/play_arrow:",
         key="train.start",
         disabled=busy or problem is not None or data is None,
-        help="You can train one network at a time." if busy else None,
+        help=f"You can have {sched.limits.max_per_owner} run(s) queued or training at a time."
+        if busy
+        else None,
     ):
         try:
             st.session_state["train.run_id"] = ui.submit(
-                sched, owner, dataset, data_options, spec, data, config
+                sched, owner, dataset, data_options, spec, data, config, client
             )
             run = ui.current_run(store, owner, "train.run_id")
         except ValueError as exc:
@@ -95,4 +99,4 @@ with train_tab:
 
 with history_tab:
     # A fragment: comparing or picking runs there changes nothing on the Train tab.
-    st.fragment(ui.history)(store, sched, owner, export_script)
+    st.fragment(ui.history)(store, sched, owner, export_script, client)

@@ -14,7 +14,7 @@ import torch
 
 from cnnlab.data import load_dataset, make_shapes
 from cnnlab.export import export_script, model_code
-from cnnlab.models import PRESETS, build_model
+from cnnlab.models import PRESETS, LayerSpec, ModelSpec, build_model
 from cnnlab.runs import SqliteRunStore
 from cnnlab.training import TrainConfig
 
@@ -51,13 +51,26 @@ def _load(script: str, tmp_path: Path) -> dict:
     return namespace
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_the_exported_model_is_the_apps_model(preset, tmp_path):
+# Every preset, and a residual block without batch norm (the deeper labs' plain-skip network).
+_SPECS = {
+    **PRESETS,
+    "residual_without_bn": ModelSpec(
+        (
+            LayerSpec("residual", {"out_channels": 8, "stride": 2, "batch_norm": False}),
+            LayerSpec("global_avgpool", {}),
+            LayerSpec("linear", {"out_features": "classes"}),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SPECS))
+def test_the_exported_model_is_the_apps_model(name, tmp_path):
     ns = _load(
-        "import torch\nfrom torch import nn\n" + model_code(PRESETS[preset], (1, 28, 28), 10),
+        "import torch\nfrom torch import nn\n" + model_code(_SPECS[name], (1, 28, 28), 10),
         tmp_path,
     )
-    ours = build_model(PRESETS[preset], (1, 28, 28), 10).eval()
+    ours = build_model(_SPECS[name], (1, 28, 28), 10).eval()
     theirs = ns["Net"]().eval()
     theirs.load_state_dict(ours.state_dict())  # same layer names, same shapes
     x = torch.randn(4, 1, 28, 28)

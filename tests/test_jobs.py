@@ -1,19 +1,24 @@
 """The job queue: real worker processes train, stop, crash and time out while the parent lives on;
-the cap and queue positions hold; a model too big is refused with its numbers."""
+one worker trains run after run; the cap and queue positions hold, also for two server processes
+on one data directory; fair-use caps and budgets; a model too big is refused with its numbers."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from cnnlab.jobs import Limits, Scheduler, check_limits
+from cnnlab.jobs import Limits, Scheduler, check_limits, client_key
 from cnnlab.models import LayerSpec, ModelSpec, build_model
-from cnnlab.runs import SqliteRunStore
+from cnnlab.runs import QueueRefusedError, SqliteRunStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ModelSpec(
     (
@@ -25,8 +30,17 @@ TINY = ModelSpec(
     ),
     "tiny",
 )
-# A worker that never ends: holds a slot without training (for queue and budget tests).
-SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
+# A worker that claims one run and never ends: holds a slot without training (queue and budget
+# tests).
+SLEEPER = (
+    sys.executable,
+    "-c",
+    "import os, time\n"
+    "from cnnlab.runs import SqliteRunStore\n"
+    "SqliteRunStore().claim_next(int(os.environ['CNNLAB_MAX_CONCURRENT_RUNS']), "
+    "worker_pid=os.getpid())\n"
+    "time.sleep(120)\n",
+)
 
 
 def _limits(**kw) -> Limits:
@@ -46,9 +60,12 @@ def _config(**kw) -> dict:
     return TrainConfig.from_dict({**TrainConfig().to_dict(), "batch_size": 32, **kw}).to_dict()
 
 
-def _submit(sched: Scheduler, owner: str = "alice", limit: int = 256, **config) -> str:
+def _submit(
+    sched: Scheduler, owner: str = "alice", limit: int = 256, client: str | None = None, **config
+) -> str:
     return sched.submit(
         owner,
+        client=client,
         dataset="shapes",
         config=_config(**config),
         spec=TINY,
@@ -113,6 +130,22 @@ def test_a_worker_process_trains_and_records_everything(store, make_scheduler):
     assert all(t != p for t, p in zip(mistakes["labels"], mistakes["predictions"], strict=True))
     assert store.get_array("alice", run_id, "misclassified").shape[1:] == (1, 28, 28)
     assert run.meta["classes"][0] == "circle"
+    phases = run.final["phases"]
+    assert set(phases) == {"startup", "data", "model", "train", "evaluate", "record"}
+    assert phases["startup"] > 0
+    assert phases["train"] > 0
+    assert run.compute_seconds > sum(phases.values()) - phases["startup"]
+
+
+def test_one_worker_process_trains_run_after_run(store, make_scheduler):
+    sched = make_scheduler(max_concurrent=1)
+    ids = [_submit(sched, owner, epochs=1) for owner in ("a", "b", "c")]
+    done = [_wait(store, i, lambda r: not r.active) for i in ids]
+    assert [r.status for r in done] == ["finished"] * 3
+    assert len({r.worker_pid for r in done}) == 1  # one interpreter, one torch import
+    startup = [r.final["phases"]["startup"] for r in done]
+    assert startup[0] > 0
+    assert startup[1:] == [0, 0]
 
 
 def test_a_stop_request_is_honoured_after_the_current_step(store, make_scheduler):
@@ -150,18 +183,42 @@ def test_an_exception_in_the_worker_is_recorded_with_its_message(store, make_sch
     assert "Unknown layer kind" in run.error
 
 
-def test_a_run_over_its_time_budget_is_timed_out(store, make_scheduler):
-    sched = make_scheduler(time_budget_s=6.0)
-    run_id = _submit(sched, epochs=50, limit=2000)
+def test_a_run_over_its_time_budget_keeps_its_progress_and_resumes_within_a_total(
+    store, make_scheduler
+):
+    sched = make_scheduler(time_budget_s=3.0, compute_budget_s=100.0)
+    # Long epochs (batch 2): the budget ends the run inside an epoch.
+    run_id = _submit(sched, epochs=50, limit=2000, batch_size=2)
     run = _wait(store, run_id, lambda r: not r.active, timeout=60)
     assert run.status == "timed_out"
-    assert "time budget of 6 s" in run.error
+    assert "time budget of 3 s" in run.error
+    assert "resume it" in run.error
+    assert run.resumable  # a checkpoint of where it stopped, even inside the first epoch
+    state = store.load_checkpoint(run_id)
+    stopped_at = state["step"]
+    assert stopped_at == run.progress["step"] > 0
+    assert state["partial"]["batch"] > 0  # 900 steps per epoch: it stopped inside one
+
+    assert 3 <= run.compute_seconds < 60  # its slot time, from claim to end
+    with store._tx() as db:  # as if earlier attempts had used all but one second of the total
+        db.execute("UPDATE runs SET compute_seconds=99 WHERE id=?", (run_id,))
+    sched.resume("alice", run_id)
+    run = _wait(store, run_id, lambda r: r.status != "queued" and not r.active, timeout=60)
+    assert run.status == "timed_out"
+    assert "whole compute budget of 100 s" in run.error
+    steps = store.step_curve("alice", run_id)["step"].tolist()
+    assert steps == list(range(1, len(steps) + 1))  # it went on from where it stopped
+    assert len(steps) > stopped_at
+    assert run.compute_seconds >= 100
+    with pytest.raises(QueueRefusedError, match="whole compute budget"):
+        sched.resume("alice", run_id)
 
 
 def test_a_hung_worker_is_killed_after_its_budget(store, make_scheduler):
     sched = make_scheduler(time_budget_s=0.5, worker_command=SLEEPER, grace_s=0.5)
     run_id = _submit(sched)
     pid = _wait(store, run_id, lambda r: r.worker_pid is not None).worker_pid
+    assert pid in sched.running_workers()
     run = _wait(store, run_id, lambda r: not r.active, timeout=20)
     assert run.status == "timed_out"
     assert "time budget" in run.error
@@ -181,9 +238,10 @@ def test_the_cap_holds_and_queue_positions_are_reported(store, make_scheduler):
         "queued",
         "queued",
     ]
-    assert [sched.queue_position(i) for i in (first, second, third)] == [None, 1, 2]
+    positions = [sched.estimate(i) and sched.estimate(i).position for i in (first, second, third)]
+    assert positions == [None, 1, 2]
     store.request_stop("b", second)  # leaving the queue moves the others up
-    assert sched.queue_position(third) == 1
+    assert sched.estimate(third).position == 1
 
 
 def test_one_run_per_owner_at_a_time(store, make_scheduler):
@@ -192,6 +250,40 @@ def test_one_run_per_owner_at_a_time(store, make_scheduler):
     with pytest.raises(ValueError, match="already have a run"):
         _submit(sched, "alice")
     _submit(sched, "bob")
+
+
+def test_fair_use_caps_come_from_the_limits(store, make_scheduler):
+    sched = make_scheduler(worker_command=SLEEPER, max_per_owner=2, max_per_client=3, max_queue=4)
+    first = _submit(sched, "a", client="192.0.2.1")
+    _wait(store, first, lambda r: r.status == "running")  # the sleeper holds the only slot
+    _submit(sched, "a", client="192.0.2.1")
+    with pytest.raises(QueueRefusedError, match="per browser"):
+        _submit(sched, "a", client="192.0.2.1")
+    _submit(sched, "b", client="192.0.2.1")
+    with pytest.raises(QueueRefusedError, match="from your network address"):
+        _submit(sched, "c", client="192.0.2.1")
+    _submit(sched, "c")
+    _submit(sched, "d")  # 1 running + 4 waiting
+    with pytest.raises(QueueRefusedError, match="queue is full"):
+        _submit(sched, "e")
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "key"),
+    [
+        ("203.0.113.7", None, "203.0.113.7"),
+        ("203.0.113.7", "198.51.100.1", "203.0.113.7"),  # not from our proxy: header ignored
+        (None, None, None),  # this machine itself (Streamlit gives no address for localhost)
+        (None, "198.51.100.1", "198.51.100.1"),  # behind the proxy on this host
+        ("127.0.0.1", "1.2.3.4, 198.51.100.1", "198.51.100.1"),  # only what our proxy added
+        (None, "127.0.0.1", None),
+        (None, "not an address", None),
+        ("2001:db8:1:2:3:4:5:6", None, "2001:db8:1:2::/64"),  # a subscriber's whole /64
+        ("::1", "[2001:db8::9]", "2001:db8::/64"),
+    ],
+)
+def test_the_client_key_is_the_address_our_proxy_saw(peer, forwarded, key):
+    assert client_key(peer, forwarded) == key
 
 
 def test_a_model_too_big_is_refused_with_the_numbers_before_it_is_queued(store, make_scheduler):
@@ -226,10 +318,186 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_CONCURRENT_RUNS", "3")
     monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "60")
     monkeypatch.setenv("CNNLAB_WORKER_THREADS", "2")
+    monkeypatch.setenv("CNNLAB_MAX_RUNS_PER_BROWSER", "2")
+    monkeypatch.setenv("CNNLAB_MAX_RUNS_PER_ADDRESS", "7")
+    monkeypatch.setenv("CNNLAB_MAX_QUEUE", "40")
     limits = Limits.from_env()
     assert (limits.max_concurrent, limits.time_budget_s, limits.worker_threads) == (3, 60.0, 2)
+    assert limits.compute_budget_s == 180.0  # three attempts' worth by default
+    assert (limits.caps.per_owner, limits.caps.per_client, limits.caps.total) == (2, 7, 40)
+    monkeypatch.setenv("CNNLAB_RUN_COMPUTE_BUDGET_S", "0")
+    assert Limits.from_env().compute_budget_s is None
     monkeypatch.delenv("CNNLAB_MAX_CONCURRENT_RUNS")
-    assert Limits.from_env().max_concurrent == max(1, (os.cpu_count() or 1) - 1)
+    assert Limits.from_env().max_concurrent == max(1, len(os.sched_getaffinity(0)) - 1)
     monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "soon")
     with pytest.raises(ValueError, match="not a number"):
         Limits.from_env()
+
+
+APP_PROCESS = """
+import sys, time
+from cnnlab.jobs import Limits, Scheduler
+from cnnlab.models import PRESETS
+from cnnlab.runs import SqliteRunStore
+from cnnlab.training import TrainConfig
+
+data_dir, tag, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = SqliteRunStore(data_dir)
+limits = Limits(max_concurrent=2, time_budget_s=120, max_params=10**6,
+                max_memory_bytes=2**28, worker_threads=1)
+sched = Scheduler(store, limits, poll_s=0.05).start()
+config = {**TrainConfig().to_dict(), "epochs": 1, "batch_size": 32}
+for i in range(total // 2):
+    sched.submit(f"{tag}{i}", dataset="shapes", config=config, spec=PRESETS["fast"],
+                 input_shape=(1, 28, 28), num_classes=10, meta={"data_options": {"limit": 256}})
+deadline = time.monotonic() + 240
+while time.monotonic() < deadline:
+    ids = [row[0] for row in store._connection().execute("SELECT id FROM runs")]
+    every = [store.load_run(i) for i in ids]
+    if len(every) == total and not any(r.active for r in every):
+        break
+    time.sleep(0.2)
+sched.shutdown()
+"""
+
+
+def test_two_server_processes_on_one_data_directory_share_the_cap(store):
+    total = 8
+    apps = [
+        subprocess.Popen(
+            [sys.executable, "-c", APP_PROCESS, str(store.data_dir), tag, str(total)], cwd=ROOT
+        )
+        for tag in ("a", "b")
+    ]
+    for app in apps:
+        assert app.wait(timeout=300) == 0
+    runs = [r for tag in "ab" for i in range(total // 2) for r in store.list_runs(f"{tag}{i}")]
+    assert len(runs) == total
+    assert {r.status for r in runs} == {"finished"}
+    # A slot is held from the claim (started_at) to the end (finished_at); a claim happens in
+    # the same transaction that counts the running runs, so at no moment did more than two
+    # runs hold a slot, whichever process's worker trained them.
+    events = sorted([(r.started_at, 1) for r in runs] + [(r.finished_at, -1) for r in runs])
+    held, most = 0, 0
+    for _, change in events:
+        held += change
+        most = max(most, held)
+    assert most <= 2
+
+
+def test_a_worker_that_trained_before_trains_the_same_run_to_the_same_weights(store):
+    from cnnlab.runs import load_weights
+    from cnnlab.worker import execute
+
+    def run(owner: str, seed: int) -> str:
+        run_id = store.create_run(
+            owner, dataset="shapes", config=_config(epochs=1, seed=seed), spec=TINY.to_dict(),
+            meta={"data_options": {"limit": 256}},
+        )  # fmt: skip
+        execute(store, run_id, threads=1)  # in this process, as a pool worker runs them
+        return run_id
+
+    first = run("a", seed=0)
+    run("b", seed=7)  # something else in between: other seed, the data set now cached
+    again = run("c", seed=0)
+    a = load_weights(store.weights_path("a", first))
+    b = load_weights(store.weights_path("c", again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_web_processes_may_leave_the_workers_to_one_training_process(store, make_scheduler):
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab.jobs"],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(store.data_dir)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "slot(s), data in" in pool.stdout.readline()  # it is up
+        web = make_scheduler(spawn_workers=False)  # CNNLAB_EXTERNAL_WORKERS=1
+        web.keep_warm()
+        run_id = _submit(web, epochs=1)
+        run = _wait(store, run_id, lambda r: not r.active)
+        assert run.status == "finished"
+        assert web.running_workers() == []  # the training process trained it
+        assert run.worker_pid not in (None, os.getpid())
+    finally:
+        pool.send_signal(signal.SIGTERM)
+        assert pool.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{run.worker_pid}").exists():
+        time.sleep(0.05)
+    assert not Path(f"/proc/{run.worker_pid}").exists()  # its workers went with it
+
+
+def test_a_server_shutting_down_keeps_the_partial_epoch_of_a_training_run(store, make_scheduler):
+    sched = make_scheduler()
+    run_id = _submit(sched, epochs=50, limit=2000, batch_size=2)  # 900 steps per epoch
+    _wait(store, run_id, lambda r: r.progress.get("step", 0) >= 5)
+    sched.shutdown()  # SIGTERM to the worker, as when the server stops
+    run = store.load_run(run_id)
+    assert run.status == "interrupted"
+    assert run.resumable
+    assert store.load_checkpoint(run_id)["step"] == run.progress["step"] >= 5
+    assert "resume it" in run.error
+
+
+def test_an_idle_worker_leaves_when_the_server_that_started_it_is_gone(store):
+    parent = (
+        "import os, subprocess, sys\n"
+        "env = {**os.environ, 'CNNLAB_SERVER_PID': str(os.getpid())}  # as the scheduler does\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'cnnlab.worker', '--serve'], env=env,\n"
+        "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(p.pid, flush=True)\n"
+    )  # the "server" starts a worker and dies at once, while the worker is still starting
+    out = subprocess.run(
+        [sys.executable, "-c", parent],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(store.data_dir), "CNNLAB_WORKER_IDLE_S": "600"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 60  # its start-up (imports, warm-up), then one poll
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_server_process_that_exits_lets_its_training_run_checkpoint_first(store):
+    app = (
+        "import sys, time\n"
+        "from cnnlab.jobs import get_scheduler\n"
+        "from cnnlab.models import PRESETS\n"
+        "from cnnlab.training import TrainConfig\n"
+        "sched = get_scheduler()\n"
+        "config = {**TrainConfig().to_dict(), 'epochs': 50, 'batch_size': 2}\n"
+        "run_id = sched.submit('alice', dataset='shapes', config=config, spec=PRESETS['fast'],\n"
+        "    input_shape=(1, 28, 28), num_classes=10, meta={'data_options': {'limit': 2000}})\n"
+        "while sched.store.load_run(run_id).progress.get('step', 0) < 5:\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(0)  # as Streamlit ends on SIGTERM: the interpreter exits normally\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", app],
+        cwd=ROOT,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(store.data_dir)},
+        check=True,
+        timeout=180,
+    )
+    (run,) = store.list_runs("alice")
+    assert run.status == "interrupted"
+    assert run.resumable
+    assert store.load_checkpoint(run.run_id)["step"] == run.progress["step"] >= 5
+
+
+def test_a_worker_that_cannot_start_is_not_restarted_in_a_tight_loop(store, make_scheduler):
+    broken = (sys.executable, "-c", "raise SystemExit('no torch here')")
+    _submit(make_scheduler(worker_command=broken))  # it polls every 0.05 s
+    time.sleep(2.0)
+    logs = list((store.data_dir / "workers").glob("*.log"))
+    assert 1 <= len(logs) <= 4  # a few tries, not one per poll
+    assert "no torch here" in logs[0].read_text()

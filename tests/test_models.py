@@ -263,3 +263,24 @@ def test_memory_estimate_equals_real_saved_storage(name):
 def test_every_preset_has_a_note():
     assert set(PRESET_NOTES) == set(PRESETS)
     assert all(note.endswith(".") for note in PRESET_NOTES.values())
+
+
+def test_residual_block_without_batch_norm_keeps_its_skip():
+    spec = ModelSpec(
+        (
+            LayerSpec("residual", {"out_channels": 4, "stride": 2, "batch_norm": False}),
+            LayerSpec("global_avgpool", {}),
+            LayerSpec("linear", {"out_features": "classes"}),
+        )
+    )
+    block = build_model(spec, (3, 8, 8), 2)[0]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+    assert block.conv1.bias is not None  # no batch norm to absorb a bias
+    x = torch.randn(2, 3, 8, 8)
+    # With the main path's last conv zeroed, the block is relu(projection(x)).
+    nn.init.zeros_(block.conv2.weight)
+    nn.init.zeros_(block.conv2.bias)
+    torch.testing.assert_close(block(x), torch.relu(block.shortcut(x)))
+    bad = LayerSpec("residual", {"out_channels": 4, "batch_norm": "no"})
+    with pytest.raises(SpecError, match="batch_norm"):
+        build_model(ModelSpec((bad, *spec.layers[1:])), (3, 8, 8), 2)

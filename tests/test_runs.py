@@ -201,7 +201,7 @@ def test_stop_of_a_queued_run_ends_it_and_resume_needs_a_checkpoint(data_dir):
     run_id = _make(store)
     store.request_stop("alice", run_id)
     assert store.get_run("alice", run_id).status == "stopped"
-    with pytest.raises(ValueError, match="after at least one full epoch"):
+    with pytest.raises(ValueError, match="kept a checkpoint"):
         store.request_resume("alice", run_id)
     store.save_checkpoint(run_id, 0, {"model": {"w": torch.zeros(1)}})
     store.request_resume("alice", run_id)
@@ -286,3 +286,107 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(data
     b = runs.load_weights(store.weights_path("alice", again))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert straight.final["test_accuracy"] == resumed.final["test_accuracy"]
+
+
+def test_the_queue_is_round_robin_across_owners(data_dir):
+    store = SqliteRunStore(data_dir)
+    a1, a2, a3 = (_make(store, "a") for _ in range(3))
+    b1 = _make(store, "b")
+    c1, c2 = _make(store, "c"), _make(store, "c")
+    # Every owner's first run, then every second run…, each round in order of arrival.
+    assert [r.run_id for r in store.queue()] == [a1, b1, c1, a2, c2, a3]
+    assert store.claim_next(max_running=5).run_id == a1
+    # a1 now trains, so a's next run still waits behind the first runs of the others.
+    d1 = _make(store, "d")
+    assert [r.run_id for r in store.queue()] == [b1, c1, d1, a2, c2, a3]
+    claimed = [store.claim_next(max_running=5).run_id for _ in range(4)]
+    assert claimed == [b1, c1, d1, a2]
+    assert store.claim_next(max_running=5) is None  # the cap
+    assert store.count_running() == 5
+
+
+def test_claim_records_the_worker_that_trains_the_run(data_dir):
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    run = store.claim_next(max_running=1, worker_pid=4242)
+    assert (run.run_id, run.status, run.worker_pid) == (run_id, "running", 4242)
+    assert store.running()[0].run_id == run_id
+    assert not store.has_queued()
+
+
+def test_fair_use_caps_refuse_with_a_sentence_and_hold_atomically(data_dir):
+    store = SqliteRunStore(data_dir)
+    caps = runs.QueueCaps(per_owner=2, per_client=3, total=4)
+    _make(store, "a", client="10.0.0.1", caps=caps)
+    _make(store, "a", client="10.0.0.1", caps=caps)
+    with pytest.raises(runs.QueueRefusedError, match=r"already have 2 runs .* per browser"):
+        _make(store, "a", client="10.0.0.1", caps=caps)
+    # Cookie-less sessions are new owners each time, but they share the address.
+    _make(store, "b", client="10.0.0.1", caps=caps)
+    with pytest.raises(runs.QueueRefusedError, match="3 runs from your network address"):
+        _make(store, "c", client="10.0.0.1", caps=caps)
+    _make(store, "c", client="10.0.0.2", caps=caps)
+    with pytest.raises(runs.QueueRefusedError, match=r"at most 4 runs wait"):
+        _make(store, "d", client="10.0.0.3", caps=caps)
+    assert len(store.queue()) == 4  # nothing refused was recorded
+    with pytest.raises(ValueError, match="already have a run queued"):
+        _make(store, "c", caps=runs.QueueCaps(per_owner=1))
+    # A run that ended frees its place.
+    store.request_stop("c", store.list_runs("c")[0].run_id)
+    _make(store, "d", client="10.0.0.3", caps=caps)
+
+
+def test_caps_hold_when_many_processes_queue_at_once(data_dir):
+    code = (
+        "import sys\n"
+        "from cnnlab.runs import QueueCaps, QueueRefusedError, SqliteRunStore\n"
+        "s = SqliteRunStore(sys.argv[1])\n"
+        "ok = 0\n"
+        "for i in range(10):\n"
+        "    try:\n"
+        "        s.create_run(f'{sys.argv[2]}-{i}', dataset='shapes', config={}, spec={},\n"
+        "                     client='10.9.9.9', caps=QueueCaps(per_owner=1, per_client=7))\n"
+        "        ok += 1\n"
+        "    except QueueRefusedError:\n"
+        "        pass\n"
+        "print(ok)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(data_dir), str(n)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    accepted = sum(int(p.communicate(timeout=120)[0]) for p in procs)
+    assert accepted == 7
+    assert len(SqliteRunStore(data_dir).queue()) == 7
+
+
+def test_slot_time_adds_up_over_attempts_and_bounds_resuming(data_dir):
+    import time
+
+    store = SqliteRunStore(data_dir)
+    run_id = _make(store)
+    store.update_status(run_id, "running", started_at=time.time() - 30)
+    store.save_checkpoint(run_id, 0, {"model": {"w": torch.zeros(1)}})
+    store.finish(run_id, "timed_out")
+    used = store.load_run(run_id).compute_seconds
+    assert 30 <= used < 40
+    caps = runs.QueueCaps(compute_budget_s=100)
+    store.request_resume("alice", run_id, caps=caps)
+    store.claim_next(max_running=1)
+    with store._tx() as db:  # the second attempt ran 80 s
+        db.execute("UPDATE runs SET started_at=? WHERE id=?", (time.time() - 80, run_id))
+    store.finish(run_id, "timed_out")
+    assert store.load_run(run_id).compute_seconds >= 110
+    with pytest.raises(runs.QueueRefusedError, match=r"whole compute budget .* of 100 s"):
+        store.request_resume("alice", run_id, caps=caps)
+    store.request_resume("alice", run_id)  # no budget, no limit (the command line)
+    # Only finished runs with measured time feed the queue's estimates.
+    assert store.recent_finished() == []
+    store.claim_next(max_running=1)
+    store.finish(run_id, "finished")
+    assert [r.run_id for r in store.recent_finished()] == [run_id]

@@ -284,3 +284,41 @@ def test_config_round_trip_and_unknown_keys():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("stop_after", [3, 6, 8])  # 6 steps per epoch: mid, end, mid of 2nd
+def test_a_run_stopped_mid_epoch_resumes_from_the_next_batch_as_if_never_stopped(stop_after):
+    data = toy_bundle()
+    cfg = config(epochs=2, augment=True, schedule="onecycle")
+    full_model = fresh_model()
+    full = train(full_model, data, cfg)
+
+    calls, saved = [], []
+
+    def should_stop() -> bool:  # asked once after every step
+        calls.append(1)
+        return len(calls) >= stop_after
+
+    stopped = train(fresh_model(), data, cfg, should_stop=should_stop, on_stop=saved.append)
+    assert stopped.stopped
+    assert stopped.steps == stop_after
+    buffer = io.BytesIO()
+    torch.save(saved[0], buffer)  # through a real file, loaded as a worker would
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state["epoch"] == (stop_after - 1) // 6  # full epochs done
+    assert state["partial"]["batch"] == (stop_after - 1) % 6 + 1
+    assert state["step"] == stop_after
+
+    resumed_model = fresh_model(seed=123)  # everything must come from the state
+    resumed = train(resumed_model, data, cfg, start_epoch=state["epoch"], resume_state=state)
+    assert resumed.steps == full.steps
+    assert [m.epoch for m in resumed.history] == [1, 2]
+    for mine, theirs in zip(resumed.history, full.history, strict=True):
+        assert mine.train_loss == pytest.approx(theirs.train_loss, rel=1e-6)
+        assert mine.train_accuracy == theirs.train_accuracy
+        assert mine.val_loss == pytest.approx(theirs.val_loss, rel=1e-6)
+    for (name, a), b in zip(
+        resumed_model.state_dict().items(), full_model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)

@@ -197,3 +197,24 @@ def test_bad_names_and_class_counts_are_refused_in_words() -> None:
         zoo.build("resnet19")
     with pytest.raises(ValueError, match="classes"):
         zoo.build("lenet5", 0)
+
+
+def test_published_table_covers_every_name_and_matches_the_counts() -> None:
+    assert set(zoo.PUBLISHED) == set(zoo.NAMES)
+    for name, pub in zoo.PUBLISHED.items():
+        if pub.params and pub.params[0].isdigit() and "(" not in pub.params:
+            assert int(pub.params.replace(",", "")) == _params(_meta(name)), name
+        if pub.gmacs:
+            digits = len(pub.gmacs.split(".")[1])
+            assert f"{_torch_macs(name) / 1e9:.{digits}f}" == pub.gmacs, name
+
+
+@pytest.mark.parametrize(
+    ("name", "entries"),
+    # torchvision's state_dict sizes: AlexNet and VGG-16 are weight + bias per layer (8 and 16
+    # layers); the ResNets and MobileNet V2 have bias-free convs (53 / 20 / 52 of them) with 5
+    # entries per batch norm (weight, bias, running mean and variance, num_batches_tracked).
+    [("alexnet", 16), ("vgg16", 32), ("resnet18", 122), ("resnet50", 320), ("mobilenet_v2", 314)],
+)
+def test_state_dicts_have_torchvisions_number_of_entries(name: str, entries: int) -> None:
+    assert len(_meta(name).state_dict()) == entries

@@ -64,6 +64,70 @@ PAGES: tuple[PageSpec, ...] = (
         blurb="Design a small CNN, train it live on real images in a background worker, and see "
         "what it learned: curves, mistakes, and kernels epoch by epoch.",
     ),
+    PageSpec(
+        path="pages/activations.py",
+        title="Activations & normalisation",
+        icon=":material/show_chart:",
+        url_path="activations",
+        section="Build & train",
+        blurb="ReLU to GELU with their gradients, softmax temperature, batch norm and dropout made "
+        "visible, and one network trained with and without batch norm side by side.",
+    ),
+    PageSpec(
+        path="pages/choices.py",
+        title="Training choices",
+        icon=":material/tune:",
+        url_path="choices",
+        section="Build & train",
+        blurb="Losses as functions of one logit, optimisers racing across loss landscapes, a "
+        "learning-rate range test, and augmentation on real examples.",
+    ),
+    PageSpec(
+        path="pages/zoo.py",
+        title="Architecture zoo",
+        icon=":material/account_tree:",
+        url_path="zoo",
+        section="Explore",
+        blurb="LeNet-5 to MobileNet V2: every layer's shape, parameters, multiply-adds, memory "
+        "and receptive field, checked against the published figures, and the PyTorch code.",
+    ),
+    PageSpec(
+        path="pages/conv_variants.py",
+        title="Convolution variants",
+        icon=":material/call_split:",
+        url_path="conv_variants",
+        section="Explore",
+        blurb="Standard, 1×1, depthwise, separable, grouped, dilated and transposed: what each "
+        "connects, costs and does to an image; 1-D and 3-D convolution on signals and frames.",
+    ),
+    PageSpec(
+        path="pages/explorer.py",
+        title="Feature-map explorer",
+        icon=":material/layers:",
+        url_path="explorer",
+        section="Explore",
+        blurb="Your image through a trained CNN: every layer's feature maps, the prediction, why "
+        "it decided (Grad-CAM, saliency, occlusion, integrated gradients), and adversarial "
+        "examples.",
+    ),
+    PageSpec(
+        path="pages/residual.py",
+        title="Skip connections",
+        icon=":material/alt_route:",
+        url_path="residual",
+        section="Explore",
+        blurb="Measure how gradients vanish in a deep plain network and flow through a residual "
+        "one, and take residual, bottleneck, inverted-residual and dense blocks apart.",
+    ),
+    PageSpec(
+        path="pages/detection.py",
+        title="From classifier to detector",
+        icon=":material/select_all:",
+        url_path="detection",
+        section="Explore",
+        blurb="Slide a classifier over a scene of shapes, then step through non-maximum "
+        "suppression box by box, with every IoU and the mAP of the result.",
+    ),
 )
 
 

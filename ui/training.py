@@ -20,6 +20,7 @@ import streamlit as st
 
 from cnnlab import viz
 from cnnlab.jobs import Scheduler, get_scheduler
+from cnnlab.queue_estimate import QueueEstimate
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
 from ui.image_source import cache_key
 from ui.owner import owner_id
@@ -60,8 +61,11 @@ def store() -> SqliteRunStore:
 
 
 def scheduler() -> Scheduler:
-    """The server-wide job scheduler (started on first use)."""
-    return get_scheduler()
+    """The server-wide job scheduler (started on first use), with a worker kept warm for the
+    learner on this page (the first run then skips ~5 s of worker start-up)."""
+    sched = get_scheduler()
+    sched.keep_warm()
+    return sched
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the data set…")
@@ -511,13 +515,7 @@ def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run
     p = run.progress
     st.markdown(f"**{run.name or run.run_id}** · {STATUS_WORDS[run.status]} · {run.device or ''}")
     if run.status == "queued":
-        position = sched.queue_position(run.run_id)
-        st.info(
-            f"Waiting for a free training slot: position {position} in the queue "
-            f"(this server trains {sched.limits.max_concurrent} run(s) at a time)."
-            if position
-            else "Starting…"
-        )
+        st.info(queue_text(sched.estimate(run.run_id)), icon=":material/hourglass_top:")
     if p:
         done = p["step"] / max(1, p["total_steps"])
         st.progress(
@@ -540,6 +538,26 @@ def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run
         )
     if run.error:
         (st.warning if run.status in ("interrupted", "timed_out") else st.error)(run.error)
+
+
+def queue_text(est: QueueEstimate | None) -> str:
+    """Where a queued run stands and when it should start, in a sentence or two."""
+    if est is None or est.wait_seconds == 0:
+        return "Starting…"
+    runs = "run" if est.slots == 1 else "runs"
+    where = (
+        f"Waiting for a free training slot: position **{est.position}** in the queue (this "
+        f"server trains {est.slots} {runs} at a time)."
+    )
+    if est.wait_seconds is None:
+        return f"{where} No estimate of the wait yet: no run has finished on this server so far."
+    alike = "similar run" if est.similar else "recent run"
+    basis = f"{est.samples} {alike}{'s' if est.samples != 1 else ''}"
+    return (
+        f"{where} Expected to start in about **{duration_text(est.wait_seconds)}**, judging by "
+        f"the {basis} that finished on this server (about {duration_text(est.typical_seconds)} "
+        f"each)."
+    )
 
 
 def duration_text(seconds: float) -> str:
@@ -781,9 +799,11 @@ def submit(
     spec: Any,
     data: Any,
     config: dict[str, Any],
+    client: str | None = None,
 ) -> str:
-    """Queue a training run; returns its id (ValueError if refused). ``data_options`` are what
-    the worker passes to the data set loader (a limit, an uploaded zip's digest and size…)."""
+    """Queue a training run for ``owner`` from address ``client``; returns its id (ValueError if
+    refused). ``data_options`` are what the worker passes to the data set loader (a limit, an
+    uploaded zip's digest and size…)."""
     from cnnlab.training import TrainConfig
     from cnnlab.uploads import UPLOAD
 
@@ -797,6 +817,7 @@ def submit(
         num_classes=len(data.classes),
         name=f"{spec.name} on {'your images' if dataset == UPLOAD else dataset}",
         meta={"data_options": data_options},
+        client=client,
     )
 
 
@@ -824,7 +845,9 @@ def _live_body(
         results(store, owner, run, "train.result")
 
 
-def history(store: SqliteRunStore, sched: Scheduler, owner: str, export: Any) -> None:
+def history(
+    store: SqliteRunStore, sched: Scheduler, owner: str, export: Any, client: str | None = None
+) -> None:
     """The owner's runs: table, comparison chart, and per-run actions."""
     runs = store.list_runs(owner)
     if not runs:
@@ -879,7 +902,7 @@ def history(store: SqliteRunStore, sched: Scheduler, owner: str, export: Any) ->
     )
     if run.resumable and c3.button("Resume", icon=":material/replay:", key="train.history.resume"):
         try:
-            sched.resume(owner, chosen)
+            sched.resume(owner, chosen, client)
             st.session_state["train.run_id"] = chosen
             st.rerun()
         except ValueError as exc:

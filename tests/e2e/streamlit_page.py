@@ -65,6 +65,9 @@ def screenshot(page: Page, name: str, max_height: int = 9000) -> Path:
     # grow the viewport to the content's height for the shot, then put it back.
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
+    # Widgets whose code loads lazily (radios, images…) stand as skeletons for a moment after
+    # the script has finished: wait for them, or the shot shows grey boxes.
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')")
     size = page.viewport_size or {"width": 1400, "height": 1000}
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "

@@ -1,0 +1,111 @@
+"""Feature-map explorer: your image through a trained CNN, layer by layer, and why it decided."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import explanations as why
+from ui import explorer as ex
+from ui.explorer_models import model_picker
+from ui.image_source import image_picker
+from ui.navigation import ensure_app_navigation
+from ui.owner import owner_id
+
+ensure_app_navigation()
+st.title("Feature-map explorer")
+st.markdown(
+    "Give a trained network **any image** and look inside: what it receives, what every layer "
+    "responds to, what it predicts, **why** (five explanation methods, each with what it can "
+    "and cannot tell), and how a change too small to see can make it wrong."
+)
+
+left, right = st.columns(2, gap="large")
+with left:
+    target = model_picker(owner_id())
+with right:
+    source = image_picker("explorer.image", default_sample="digit")
+
+try:
+    analysis = ex.analyse(target.key, source.digest, target, source.image)
+except ValueError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+
+st.header("1 · What the network receives")
+ex.show_preprocessing(analysis.prep, target)
+
+
+@st.fragment
+def prediction() -> None:
+    """Probabilities and the temperature slider (reruns alone)."""
+    ex.show_prediction(analysis.scores, target.classes)
+
+
+@st.fragment
+def feature_maps() -> None:
+    """The layer table, a layer's tiled maps, and one channel enlarged (reruns alone)."""
+    views = analysis.views
+    ex.layer_table(views)
+    names = [v.name for v in views]
+    if st.toggle("Show every layer at once", value=len(views) <= 12, key="explorer.every"):
+        ex.show_all_layers(target, source.digest, views)
+    st.subheader("One layer up close")
+    layer = st.selectbox(
+        "Layer to look into",
+        names,
+        format_func=lambda n: (
+            f"{n} · {views[names.index(n)].kind} · "
+            + "×".join(map(str, views[names.index(n)].shape))
+        ),
+        key=f"explorer.layer.{target.key}",  # per network: each has its own layers
+    )
+    view = views[names.index(layer)]
+    ex.show_layer(target, source.digest, view)
+    channel = st.selectbox(
+        "Channel to enlarge",
+        range(view.shape[0]),
+        format_func=lambda c: f"{c}{' (top)' if c == view.top_channels[0] else ''}",
+        index=view.top_channels[0],
+        key=f"explorer.channel.{target.key}.{layer}",
+    )
+    ex.show_channel(target, analysis, view, channel)
+
+
+@st.fragment
+def explanation() -> None:
+    """Method, class and parameters, then the map over the image (reruns alone)."""
+    predicted = int(analysis.scores.argmax())
+    # Grad-CAM needs a grid of positions: layers already pooled to 1×1 are left out.
+    grids = [v.name for v in analysis.views if v.shape[1] * v.shape[2] > 1]
+    settings = why.explain_controls(target, predicted, grids)
+    try:
+        why.show_explanation(target, source.digest, settings, analysis.prep.pixels, analysis.prep.x)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+
+
+@st.fragment
+def attack() -> None:
+    """FGSM / PGD at an ε in grey levels (reruns alone)."""
+    try:
+        why.show_attack(target, source.digest, analysis.prep.x)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+
+
+if analysis.scores is not None:
+    st.header("2 · The prediction")
+    prediction()
+st.header("3 · Feature maps, layer by layer")
+feature_maps()
+if analysis.scores is None:
+    st.info(
+        "This network has no classifier, so there is no prediction to explain or attack. Pick a "
+        "trained network to see why it decides.",
+        icon=":material/info:",
+    )
+    st.stop()
+st.header("4 · Why this class?")
+explanation()
+st.header("5 · Adversarial examples")
+attack()

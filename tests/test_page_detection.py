@@ -1,0 +1,79 @@
+"""AppTest of the detection lab: scene, heat map, NMS stepping and mAP agree with the engine."""
+
+from __future__ import annotations
+
+import pytest
+from pagetest import app_test
+from streamlit.testing.v1 import AppTest
+
+from cnnlab.detection import nms
+
+PAGE = "pages/detection.py"
+
+
+@pytest.fixture(scope="module")
+def fresh() -> AppTest:
+    """The page after its first run (trains the shared classifier once for this process)."""
+    at = app_test(PAGE, timeout=300).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _markdown(at: AppTest, start: str) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith(start))
+
+
+def test_defaults_show_every_section_and_the_engines_numbers(fresh: AppTest) -> None:
+    from ui import detection as ui
+
+    assert not fresh.error
+    found, score = ui.detections(7, 5, 4, 0.6, 0.3, True)
+    assert f"**{len(found.candidates)} candidate boxes**" in _markdown(fresh, "**")
+    assert f"mAP@0.5 = {score:.3f}" in _markdown(fresh, "**mAP")
+    # The NMS the page steps through is cnnlab.detection.nms on the same candidates.
+    kept = nms(found.candidates, found.scores, 0.3).tolist()
+    assert [s.kept for s in found.steps] == kept
+    assert fresh.slider(key="det.step").max == len(kept)
+    table = fresh.dataframe[-1].value
+    assert len(table) == len(kept)
+    assert list(table.columns) == ["x1", "y1", "x2", "y2", "label", "confidence"]
+    clf = ui.window_classifier()
+    assert clf.test_accuracy > 0.9  # the classifier the page slides is a real, trained one
+    assert f"{clf.test_accuracy:.1%}" in fresh.caption[0].value
+
+
+def test_a_higher_iou_threshold_keeps_more_boxes() -> None:
+    at = app_test(PAGE, timeout=300).run()
+    at.toggle(key="det.snap").set_value(False).run()
+    before = at.slider(key="det.step").max
+    at.slider(key="det.iou").set_value(0.9).run()
+    assert not at.exception
+    assert at.slider(key="det.step").max > before
+
+
+def test_stepping_lists_what_each_kept_box_suppressed() -> None:
+    from ui import detection as ui
+
+    at = app_test(PAGE, timeout=300).run()
+    found, _ = ui.detections(7, 5, 4, 0.6, 0.3, True)
+    step = next(n for n, s in enumerate(found.steps, start=1) if s.suppressed)
+    at.slider(key="det.step").set_value(step).run()
+    table = at.dataframe[0].value
+    suppressed = found.steps[step - 1].suppressed
+    assert table["suppressed candidate"].tolist() == [j for j, _ in suppressed]
+    assert table["IoU with the kept box"].tolist() == [round(iou, 3) for _, iou in suppressed]
+    assert (table["IoU with the kept box"] > 0.3).all()
+
+
+def test_an_impossible_score_says_what_to_do() -> None:
+    at = app_test(PAGE, timeout=300).run()
+    at.slider(key="det.min_score").set_value(0.99).run()
+    at.slider(key="det.count").set_value(1).run()
+    assert not at.exception
+    from ui import detection as ui
+
+    found, _ = ui.detections(7, 1, 4, 0.99, 0.3, True)
+    if found.steps:
+        assert at.slider(key="det.step").max == len(found.steps)
+    else:
+        assert "lower the minimum score" in at.warning[0].value

@@ -1,0 +1,200 @@
+"""The detection lab: its shared classifier and scenes, and its pictures."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+from PIL import Image, ImageDraw
+
+from cnnlab.data import SHAPE_CLASSES, make_shapes, normalize
+from cnnlab.detection import (
+    Canvas,
+    Detections,
+    compose_canvas,
+    detect,
+    mean_average_precision,
+    window_training_set,
+)
+from cnnlab.models import PRESETS, build_model
+from cnnlab.training import TrainConfig, train
+from cnnlab.viz import sequential_rgb, upscale
+
+CANVAS_SIDE = 112
+SCALE = 4  # canvas pixels -> screen pixels
+CLASSIFIER_SEED = 0
+TRUE = (22, 163, 74)  # green: the true boxes
+KEPT = (37, 99, 235)  # blue: kept by NMS
+CURRENT = (234, 88, 12)  # orange: the box NMS keeps at this step
+SUPPRESSED = (220, 38, 38)  # red: what that box suppresses
+WAITING = (148, 163, 184)  # grey: candidates not yet looked at
+
+
+@dataclass(frozen=True)
+class WindowClassifier:
+    """The sliding-window classifier every student shares, with how it was made."""
+
+    model: torch.nn.Module
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+    test_accuracy: float
+    train_seconds: float
+    train_images: int
+
+
+@st.cache_resource(show_spinner="Training the window classifier (once per server)…")
+def window_classifier(seed: int = CLASSIFIER_SEED) -> WindowClassifier:
+    """The fast preset trained on shapes + background, once per server (same for everyone)."""
+    data = window_training_set(seed)
+    torch.manual_seed(seed)
+    model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
+    # No label smoothing: the page reads the probabilities as confidences.
+    started = time.perf_counter()
+    result = train(model, data, TrainConfig(seed=seed, label_smoothing=0.0, threads=1))
+    seconds = time.perf_counter() - started
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    accuracy = result.test.accuracy if result.test else float("nan")
+    return WindowClassifier(
+        model, data.mean, data.std, data.classes, accuracy, seconds, len(data.train_y)
+    )
+
+
+@st.cache_resource
+def _tiles() -> tuple[torch.Tensor, torch.Tensor]:
+    # Shapes the classifier never saw in training (another seed), to compose scenes from.
+    shapes = make_shapes(10, 400, seed=CLASSIFIER_SEED + 101)
+    return shapes.test_x[:, 0], shapes.test_y
+
+
+@st.cache_data(max_entries=64)
+def scene(seed: int, count: int) -> Canvas:
+    """A canvas of ``count`` shapes, the same for every student who picks this seed."""
+    tiles, labels = _tiles()
+    return compose_canvas(tiles, labels, CANVAS_SIDE, count, seed)
+
+
+@st.cache_data(max_entries=256)
+def detections(
+    seed: int, count: int, stride: int, min_score: float, iou: float, snap: bool
+) -> tuple[Detections, float]:
+    """One detection pass on a scene and its mAP@0.5 (cached: the same for every student)."""
+    clf, canvas = window_classifier(), scene(seed, count)
+    normalized = normalize(canvas.image[None, None], clf.mean, clf.std)[0]
+    found = detect(
+        clf.model, canvas.image, normalized,
+        stride=stride, min_score=min_score, iou_threshold=iou, snap=snap,
+    )  # fmt: skip
+    kept = found.kept
+    score = mean_average_precision(
+        found.candidates[kept], found.scores[kept], found.labels[kept], canvas.boxes, canvas.labels
+    )
+    return found, score
+
+
+def _base(image: torch.Tensor) -> Image.Image:
+    gray = upscale(image.numpy(), SCALE)
+    return Image.fromarray(np.stack([gray] * 3, axis=-1))
+
+
+def _box(draw: ImageDraw.ImageDraw, box: list[float], colour: tuple, width: int, text: str) -> None:
+    x1, y1, x2, y2 = (v * SCALE for v in box)
+    draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour, width=width)
+    if text:
+        draw.text((x1 + 3, max(0, y1 - 12)), text, fill=colour)
+
+
+def truth_picture(canvas: Canvas) -> Image.Image:
+    """The scene with its true boxes and class names."""
+    picture = _base(canvas.image)
+    draw = ImageDraw.Draw(picture)
+    for box, label in zip(canvas.boxes.tolist(), canvas.labels.tolist(), strict=True):
+        _box(draw, box, TRUE, 2, SHAPE_CLASSES[label])
+    return picture
+
+
+def heat_picture(canvas: Canvas, found: Detections, class_index: int | None) -> Image.Image:
+    """P(object) — or P(one class) — of every window, placed at the window's centre."""
+    probs = found.scan.probs
+    values = 1 - probs[..., -1] if class_index is None else probs[..., class_index]
+    rgb = sequential_rgb(values.numpy(), vmax=1.0)
+    stride, window = found.scan.stride, found.scan.window
+    heat = np.zeros((CANVAS_SIDE, CANVAS_SIDE, 3), np.uint8)
+    rows, cols = values.shape
+    # Each window's value paints the stride×stride cell around its centre.
+    offset = (window - stride) // 2
+    heat[offset : offset + rows * stride, offset : offset + cols * stride] = upscale(rgb, stride)
+    blended = 0.55 * upscale(heat, SCALE) + 0.45 * np.asarray(_base(canvas.image))
+    return Image.fromarray(blended.astype(np.uint8))
+
+
+def nms_picture(canvas: Canvas, found: Detections, step: int) -> Image.Image:
+    """NMS after ``step`` steps: kept boxes, the box kept at this step and what it suppresses."""
+    picture = _base(canvas.image)
+    draw = ImageDraw.Draw(picture)
+    boxes = found.candidates.tolist()
+    done = found.steps[: step - 1]
+    gone = {j for s in done for j, _ in s.suppressed}
+    kept_before = {s.kept for s in done}
+    current = found.steps[step - 1] if step else None
+    now_gone = {j: iou for j, iou in current.suppressed} if current else {}
+    for i, box in enumerate(boxes):
+        if (
+            i not in gone
+            and i not in kept_before
+            and i not in now_gone
+            and i != (current.kept if current else None)
+        ):
+            _box(draw, box, WAITING, 1, "")
+    for j, iou in now_gone.items():
+        _box(draw, boxes[j], SUPPRESSED, 1, f"IoU {iou:.2f}")
+    for i in kept_before:
+        _box(draw, boxes[i], KEPT, 2, SHAPE_CLASSES[int(found.labels[i])])
+    if current:
+        i = current.kept
+        label = f"{SHAPE_CLASSES[int(found.labels[i])]} {float(found.scores[i]):.2f}"
+        _box(draw, boxes[i], CURRENT, 3, label)
+    return picture
+
+
+def result_picture(canvas: Canvas, found: Detections) -> Image.Image:
+    """The detector's final answer over the true boxes."""
+    picture = truth_picture(canvas)
+    draw = ImageDraw.Draw(picture)
+    for i in found.kept.tolist():
+        label = f"{SHAPE_CLASSES[int(found.labels[i])]} {float(found.scores[i]):.2f}"
+        _box(draw, found.candidates[i].tolist(), KEPT, 2, label)
+    return picture
+
+
+def output_table(found: Detections) -> pd.DataFrame:
+    """The detector's output in the usual format: one row per box, best score first."""
+    kept = found.kept
+    boxes = found.candidates[kept].round().long().tolist()
+    return pd.DataFrame(
+        {
+            "x1": [b[0] for b in boxes],
+            "y1": [b[1] for b in boxes],
+            "x2": [b[2] for b in boxes],
+            "y2": [b[3] for b in boxes],
+            "label": [SHAPE_CLASSES[int(c)] for c in found.labels[kept]],
+            "confidence": [round(float(s), 3) for s in found.scores[kept]],
+        }
+    )
+
+
+def step_table(found: Detections, step: int) -> pd.DataFrame:
+    """What the box kept at ``step`` suppressed, with each IoU."""
+    current = found.steps[step - 1]
+    return pd.DataFrame(
+        {
+            "suppressed candidate": [j for j, _ in current.suppressed],
+            "class": [SHAPE_CLASSES[int(found.labels[j])] for j, _ in current.suppressed],
+            "score": [round(float(found.scores[j]), 3) for j, _ in current.suppressed],
+            "IoU with the kept box": [round(iou, 3) for _, iou in current.suppressed],
+        }
+    )

@@ -1,0 +1,264 @@
+"""The feature-map explorer's shared analysis cache and its renderers: preprocessing, the
+prediction, every layer's tiled maps, one channel up close.
+
+The analysis of one image (preprocessing, every layer's maps, the class scores) is computed once
+per (network, image digest) and shared between sessions (``st.cache_resource``, bounded): the
+network key of a learner's run contains their owner id, so only they can reach its entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+from PIL import Image
+
+from cnnlab.explorer import (
+    Explorable,
+    LayerView,
+    Preprocessed,
+    bars_png,
+    colour_map,
+    layer_views,
+    maps_npz,
+    png_bytes,
+    preprocess,
+    producing_kernel,
+    softmax,
+    tile_maps,
+    top5,
+)
+from cnnlab.viz import ColourScale
+
+SHOWN_INPUT_SIDE = 224  # the enlarged input and channel are drawn at this width
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the page shows for one (network, image): read-only, shared between sessions."""
+
+    prep: Preprocessed
+    views: tuple[LayerView, ...]
+    scores: torch.Tensor | None  # (classes,) logits
+
+
+# Bounded: one ResNet-18 analysis holds ~20 MB of maps, so at most 8 are kept, for an hour.
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
+def analyse(model_key: str, digest: str, _target: Explorable, _image: Image.Image) -> Analysis:
+    """Preprocess, run every layer and score, once per (network, image digest)."""
+    prep = preprocess(_image, _target)
+    views = tuple(layer_views(_target.model, prep.x))
+    scores = None
+    if _target.has_classifier:
+        with torch.no_grad():
+            scores = _target.model(prep.x)[0]
+    return Analysis(prep, views, scores)
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _tile(
+    model_key: str, digest: str, layer: str, _view: LayerView, _labels: tuple[str, ...] | None
+) -> tuple[bytes, ColourScale]:
+    sheet, scale = tile_maps(_view.maps, _labels)
+    return png_bytes(sheet), scale
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _npz(model_key: str, digest: str, layer: str, _view: LayerView) -> bytes:
+    return maps_npz(layer, _view.maps)  # compressing on every rerun would cost more than the page
+
+
+def _enlarged(array: np.ndarray, side: int = SHOWN_INPUT_SIDE) -> bytes:
+    """An array drawn ``side`` pixels wide with nearest-neighbour pixels, as PNG bytes."""
+    image = Image.fromarray(array)
+    height = max(1, round(side * image.height / image.width))
+    return png_bytes(np.asarray(image.resize((side, height), Image.Resampling.NEAREST)))
+
+
+def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
+    """Every step from the image to the tensor, then the tensor's shape and normalisation."""
+    columns = st.columns(max(4, len(prep.steps)))  # at most 6 steps (upload → centred digit)
+    for column, (caption, picture) in zip(columns, prep.steps, strict=False):
+        with column:
+            shown = picture if max(picture.size) >= 96 else _nearest(picture, 112)
+            st.image(shown, caption=caption, width=150, alt=caption)
+    _, c, h, w = prep.shape
+    mean = ", ".join(f"{m:.3f}" for m in target.mean)
+    std = ", ".join(f"{s:.3f}" for s in target.std)
+    st.markdown(
+        f"The network receives a tensor of shape **(1, {c}, {h}, {w})** (batch, channels, "
+        f"height, width): each pixel scaled to 0…1, then normalised per channel as "
+        f"(value − mean) / std with mean ({mean}) and std ({std}). Its values run from "
+        f"{float(prep.x.min()):.2f} to {float(prep.x.max()):.2f}."
+    )
+
+
+def _nearest(picture: Image.Image, side: int) -> Image.Image:
+    scale = max(1, side // max(picture.size))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
+    """Class probabilities as bars, with a softmax temperature slider."""
+    left, right = st.columns([2, 3], gap="large")
+    temperature = left.slider(
+        "Softmax temperature T",
+        0.1,
+        10.0,
+        1.0,
+        0.1,
+        key="explorer.temperature",
+        help="softmax(z / T): T > 1 flattens the probabilities, T < 1 sharpens them; the order "
+        "of the classes never changes.",
+    )
+    probs = softmax(scores, temperature)
+    order = torch.argsort(probs, descending=True)[:10]
+    best = int(order[0])
+    left.markdown(
+        f"Prediction: **{classes[best]}** with probability **{float(probs[best]):.1%}** at "
+        f"T = {temperature:g} (its score z = {float(scores[best]):.2f})."
+    )
+    ranked = ", ".join(f"{name} ({p:.1%})" for name, p in top5(scores, classes, temperature))
+    left.markdown(f"Top 5: {ranked}.")
+    left.caption(
+        "Softmax turns the scores z into probabilities e^(z/T) / Σ e^(z/T). The temperature "
+        "only rescales the scores: the ranking stays, the confidence changes."
+    )
+    frame = pd.DataFrame(
+        {"class": [classes[int(i)] for i in order], "probability": probs[order].numpy()}
+    )
+    with right:
+        st.bar_chart(
+            frame, x="class", y="probability", horizontal=True, sort="-probability", height=340
+        )
+        st.caption("The ten most probable classes and their probabilities.")
+        st.download_button(
+            "Download as PNG",
+            bars_png(list(frame["class"]), list(frame["probability"]),
+                     f"Class probabilities at T = {temperature:g}"),
+            file_name="probabilities.png",
+            mime="image/png",
+            key="explorer.probs_png",
+            on_click="ignore",
+        )  # fmt: skip
+
+
+def layer_table(views: tuple[LayerView, ...]) -> None:
+    """One row per layer: shape, statistics, the top channels for this image."""
+    frame = pd.DataFrame(
+        {
+            "layer": [v.name for v in views],
+            "kind": [v.kind for v in views],
+            "shape (C × H × W)": ["×".join(map(str, v.shape)) for v in views],
+            "mean": [round(v.mean, 4) for v in views],
+            "zeros": [f"{v.zero_share:.0%}" for v in views],
+            "min … max": [f"{v.minimum:.3g} … {v.maximum:.3g}" for v in views],
+            "top channels": [", ".join(map(str, v.top_channels)) for v in views],
+        }
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.caption(
+        "Zeros: the share of values that are exactly 0 (after a ReLU, the neurons that are off "
+        "for this image). Top channels: highest mean activation for this image."
+    )
+
+
+def _layer_caption(view: LayerView, scale: ColourScale) -> str:
+    k, h, w = view.shape
+    colours = (
+        f"blue (−{scale.vmax:.3g}) – white (0) – red (+{scale.vmax:.3g})"
+        if scale.diverging
+        else f"viridis, 0 (dark) to {scale.vmax:.3g} (yellow)"
+    )
+    return f"Layer {view.name} ({view.kind}): {k} channels of {h}×{w}; {colours}"
+
+
+def show_all_layers(target: Explorable, digest: str, views: tuple[LayerView, ...]) -> None:
+    """Every layer as one tiled image, three layers to a row."""
+    for start in range(0, len(views), 3):
+        for column, view in zip(st.columns(3), views[start : start + 3], strict=False):
+            data, scale = _tile(target.key, digest, view.name, view, None)
+            caption = _layer_caption(view, scale)
+            column.image(data, caption=caption, alt=caption)
+
+
+def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
+    """A layer's maps as one tiled image with its colour scale, and a PNG / .npz export."""
+    labels = target.channel_labels.get(view.name)
+    data, scale = _tile(target.key, digest, view.name, view, labels)
+    caption = _layer_caption(view, scale) + ". Channels are numbered."
+    st.image(data, caption=caption, alt=caption)
+    left, right = st.columns(2)
+    left.download_button(
+        "Download these maps as PNG",
+        data,
+        file_name=f"layer-{view.name}.png",
+        mime="image/png",
+        key="explorer.maps.png",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Download the values as .npz",
+        _npz(target.key, digest, view.name, view),
+        file_name=f"layer-{view.name}.npz",
+        mime="application/octet-stream",
+        key="explorer.maps.npz",
+        on_click="ignore",
+    )
+
+
+def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channel: int) -> None:
+    """One channel enlarged beside the input, with the kernel(s) that produced it."""
+    scale = ColourScale(
+        *(
+            (-max(-view.minimum, view.maximum), max(-view.minimum, view.maximum), True)
+            if view.minimum < 0
+            else (0.0, view.maximum, False)
+        )
+    )
+    cols = st.columns(3)
+    with cols[0]:
+        pixels = np.asarray(analysis.prep.pixels.convert("RGB"))
+        shown = _enlarged(pixels)
+        st.image(shown, caption="The network's input", width=SHOWN_INPUT_SIDE, alt="The input")
+        st.download_button(
+            "Download the input as PNG",
+            shown,
+            file_name="input.png",
+            mime="image/png",
+            key="explorer.input_png",
+            on_click="ignore",
+        )
+    with cols[1]:
+        coloured = colour_map(view.maps[channel], scale)
+        values = view.maps[channel]
+        caption = (
+            f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
+            f"max {float(values.max()):.3g} (layer's colour scale)"
+        )
+        enlarged = _enlarged(coloured)
+        st.image(enlarged, caption=caption, width=SHOWN_INPUT_SIDE, alt=caption)
+        st.download_button(
+            "Download this channel as PNG",
+            enlarged,
+            file_name=f"layer-{view.name}-channel-{channel}.png",
+            mime="image/png",
+            key="explorer.channel_png",
+            on_click="ignore",
+        )
+    with cols[2]:
+        found = producing_kernel(target.model, view.name, channel)
+        if found is None:
+            st.caption("No single convolution kernel produced this channel.")
+        else:
+            conv, weights = found
+            sheet, kscale = tile_maps(weights)
+            caption = (
+                f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
+                f"{weights.shape[1]}×{weights.shape[2]} weights, "
+                f"{kscale.vmin:.2g} … {kscale.vmax:.2g}"
+            )
+            st.image(_enlarged(sheet, 160), caption=caption, width=160, alt=caption)
