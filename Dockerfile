@@ -24,8 +24,8 @@ COPY --chown=10001:10001 . .
 USER 10001
 
 EXPOSE 8501
-# Healthy once the server answers AND every page has run once (serving/warmup.py, started beside
+# Healthy once the server answers AND every page has run once (scripts/serving/warmup.py, started beside
 # the server, leaves the marker): the first learner does not pay for imports and shared caches.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD [".venv/bin/python", "-c", "import os, urllib.request as u; u.urlopen('http://localhost:8501/_stcore/health', timeout=4); assert os.path.exists('/tmp/cnnlab-warm')"]
-CMD ["sh", "-c", "rm -f /tmp/cnnlab-warm; .venv/bin/python -m serving.warmup --marker /tmp/cnnlab-warm http://127.0.0.1:8501 & exec .venv/bin/python -m serving.streamlit_nodelay run app.py --server.address=0.0.0.0 --server.port=8501"]
+CMD ["sh", "-c", "rm -f /tmp/cnnlab-warm; .venv/bin/python -m scripts.serving.warmup --marker /tmp/cnnlab-warm http://127.0.0.1:8501 & exec .venv/bin/python -m scripts.serving.streamlit_nodelay run app.py --server.address=0.0.0.0 --server.port=8501"]

@@ -1,9 +1,9 @@
 """A class on one server: page latency at 1, 30, 60, 100 students, and memory after a soak.
 
-For each load level a fresh class server (``python -m serving.supervisor``, what
+For each load level a fresh class server (``python -m scripts.serving.supervisor``, what
 ``scripts/serve.sh`` runs after installing) is started on 127.0.0.1 just before the level, with its
 own data directory; its start-up includes the warm-up, as for a teacher. Then simulated students
-(``serving/st_ws.py``: Streamlit's protobuf messages over the websocket, through nginx, each
+(``scripts/serving/st_ws.py``: Streamlit's protobuf messages over the websocket, through nginx, each
 with its own owner cookie) open the home page and, for ``--duration`` seconds, think 2–8 s and
 either open a random page or change a random widget on the page they are on (a widget in a
 fragment reruns only the fragment, as in the browser). A share of them (``--train-share``) first
@@ -56,9 +56,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
-from serving.st_ws import StreamlitSession  # noqa: E402
-from serving.supervisor import free_ports  # noqa: E402
-from serving.warmup import SKIP_KEYS  # noqa: E402
+from scripts.serving.st_ws import StreamlitSession  # noqa: E402
+from scripts.serving.supervisor import free_ports  # noqa: E402
+from scripts.serving.warmup import SKIP_KEYS  # noqa: E402
 
 THINK_S = (2.0, 8.0)
 HOME = "home"
@@ -138,7 +138,7 @@ def class_server(work: Path, processes: int | None) -> Iterator[tuple[str, subpr
     work.mkdir(parents=True, exist_ok=True)
     with (work / "supervisor.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.supervisor"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "scripts.serving.supervisor"], cwd=ROOT, env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -1,14 +1,15 @@
 """Server time of every page, one student: a full run, a widget change in a fragment, a first visit.
 
 A real ``streamlit run app.py`` server, driven over its websocket by the browser-less client
-(``serving/st_ws.py``): the time from the ``rerun_script`` message to ``script_finished`` is the
-server's time for the run (plus a loopback round trip). The baseline is a trivial page (a title
+(``scripts/serving/st_ws.py``): the time from the ``rerun_script`` message to ``script_finished`` is
+the server's time for the run (plus a loopback round trip). The baseline is a trivial page (a title
 and a slider in a fragment) served the same way in the same run. Columns:
 
 - *cold first visit*: each page's first run in a fresh session on a freshly started server, no
   warm-up (what the first students of a class paid before issue 11);
-- *warm first visit*: the same on another fresh server after ``serving.warmup`` ran every page
-  and moved every widget once (what ``scripts/serve.sh`` does before its health check says ok);
+- *warm first visit*: the same on another fresh server after ``scripts.serving.warmup`` ran
+  every page and moved every widget once (what ``scripts/serve.sh`` does before its health
+  check says ok);
 - *full run*: median over ``--repeat`` runs of the page (navigating to it again);
 - *fragment change*: median over ``--repeat`` changes of the page's first widget that lives in a
   ``st.fragment`` (toggled between two values), or "-" when the page has none.
@@ -37,9 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.st_ws import StreamlitSession  # noqa: E402
-from serving.supervisor import app_command, free_ports, start_process, stop_group  # noqa: E402
-from serving.warmup import wait_healthy, warm  # noqa: E402
+from scripts.serving.st_ws import StreamlitSession  # noqa: E402
+from scripts.serving.supervisor import app_command, free_ports, start_process, stop_group  # noqa: E402
+from scripts.serving.warmup import wait_healthy, warm  # noqa: E402
 
 FULL_RUN_TARGET_MS = 100.0
 FRAGMENT_TARGET_MS = 50.0
@@ -74,7 +75,7 @@ def _server(
     """A fresh ``streamlit run SCRIPT`` with its own data directory; yields (URL, process)."""
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     port = free_ports(1)[0]
-    launcher = ("-m", "serving.streamlit_nodelay")  # as scripts/run.sh and serve.sh run it
+    launcher = ("-m", "scripts.serving.streamlit_nodelay")  # as scripts/run.sh and serve.sh run it
     env = {**os.environ, "CNNLAB_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)

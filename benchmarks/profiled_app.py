@@ -21,7 +21,7 @@ from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
 from streamlit.web import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import serving.streamlit_nodelay  # noqa: F401  (TCP_NODELAY, as the app is served)
+import scripts.serving.streamlit_nodelay  # noqa: F401  (TCP_NODELAY, as the app is served)
 
 _DIR = Path(os.environ["CNNLAB_PROFILE_DIR"])
 _STATS: dict[str, pstats.Stats] = {}

@@ -8,7 +8,7 @@ make_venv
 .venv/bin/pip install -r requirements.txt
 port="${PORT:-8501}"
 # Run every page once as soon as the server answers, so the learner's first visit of a page does
-# not pay for its imports and shared caches (serving/warmup.py; it ends by itself).
-.venv/bin/python -m serving.warmup --timeout 120 "http://127.0.0.1:$port" >/dev/null 2>&1 &
-# Streamlit with TCP_NODELAY on its connections (serving/streamlit_nodelay.py: ~40 ms per rerun).
-exec .venv/bin/python -m serving.streamlit_nodelay run app.py --server.port "$port"
+# not pay for its imports and shared caches (scripts/serving/warmup.py; it ends by itself).
+.venv/bin/python -m scripts.serving.warmup --timeout 120 "http://127.0.0.1:$port" >/dev/null 2>&1 &
+# Streamlit with TCP_NODELAY on its connections (scripts/serving/streamlit_nodelay.py: ~40 ms per rerun).
+exec .venv/bin/python -m scripts.serving.streamlit_nodelay run app.py --server.port "$port"

@@ -9,4 +9,4 @@ source scripts/lib.sh
 make_venv
 .venv/bin/pip install -r requirements.txt
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
-exec .venv/bin/python -m serving.supervisor
+exec .venv/bin/python -m scripts.serving.supervisor

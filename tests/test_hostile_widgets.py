@@ -27,6 +27,8 @@ def test_out_of_range_numbers_do_not_break_a_page(script: str, value: float) -> 
     widgets = [*at.slider, *at.number_input]
     assert widgets, "every page has numeric widgets"
     for widget in widgets:
+        if widget.disabled:
+            continue  # AppTest, like a browser, cannot change a disabled widget
         integer = widget.proto.data_type == widget.proto.INT
         if integer and not math.isfinite(value):
             continue  # an integer widget's value is sent as an integer: no NaN or infinity

@@ -19,9 +19,9 @@ from streamlit.proto.Selectbox_pb2 import Selectbox
 from streamlit.proto.Slider_pb2 import Slider
 
 from cnnlab.runs import pid_alive
-from serving import nginx
-from serving.st_ws import Widget
-from serving.supervisor import (
+from scripts.serving import nginx
+from scripts.serving.st_ws import Widget
+from scripts.serving.supervisor import (
     ClassServer,
     ServeConfig,
     cookie_secret,
@@ -193,7 +193,7 @@ def test_streamlit_nodelay_sets_tcp_nodelay_where_asyncio_would_not():
 
     original = asyncio.base_events._set_nodelay
     assert _server_side_nodelay() == 0  # the delay this module removes
-    import serving.streamlit_nodelay  # noqa: F401  (patches asyncio)
+    import scripts.serving.streamlit_nodelay  # noqa: F401  (patches asyncio)
 
     try:
         assert _server_side_nodelay() == 1

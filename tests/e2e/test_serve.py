@@ -1,13 +1,12 @@
 """The class server (``scripts/serve.sh``): two app processes behind nginx, through a browser.
 
-One server for the module (started like serve.sh does, by ``python -m serving.supervisor``, on a
-free port with a throw-away data directory). It checks: the health check turns ok only after
+One server for the module (started like serve.sh does, by ``python -m scripts.serving.supervisor``,
+on a free port with a throw-away data directory). It checks: the health check turns ok only after
 every process ran every page; nginx adds the security headers and the HttpOnly owner cookie; a
-browser's page, websocket, upload and media requests all reach the one process that owns its
-session (read off nginx's access log, which names the upstream of each request), for two
-browsers on two different processes; no CSP violation on a page with an upload; and SIGTERM stops
-every process it started.
-"""
+browser's page, websocket, upload and media requests all reach the one process that owns its session
+(read off nginx's access log, which names the upstream of each request), for two browsers on two
+different processes; no CSP violation on a page with an upload; and SIGTERM stops every process it
+started."""
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from streamlit_page import goto, wait_until_idle
 
-from serving.supervisor import free_ports
+from scripts.serving.supervisor import free_ports
 from ui.navigation import PAGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +88,7 @@ def class_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassServ
     log = work / "supervisor.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.supervisor"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "scripts.serving.supervisor"], cwd=ROOT, env=env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -123,7 +123,7 @@ def render(cfg: FrontConfig, warm: bool) -> str:
     headers = "\n".join(
         f'        add_header {name} "{value}" always;' for name, value in security_headers().items()
     )
-    return f"""# Written by serving/supervisor.py at start; edits are overwritten.
+    return f"""# Written by scripts/serving/supervisor.py at start; edits are overwritten.
 daemon off;
 worker_processes 1;
 pid {state / "nginx.pid"};

@@ -1,15 +1,15 @@
 """Serve a class: several Streamlit processes behind nginx on one port, in the foreground.
 
-``scripts/serve.sh`` installs what is needed and runs ``python -m serving.supervisor``. Why
+``scripts/serve.sh`` installs what is needed and runs ``python -m scripts.serving.supervisor``. Why
 several processes: one Streamlit process runs every session's script under one GIL, so it cannot
 use a second core; a class needs them all. Sessions stay on the process that owns them (see
-:mod:`serving.nginx`); all processes share one data directory, so runs, uploads and the training
-queue are the same whichever process a learner lands on (each process's scheduler claims queued
-runs from the shared store in a transaction, so the server-wide cap holds).
+:mod:`scripts.serving.nginx`); all processes share one data directory, so runs, uploads and the
+training queue are the same whichever process a learner lands on (each process's scheduler claims
+queued runs from the shared store in a transaction, so the server-wide cap holds).
 
 Order at start: app processes on free loopback ports, nginx on ``PORT`` (its health check says
 503 "warming up"), each process warmed by running every page once and moving every widget one
-step and back (:mod:`serving.warmup`), then nginx reloaded with the
+step and back (:mod:`scripts.serving.warmup`), then nginx reloaded with the
 configuration whose health check asks the app processes. Any child that dies stops the whole
 server (a half-served class is worse than a restart); SIGINT/SIGTERM stop every process it
 started, the training workers with their app process (each app runs in its own process group).
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.runs import default_data_dir
-from serving import nginx
-from serving.warmup import is_healthy, warm
+from scripts.serving import nginx
+from scripts.serving.warmup import is_healthy, warm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Stop(Exception):
@@ -134,10 +134,10 @@ def _check_port_free(address: str, port: int) -> None:
 
 
 def app_command(
-    port: int, launcher: tuple[str, ...] = ("-m", "serving.streamlit_nodelay")
+    port: int, launcher: tuple[str, ...] = ("-m", "scripts.serving.streamlit_nodelay")
 ) -> list[str]:
     """``streamlit run app.py`` on a loopback ``port``, with TCP_NODELAY (see
-    :mod:`serving.streamlit_nodelay`); ``launcher`` replaces ``-m serving.streamlit_nodelay``."""
+    :mod:`scripts.serving.streamlit_nodelay`); ``launcher`` replaces its ``-m`` module."""
     return [
         sys.executable, *launcher, "run", "app.py", "--server.port", str(port),
         "--server.address", "127.0.0.1", "--server.headless", "true",

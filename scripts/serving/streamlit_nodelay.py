@@ -1,4 +1,6 @@
-"""``streamlit`` with TCP_NODELAY on its connections: ``python -m serving.streamlit_nodelay run …``.
+"""``streamlit`` with TCP_NODELAY on its connections.
+
+Usage: ``python -m scripts.serving.streamlit_nodelay run …``.
 
 Why: asyncio sets TCP_NODELAY on an accepted connection only when the listening socket was
 created with ``proto=IPPROTO_TCP``, and Streamlit's server creates it with the default 0. Nagle's

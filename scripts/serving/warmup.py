@@ -7,12 +7,11 @@ Measured under load on a fresh server, first visits were 0.5–6 s per page with
 0.4–2.3 s after importing every module the pages import, and 0.05–0.4 s (a page's usual time)
 after this warm-up.
 
-One browser-less session (:mod:`serving.st_ws`) opens the home page, learns the other pages from
-the navigation, and runs each. With ``widgets=True`` (what ``scripts/serve.sh`` does) it also
-moves every widget of every page one step and back, so the shared caches hold what a class's
-first moves ask for (the first change of a kernel or pooling type was 3–10× its later cost).
-``python -m serving.warmup URL`` does it against a running server.
-"""
+One browser-less session (:mod:`scripts.serving.st_ws`) opens the home page, learns the other pages
+from the navigation, and runs each. With ``widgets=True`` (what ``scripts/serve.sh`` does) it also
+moves every widget of every page one step and back, so the shared caches hold what a class's first
+moves ask for (the first change of a kernel or pooling type was 3–10× its later cost). ``python -m
+scripts.serving.warmup URL`` does it against a running server."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.st_ws import StreamlitSession
+from scripts.serving.st_ws import StreamlitSession
 
 
 @dataclass
