@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,3 +47,16 @@ def test_bad_cells_of_the_chain_table_are_explained(value):
                            "padding": "0", "dilation": None}])  # fmt: skip
     with pytest.raises(ValueError, match=r"Layer 1: .* is not a whole number"):
         layers_from_frame(frame)
+
+
+def test_pooling_grid_cells_that_are_not_numbers_keep_their_generated_value() -> None:
+    from ui.pooling import checked_grid
+
+    fallback = np.arange(9, dtype=np.float64).reshape(3, 3)
+    edited = pd.DataFrame([["7", "x", 2.5], [np.nan, -7, 500], [float("inf"), 99, None]])
+    grid, refused = checked_grid(edited, fallback)
+    assert refused == 6  # "x", NaN, −7, 500, inf, None
+    assert grid.tolist() == [[7.0, 1.0, 2.5], [3.0, 4.0, 5.0], [6.0, 99.0, 8.0]]
+    untouched, none = checked_grid(pd.DataFrame(fallback + 1), fallback)
+    assert none == 0
+    assert untouched.tolist() == (fallback + 1).tolist()

@@ -127,7 +127,26 @@ def grid_input() -> np.ndarray:
                 for c in range(size)
             },
         )
-    return edited.to_numpy(dtype=np.float64)
+    grid, refused = checked_grid(edited, values)
+    if refused:
+        cells, keep = (
+            ("1 cell is", "it keeps its")
+            if refused == 1
+            else (f"{refused} cells are", "they keep their")
+        )
+        st.warning(
+            f"{cells} not a number from 0 to 99; {keep} generated value.",
+            icon=":material/warning:",
+        )
+    return grid
+
+
+def checked_grid(edited: pd.DataFrame, fallback: np.ndarray) -> tuple[np.ndarray, int]:
+    """The edited grid as floats, with cells that are not numbers in 0–99 (text sent over the
+    websocket, NaN, infinities) replaced by ``fallback``'s; also how many were replaced."""
+    numbers = edited.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers) | (numbers < 0) | (numbers > 99)
+    return np.where(bad, fallback, numbers), int(bad.sum())
 
 
 def _move(delta: int, n: int) -> None:
