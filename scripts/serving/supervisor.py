@@ -267,7 +267,9 @@ class ClassServer:
         if self.nginx is not None:
             stop_group(self.nginx, grace=5.0)
         for proc in self.apps:
-            stop_group(proc)
+            # An app waits up to 15 s for its training workers to checkpoint (cnnlab.jobs);
+            # killing the group before that would lose a partial epoch.
+            stop_group(proc, grace=20.0)
         self.apps, self.nginx = [], None
 
 
