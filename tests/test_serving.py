@@ -22,6 +22,7 @@ from cnnlab.runs import pid_alive
 from scripts.serving import nginx
 from scripts.serving.st_ws import Widget
 from scripts.serving.supervisor import (
+    ROOT,
     ClassServer,
     ServeConfig,
     cookie_secret,
@@ -164,14 +165,16 @@ def test_a_taken_port_is_reported_at_once(tmp_path):
                 server.start_front()
 
 
-def _server_side_nodelay() -> int:
-    """TCP_NODELAY of the accepted socket of an asyncio server whose listener has proto 0."""
-    import asyncio
+_NODELAY_PROBE = """
+import asyncio, socket, sys
 
-    async def main() -> int:
-        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
 
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def server_side_nodelay():
+    # TCP_NODELAY of the accepted socket of an asyncio server whose listener has proto 0.
+    async def main():
+        accepted = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader, writer):
             sock = writer.get_extra_info("socket")
             accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
             writer.close()
@@ -188,14 +191,17 @@ def _server_side_nodelay() -> int:
     return asyncio.run(main())
 
 
+before = server_side_nodelay()
+import scripts.serving.streamlit_nodelay  # patches asyncio
+print(before, server_side_nodelay())
+"""
+
+
 def test_streamlit_nodelay_sets_tcp_nodelay_where_asyncio_would_not():
-    import asyncio.base_events
-
-    original = asyncio.base_events._set_nodelay
-    assert _server_side_nodelay() == 0  # the delay this module removes
-    import scripts.serving.streamlit_nodelay  # noqa: F401  (patches asyncio)
-
-    try:
-        assert _server_side_nodelay() == 1
-    finally:
-        asyncio.base_events._set_nodelay = original
+    # A fresh interpreter: the patch applies once per process, and a test session may already
+    # run an event loop in this thread (Playwright's), where asyncio.run() is refused.
+    out = subprocess.run(
+        [sys.executable, "-c", _NODELAY_PROBE], cwd=ROOT, capture_output=True, text=True,
+        timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert out == ["0", "1"]  # off as Streamlit leaves it; on through streamlit_nodelay
