@@ -18,6 +18,7 @@ float tensors on the CPU:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -181,9 +182,12 @@ def grad_cam(
     check_inputs(model, x, target)
     module = resolve_layer(model, layer)
     captured: list[torch.Tensor] = []
+    caller = threading.get_ident()
 
     def keep(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        captured.append(output)
+        # The model may be shared by other students' threads: keep only our own forward pass.
+        if threading.get_ident() == caller:
+            captured.append(output)
 
     handle = module.register_forward_hook(keep)
     try:
@@ -292,9 +296,13 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Ten
     outputs: dict[str, torch.Tensor] = {}
     order: list[str] = []
     handles = []
+    caller = threading.get_ident()
 
     def hook(name: str):
         def keep(_module: nn.Module, _inputs: object, output: object) -> None:
+            # The model may be shared by other students' threads: keep only our forward pass.
+            if threading.get_ident() != caller:
+                return
             if isinstance(output, torch.Tensor) and output.ndim == 4:
                 if name not in outputs:
                     order.append(name)

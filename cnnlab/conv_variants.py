@@ -175,9 +175,11 @@ def connectivity(variant: str, s: Sizes) -> np.ndarray:
 def measured_connectivity(module: nn.Module, c_in: int, side: int = 5) -> np.ndarray:
     """The same matrix measured with autograd: output channel o depends on input channel i if
     the gradient of o's sum with respect to i is non-zero (random weights, random input)."""
-    torch.manual_seed(0)
     module = module.to(torch.float64)
-    x = torch.randn(1, c_in, side, side, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(
+        1, c_in, side, side, dtype=torch.float64, requires_grad=True,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
     out = module(x)
     rows = []
     for o in range(out.shape[1]):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cnnlab.models import LayerSpec, ModelSpec, build_model
+from cnnlab.seeding import seeded
 
 MAX_DEPTH = 60
 
@@ -90,8 +91,8 @@ def gradient_flow(
     """
     if not 0 <= steps <= 500:
         raise ValueError("Steps must be between 0 and 500.")
-    torch.manual_seed(seed)
-    model = build_model(spec, tuple(x.shape[1:]), num_classes).train()
+    with seeded(seed):
+        model = build_model(spec, tuple(x.shape[1:]), num_classes).train()
     at_init = conv_gradient_norms(model, x, y)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     losses = []

@@ -525,9 +525,28 @@ def _describe(layer: LayerSpec, module: nn.Module) -> str:
     return names[layer.kind]
 
 
+class _TotalsOnly:
+    """Stands in for ``FlopCounterMode``'s module tracker: we read totals only.
+
+    The tracker registers *process-wide* module hooks, and through them backward hooks on
+    module outputs, in every thread: while one student's page counted FLOPs, another student's
+    ``autograd.grad`` through a module failed ("A leaf node was passed to
+    _will_engine_execute_node…"), seen with 60 simulated students on one server.
+    """
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _TotalsOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def _flops(module: nn.Module, shape: Shape) -> int:
     """FLOPs for one example as counted by ``FlopCounterMode`` (matmuls and convolutions)."""
     counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _TotalsOnly()
     with counter, torch.no_grad():
         module(torch.empty((1, *shape), device="meta"))
     return int(counter.get_total_flops())

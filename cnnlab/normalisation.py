@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnlab.seeding import seeded
+
 # Four fixed 3×3 filters turn a gray image into a 4-channel feature map, like a first conv layer.
 FILTERS = torch.tensor(
     [
@@ -151,8 +153,8 @@ def dropout(x: np.ndarray, p: float, seed: int = 0) -> DropoutResult:
         raise ValueError(f"The dropout probability must be in [0, 1), got {p}.")
     layer = nn.Dropout(p)
     t = torch.from_numpy(np.asarray(x, np.float32))
-    torch.manual_seed(seed)
-    train = layer.train()(t).numpy()
+    with seeded(seed):
+        train = layer.train()(t).numpy()
     evaluated = layer.eval()(t).numpy()
     return DropoutResult(np.asarray(x, np.float32), train, evaluated, p)
 

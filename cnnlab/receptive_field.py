@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.seeding import seeded
+
 WINDOW_KINDS = ("conv", "maxpool", "avgpool")
 """Layers that slide a window: they change jump, field size and start."""
 POINTWISE_KINDS = ("relu", "tanh", "sigmoid", "batchnorm", "dropout", "identity")
@@ -666,8 +668,7 @@ def effective_receptive_field(
     neuron = (oh // 2, ow // 2)
     generator = torch.Generator().manual_seed(seed)
     total = torch.zeros((h, w), dtype=torch.float64)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for _ in range(networks):
             module = build_module(stack[: layer_index + 1], in_channels, channel_cap).eval()
             total += gradient_magnitude(module, (in_channels, h, w), neuron, samples, generator)

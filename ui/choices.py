@@ -22,6 +22,7 @@ from cnnlab.choices import (
 )
 from cnnlab.data import augment, make_shapes
 from cnnlab.models import PRESETS, build_model
+from cnnlab.seeding import seeded
 from cnnlab.viz import tile, upscale
 
 LOSS_COLOURS = {"cross_entropy": "#2563eb", "bce": "#16a34a", "mse": "#dc2626"}
@@ -105,8 +106,8 @@ def _range_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def range_test(seed: int, steps: int) -> RangeTest:
     """The fast preset's range test on built-in shapes (the same for every student)."""
     x, y = _range_data(seed)
-    torch.manual_seed(seed)
-    model = build_model(PRESETS["fast"], (1, 28, 28), 10)
+    with seeded(seed):
+        model = build_model(PRESETS["fast"], (1, 28, 28), 10)
     return lr_range_test(model, x, y, steps=steps, batch_size=32, seed=seed)
 
 

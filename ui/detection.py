@@ -21,6 +21,7 @@ from cnnlab.detection import (
     window_training_set,
 )
 from cnnlab.models import PRESETS, build_model
+from cnnlab.seeding import seeded
 from cnnlab.training import TrainConfig, train
 from cnnlab.viz import sequential_rgb, upscale
 
@@ -51,11 +52,11 @@ class WindowClassifier:
 def window_classifier(seed: int = CLASSIFIER_SEED) -> WindowClassifier:
     """The fast preset trained on shapes + background, once per server (same for everyone)."""
     data = window_training_set(seed)
-    torch.manual_seed(seed)
-    model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
-    # No label smoothing: the page reads the probabilities as confidences.
     started = time.perf_counter()
-    result = train(model, data, TrainConfig(seed=seed, label_smoothing=0.0, threads=1))
+    with seeded(seed):  # initial weights from the seed, whatever other pages draw meanwhile
+        model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
+        # No label smoothing: the page reads the probabilities as confidences.
+        result = train(model, data, TrainConfig(seed=seed, label_smoothing=0.0, threads=1))
     seconds = time.perf_counter() - started
     model = model.eval().to(memory_format=torch.contiguous_format)
     accuracy = result.test.accuracy if result.test else float("nan")
