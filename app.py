@@ -66,7 +66,8 @@ def home() -> None:
     if info.is_gpu:
         st.success(f"GPU detected: **{info.name}** ({info.device}). Training runs on the GPU.")
     else:
-        st.info(f"No GPU detected: computing on the **CPU** ({info.name}, {info.threads} threads).")
+        threads = f"{info.threads} thread" + ("s" if info.threads != 1 else "")
+        st.info(f"No GPU detected: computing on the **CPU** ({info.name}, {threads}).")
 
 
 def main() -> None:
