@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from pagetest import app_test
+from pagetest import metrics as read_metrics
+from pagetest import rendered
 from streamlit.testing.v1 import AppTest
 
 from cnnlab import activations as act
@@ -20,13 +21,7 @@ PAGE = "pages/activations.py"
 
 
 def _page() -> AppTest:
-    at = app_test(PAGE, timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return rendered(PAGE)
 
 
 def test_defaults_show_curves_vanishing_stretches_and_the_feature_map() -> None:
@@ -36,11 +31,11 @@ def test_defaults_show_curves_vanishing_stretches_and_the_feature_map() -> None:
     assert "**Sigmoid**: |f′| < 0.01 on [-6.00, -4.60], [4.60, 6.00]" in text
     fmap = edge_map(gray_array(sample_image("camera")))
     relu = act.apply_to_map("relu", fmap)
-    assert _metrics(at)["Exact zeros after"] == f"{relu.zero_share:.1%}"
+    assert read_metrics(at)["Exact zeros after"] == f"{relu.zero_share:.1%}"
     at.radio(key="norm.act.apply").set_value("gelu").run()
     gelu = act.apply_to_map("gelu", fmap)
-    assert _metrics(at)["Exact zeros after"] == f"{gelu.zero_share:.1%}"
-    assert _metrics(at)["Range after"] == f"{gelu.lo:.3g} to {gelu.hi:.3g}"
+    assert read_metrics(at)["Exact zeros after"] == f"{gelu.zero_share:.1%}"
+    assert read_metrics(at)["Range after"] == f"{gelu.lo:.3g} to {gelu.hi:.3g}"
 
 
 def test_softmax_temperature_and_bad_scores() -> None:
@@ -80,7 +75,7 @@ def test_batch_of_one_in_train_mode_is_explained() -> None:
 def test_dropout_metrics_follow_p() -> None:
     at = _page()
     at.slider(key="norm.dropout.p").set_value(0.25).run()
-    metrics = _metrics(at)
+    metrics = read_metrics(at)
     assert metrics["Survivors scaled by"] == f"{1 / 0.75:.4g}"
     gray = gray_array(sample_image("camera"))
     fmap = np.maximum(edge_map(gray), 0)
@@ -106,12 +101,12 @@ def test_experiment_trains_both_networks_through_the_queue() -> None:
     while time.monotonic() < deadline:
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        done = [v for k, v in _metrics(at).items() if k.startswith("BN experiment")]
+        done = [v for k, v in read_metrics(at).items() if k.startswith("BN experiment")]
         if len(done) == 2 and all(v.endswith("%") for v in done):
             break
         time.sleep(0.5)
     else:
-        raise AssertionError(f"the runs did not finish: {_metrics(at)}")
+        raise AssertionError(f"the runs did not finish: {read_metrics(at)}")
     assert at.button(key="norm.exp.start").disabled is False
     from ui.training import store
 

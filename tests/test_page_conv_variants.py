@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from pagetest import app_test
+from pagetest import metrics as read_metrics
+from pagetest import rendered
 from streamlit.testing.v1 import AppTest
 
 from cnnlab import conv_variants as cv
@@ -12,13 +13,7 @@ PAGE = "pages/conv_variants.py"
 
 
 def _page() -> AppTest:
-    at = app_test(PAGE, timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return rendered(PAGE)
 
 
 def test_default_costs_are_the_modules_costs() -> None:
@@ -28,7 +23,7 @@ def test_default_costs_are_the_modules_costs() -> None:
     assert table["parameters"].tolist() == [cv.cost(v, s).params for v in cv.VARIANTS]
     assert table["multiply-adds"].tolist() == [cv.cost(v, s).macs for v in cv.VARIANTS]
     ratio = cv.cost("standard", s).macs / cv.cost("separable", s).macs
-    assert _metrics(at)["Standard ÷ separable"] == f"{ratio:.2f}×" == "8.69×"
+    assert read_metrics(at)["Standard ÷ separable"] == f"{ratio:.2f}×" == "8.69×"
 
 
 def test_changing_the_sizes_recomputes_and_bad_groups_are_explained() -> None:
@@ -37,7 +32,7 @@ def test_changing_the_sizes_recomputes_and_bad_groups_are_explained() -> None:
     at.number_input(key="variants.c_out").set_value(64).run()
     at.selectbox(key="variants.kernel").set_value(5).run()
     s = cv.Sizes(32, 64, 5)
-    assert _metrics(at)["Standard: multiply-adds"] == f"{cv.cost('standard', s).macs:,}"
+    assert read_metrics(at)["Standard: multiply-adds"] == f"{cv.cost('standard', s).macs:,}"
     at.slider(key="variants.groups").set_value(5).run()
     assert not at.exception
     assert "must divide both" in at.error[0].value

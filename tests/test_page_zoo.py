@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pagetest import app_test
+from pagetest import metrics as read_metrics
+from pagetest import rendered
 from streamlit.testing.v1 import AppTest
 
 from cnnlab import anatomy, zoo
@@ -14,13 +15,7 @@ PAGE = "pages/zoo.py"
 
 
 def _page() -> AppTest:
-    at = app_test(PAGE, timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return rendered(PAGE)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +25,7 @@ def fresh() -> AppTest:
 
 def test_default_is_resnet18_with_its_published_numbers(fresh: AppTest) -> None:
     result = anatomy.analyse_zoo("resnet18")
-    metrics = _metrics(fresh)
+    metrics = read_metrics(fresh)
     assert metrics["Parameters"] == f"{result.params:,}" == "11,689,512"
     assert metrics["Multiply-adds / image"] == "1.814 G"
     assert metrics["FLOPs / image"] == "3.628 G"
@@ -50,14 +45,14 @@ def test_every_architecture_renders_its_own_totals(name: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error
     result = anatomy.analyse_zoo(name)
-    assert _metrics(at)["Parameters"] == f"{result.params:,}"
+    assert read_metrics(at)["Parameters"] == f"{result.params:,}"
     assert zoo.PUBLISHED[name].variant[:40] in " ".join(c.value for c in at.caption)
 
 
 def test_lenet5_states_its_variant_and_counts_60850() -> None:
     at = _page()
     at.selectbox(key="zoo.arch").set_value("lenet5").run()
-    assert _metrics(at)["Parameters"] == "60,850"
+    assert read_metrics(at)["Parameters"] == "60,850"
     captions = " ".join(c.value for c in at.caption)
     assert "Table I" in captions
     assert "RBF" in captions
@@ -68,7 +63,7 @@ def test_a_smaller_input_scales_multiply_adds_and_a_too_small_one_is_explained()
     at.selectbox(key="zoo.arch").set_value("vgg16").run()
     at.select_slider(key="zoo.side.vgg16").set_value(112).run()
     expected = anatomy.analyse_zoo("vgg16", 112).macs
-    assert _metrics(at)["Multiply-adds / image"] == f"{expected / 1e9:.3f} G"
+    assert read_metrics(at)["Multiply-adds / image"] == f"{expected / 1e9:.3f} G"
     assert expected < anatomy.analyse_zoo("vgg16").macs / 3  # half the side: convs cost ¼
     at.selectbox(key="zoo.arch").set_value("alexnet").run()
     at.select_slider(key="zoo.side.alexnet").set_value(32).run()
@@ -89,12 +84,12 @@ def test_architecture_code_on_the_page_runs_and_builds_the_same_model() -> None:
 
 def test_mlp_versus_cnn_numbers_follow_the_inputs() -> None:
     at = _page()
-    assert _metrics(at)["Input features"] == "150,528"
-    assert _metrics(at)["Fully connected first layer"] == f"{150_528 * 1000 + 1000:,}"
+    assert read_metrics(at)["Input features"] == "150,528"
+    assert read_metrics(at)["Fully connected first layer"] == f"{150_528 * 1000 + 1000:,}"
     at.number_input(key="zoo.mlp.h").set_value(32).run()
     at.number_input(key="zoo.mlp.w").set_value(32).run()
-    assert _metrics(at)["Input features"] == "3,072"
-    assert _metrics(at)["Conv first layer"] == "1,792"
+    assert read_metrics(at)["Input features"] == "3,072"
+    assert read_metrics(at)["Conv first layer"] == "1,792"
     frame = next(d.value for d in at.dataframe if "locally connected" in d.value.columns)
     assert frame.iloc[0]["convolution (shared)"] == 448
     assert frame.iloc[-1]["convolution (shared)"] == 268_650
