@@ -172,6 +172,8 @@ def execute(
             worker_pid=os.getpid(),
             worker_host=socket.gethostname(),
         )
+        # Until the first step is reported, the page shows which phase the worker is in.
+        store.update_progress(run_id, {"phase": "data"})
         t = time.perf_counter()
         data = _load_data(run, store.data_dir)
         phases["data"] = time.perf_counter() - t
@@ -186,6 +188,7 @@ def execute(
                 "std": np.asarray(data.std).tolist(),
             },
         )
+        store.update_progress(run_id, {"phase": "model"})
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)  # the engine's recipe for reproducible initial weights
         model = build_model(ModelSpec.from_dict(run.spec), input_shape, len(data.classes))
@@ -232,6 +235,7 @@ def execute(
             store.save_checkpoint(run_id, int(state["epoch"]), state)
             phases["record"] += time.perf_counter() - t
 
+        store.update_progress(run_id, {"phase": "train"})
         t = time.perf_counter()
         result = train(
             model,

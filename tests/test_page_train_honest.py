@@ -1,0 +1,161 @@
+"""AppTest of the Train page as a teacher would check it: defaults that hide no regularisation
+(tuned settings only behind a labelled toggle), every setting explained, a summary whose
+numbers read well, a small upload warned about with its numbers, the Resume button beside the
+"resume it" message, and what the worker does before the first step."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from class_zip import class_zip
+from pagetest import app_test
+
+from cnnlab import jobs
+from cnnlab.models import PRESETS
+from cnnlab.runs import Run, SqliteRunStore, default_data_dir
+from cnnlab.training import TrainConfig, smoothing_floor
+from ui.training import loss_note, phase_text, weight_label
+
+OWNER = "e" * 32  # a valid owner id, as the browser's cookie would bring
+
+
+@pytest.fixture(autouse=True)
+def _no_workers(monkeypatch):
+    # Nothing here trains: runs stay where the test puts them.
+    monkeypatch.setenv("CNNLAB_EXTERNAL_WORKERS", "1")
+    yield
+    jobs.shutdown_scheduler()
+
+
+def _page(limit: int = 300):
+    at = app_test("pages/train.py", timeout=120)
+    at.session_state["owner.id"] = OWNER
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="train.data.limit").set_value(limit).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_defaults_hide_no_regularisation_and_tuned_settings_are_labelled():
+    at = _page()
+    assert at.number_input(key="train.hp.label_smoothing").value == 0.0
+    for key in ("epochs", "lr", "weight_decay", "label_smoothing", "seed", "early_stopping"):
+        assert at.number_input(key=f"train.hp.{key}").help, key
+    for key in ("optimizer", "schedule"):
+        assert at.selectbox(key=f"train.hp.{key}").help, key
+    assert at.select_slider(key="train.hp.batch_size").help
+    assert at.toggle(key="train.hp.augment").help
+    assert any("held out to validate after each epoch" in c.value for c in at.caption)
+    # The fast preset's benchmark settings: offered, named, and undone by the same toggle.
+    toggle = at.toggle(key="train.hp.tuned")
+    assert "tuned for the **fast** benchmark (label smoothing 0.3)" in toggle.label
+    toggle.set_value(True).run()
+    assert at.number_input(key="train.hp.label_smoothing").value == 0.3
+    floor = f"{smoothing_floor(0.3, 10):.3f}"
+    assert any(f"cannot fall below **{floor}**" in c.value for c in at.caption)
+    at.toggle(key="train.hp.tuned").set_value(False).run()
+    assert at.number_input(key="train.hp.label_smoothing").value == 0.0
+    assert not any("cannot fall below" in c.value for c in at.caption)
+
+
+def test_the_summary_numbers_read_well_and_state_the_flops_convention():
+    at = _page()
+    table = next(d.value for d in at.dataframe if "FLOPs / image" in d.value.columns)
+    assert table["#"].tolist()[:2] == ["1", "2"]
+    total = table.iloc[-1]
+    assert (total["#"], total["layer"]) == ("", "total")
+    params = int(total["parameters"].replace(",", ""))
+    assert params == sum(int(p.replace(",", "")) for p in table["parameters"][:-1])
+    assert "," in total["FLOPs / image"]  # thousands separators
+    assert any("one multiply-add as 2 floating-point operations" in c.value for c in at.caption)
+
+
+def test_a_small_upload_is_warned_about_and_fixed_in_one_click():
+    at = app_test("pages/train.py", timeout=120).run()
+    at.selectbox(key="train.data.name").set_value("upload").run()
+    data = class_zip(("a", "b", "c"), per_class=20)
+    at.file_uploader(key="train.data.zip").set_value(("small.zip", data, "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="train.hp.epochs").set_value(10).run()
+    warnings = [w.value for w in at.warning]
+    assert any(
+        w.startswith(
+            "43 training images, batch 64: 1 step per epoch, 10 steps in total — expect the "
+            "network to stay near chance (33%)"
+        )
+        for w in warnings
+    ), warnings
+    at.button(key="train.hp.fit_small_data").click().run()
+    assert at.select_slider(key="train.hp.batch_size").value == 4
+    assert at.number_input(key="train.hp.epochs").value == 10
+    assert not any("training images, batch" in w.value for w in at.warning)
+
+
+def _interrupted_run(store: SqliteRunStore) -> str:
+    run_id = store.create_run(
+        OWNER, dataset="shapes", config=TrainConfig().to_dict(), spec=PRESETS["fast"].to_dict()
+    )
+    store.update_status(run_id, "running", started_at=time.time())
+    store.save_checkpoint(run_id, 1, {"model": {"w": torch.zeros(1)}, "epoch": 1})
+    store.finish(
+        run_id, "interrupted", error="The server stopped while this run was training; resume it."
+    )
+    return run_id
+
+
+def test_resume_is_offered_beside_the_message_that_asks_for_it():
+    store = SqliteRunStore(default_data_dir())
+    run_id = _interrupted_run(store)
+    at = _page()
+    assert any("resume it" in w.value for w in at.warning)
+    button = at.button(key="train.resume")
+    assert "after epoch 1" in button.help
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert store.load_run(run_id).status == "queued"
+    # Queued again: the Train button says so and waits.
+    assert at.button(key="train.start").label == "Training…"
+    assert at.button(key="train.start").disabled
+
+
+def _run(**kw) -> Run:
+    base = {
+        "run_id": "r1", "owner": OWNER, "status": "running", "dataset": "shapes",
+        "config": TrainConfig().to_dict(), "spec": PRESETS["fast"].to_dict(), "created_at": 100.0,
+    }  # fmt: skip
+    return Run(**{**base, **kw})
+
+
+def test_the_phase_before_the_first_step_is_named_with_its_time():
+    assert phase_text(_run(started_at=110.0, progress={"phase": "data"}), 113.0) == (
+        "Loading the data set… (3.0 s since the worker took the run)"
+    )
+    assert phase_text(_run(started_at=110.0, progress={"phase": "train"}), 125.0).startswith(
+        "Running the first training steps… (15 s"
+    )
+    assert phase_text(_run(), 101.5).startswith("Starting the training worker… (1.5 s")
+
+
+def test_the_curves_note_says_how_each_loss_was_measured():
+    plain = loss_note(_run())
+    assert "batch norm using each batch's statistics" in plain  # the fast preset has BN
+    assert "dropout on" not in plain
+    assert "plain cross-entropy against the true labels" in plain
+    dropout = {"layers": [{"kind": "flatten"}, {"kind": "dropout"}, {"kind": "linear"}]}
+    config = {**TrainConfig().to_dict(), "label_smoothing": 0.3, "augment": True}
+    smoothed = loss_note(_run(config=config, spec=dropout))
+    assert "dropout on, shifted training images, label smoothing 0.3" in smoothed
+    assert "lifts the training loss only" in smoothed
+
+
+def test_weights_are_named_as_the_layer_table_counts_layers():
+    spec = PRESETS["small_resnet"].to_dict()
+    kinds = [layer["kind"] for layer in spec["layers"]]
+    conv = kinds.index("conv")
+    assert weight_label(f"{conv}.weight", spec) == f"Layer {conv + 1} (conv)"
+    block = kinds.index("residual")
+    assert weight_label(f"{block}.conv1.weight", spec) == f"Layer {block + 1} (residual) · conv1"
+    assert weight_label("99.weight", spec) == "99.weight"
