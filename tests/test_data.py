@@ -302,7 +302,7 @@ def test_a_missing_file_on_the_server_is_explained(file_server, tmp_path, monkey
     root, url = file_server
     serve_mnist(root, monkeypatch)
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(ValueError, match="127.0.0.1 answered HTTP 404") as caught:
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1 answered HTTP 404") as caught:
         fetch_dataset("mnist", tmp_path / "cache", base_url=url)
     assert str(caught.value).endswith("Missing here: t10k-labels-idx1-ubyte.gz.")
 
