@@ -172,9 +172,12 @@ def step_plan(n_images: int, cfg: TrainConfig) -> StepPlan:
     return StepPlan(n_images, n_train, n_val, batch_size, steps_per_epoch, total_steps)
 
 
-# Below MIN_TOTAL_STEPS a small network rarely gets past chance: each step sees one batch, and
-# the defaults' learning-rate schedule needs some tens of steps to warm up and settle. Advice
-# aims at MIN_STEPS_PER_EPOCH too, so that enough steps do not take a huge number of epochs.
+# Below FEW_STEPS a small network rarely gets past chance: each step updates the weights once,
+# and the default schedule spends its first steps warming up (the fast preset on 900 shapes
+# reached ~75 % after 42 steps; a 60-image upload stayed at chance after 10). Advice aims higher,
+# at MIN_STEPS_PER_EPOCH and MIN_TOTAL_STEPS, so that the run has room to learn without a huge
+# number of epochs.
+FEW_STEPS = 25
 MIN_STEPS_PER_EPOCH = 10
 MIN_TOTAL_STEPS = 100
 
@@ -195,13 +198,12 @@ def small_data_advice(
     batch_sizes: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256, 512),
     max_epochs: int = 50,
 ) -> SmallDataAdvice | None:
-    """None when ``plan`` (of ``cfg``) takes at least ``MIN_TOTAL_STEPS`` steps, else the
-    numbers in a sentence, and a batch size (from ``batch_sizes``) and epoch count that give at
-    least ``MIN_STEPS_PER_EPOCH`` steps per epoch and ``MIN_TOTAL_STEPS`` in all (as far as
-    the data and ``max_epochs`` allow). A ``max_steps`` cap is a deliberate quick look: not
-    counted."""
+    """None when ``plan`` (of ``cfg``) takes at least ``FEW_STEPS`` steps, else the numbers in
+    a sentence, and a batch size (from ``batch_sizes``) and epoch count that give at least
+    ``MIN_STEPS_PER_EPOCH`` steps per epoch and ``MIN_TOTAL_STEPS`` in all (as far as the data
+    and ``max_epochs`` allow). A ``max_steps`` cap is a deliberate quick look: not counted."""
     total = plan.steps_per_epoch * cfg.epochs
-    if total >= MIN_TOTAL_STEPS:
+    if total >= FEW_STEPS:
         return None
     fitting = [b for b in batch_sizes if plan.n_train // b >= MIN_STEPS_PER_EPOCH]
     batch = max(fitting) if fitting else min(batch_sizes)
@@ -212,8 +214,8 @@ def small_data_advice(
     message = (
         f"{plan.n_train:,} training images, batch {cfg.batch_size}: "
         f"{plan.steps_per_epoch} {steps} per epoch, {total} {totals} in total — "
-        f"expect the network to stay near chance ({1 / num_classes:.0%}): each step updates "
-        f"the weights once, and so few updates are rarely enough to learn."
+        f"too few: expect the network to stay near chance ({1 / num_classes:.0%}). Each step "
+        f"updates the weights once, and so few updates are rarely enough to learn."
     )
     return SmallDataAdvice(message, batch, new_epochs)
 

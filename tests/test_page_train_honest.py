@@ -83,8 +83,8 @@ def test_a_small_upload_is_warned_about_and_fixed_in_one_click():
     warnings = [w.value for w in at.warning]
     assert any(
         w.startswith(
-            "43 training images, batch 64: 1 step per epoch, 10 steps in total — expect the "
-            "network to stay near chance (33%)"
+            "43 training images, batch 64: 1 step per epoch, 10 steps in total — too few: "
+            "expect the network to stay near chance (33%)"
         )
         for w in warnings
     ), warnings

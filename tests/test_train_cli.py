@@ -102,8 +102,8 @@ def test_a_small_set_is_warned_about_with_its_numbers(data_dir, capsys):
     )
     assert status == 0
     assert err.startswith(
-        "warning: 18 training images, batch 64: 1 step per epoch, 2 steps in total — expect "
-        "the network to stay near chance (10%)"
+        "warning: 18 training images, batch 64: 1 step per epoch, 2 steps in total — too few: "
+        "expect the network to stay near chance (10%)"
     )
     assert "Try --batch-size 4 --epochs 25." in err  # 4 steps per epoch
 

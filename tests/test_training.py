@@ -372,11 +372,16 @@ def test_a_tiny_upload_is_warned_about_with_its_numbers():
     advice = small_data_advice(step_plan(48, cfg), cfg, num_classes=3)
     assert advice is not None
     assert advice.message.startswith(
-        "43 training images, batch 64: 1 step per epoch, 10 steps in total — expect the "
-        "network to stay near chance (33%)"
+        "43 training images, batch 64: 1 step per epoch, 10 steps in total — too few: expect "
+        "the network to stay near chance (33%)"
     )
     assert (advice.batch_size, advice.epochs) == (4, 10)
     assert small_data_advice(step_plan(8000, TrainConfig()), TrainConfig(), 10) is None
+    # 900 images, batch 64, 3 epochs: 42 steps, enough to learn something (no warning).
+    cfg = TrainConfig(batch_size=64, epochs=3)
+    assert small_data_advice(step_plan(1000, cfg), cfg, 10) is None
+    cfg = TrainConfig(batch_size=64, epochs=1)
+    assert small_data_advice(step_plan(1000, cfg), cfg, 10) is not None  # 14 steps
 
 
 @pytest.mark.parametrize("n_images", [3, 12, 48, 150, 400, 1100, 3000])
