@@ -130,13 +130,20 @@ def _run(**kw) -> Run:
 
 
 def test_the_phase_before_the_first_step_is_named_with_its_time():
-    assert phase_text(_run(started_at=110.0, progress={"phase": "data"}), 113.0) == (
-        "Loading the data set… (3.0 s since the worker took the run)"
+    # The worker refreshes the heartbeat as it reports a phase: the phase's clock starts there.
+    data = _run(started_at=110.0, heartbeat_at=111.0, progress={"phase": "data"})
+    assert phase_text(data, 114.0) == "Loading the data set… (3.0 s so far)"
+    model = _run(started_at=110.0, heartbeat_at=112.5, progress={"phase": "model"})
+    assert phase_text(model, 113.0) == "Building the network… (0.5 s so far)"
+    first = _run(started_at=110.0, heartbeat_at=113.0, progress={"phase": "train"})
+    assert phase_text(first, 128.0) == "Running the first training steps… (15 s so far)"
+    assert (
+        phase_text(_run(started_at=110.0), 111.5) == "Starting the training worker… (1.5 s so far)"
     )
-    assert phase_text(_run(started_at=110.0, progress={"phase": "train"}), 125.0).startswith(
-        "Running the first training steps… (15 s"
+    queued = _run(status="queued")
+    assert (
+        phase_text(queued, 102.0) == "Waiting for a training worker to take the run… (2.0 s so far)"
     )
-    assert phase_text(_run(), 101.5).startswith("Starting the training worker… (1.5 s")
 
 
 def test_the_curves_note_says_how_each_loss_was_measured():

@@ -131,3 +131,21 @@ def test_resume_goes_on_from_a_stopped_runs_checkpoint(data_dir, capsys):
     status, _out, err = _cli(capsys, "--resume", "nope")
     assert status == 2
     assert "No run 'nope'" in err
+
+
+def test_the_worker_reports_its_phases_before_the_first_step(data_dir, monkeypatch):
+    store = SqliteRunStore(data_dir)
+    reported = []
+    update = store.update_progress
+    monkeypatch.setattr(
+        store, "update_progress", lambda run_id, p: (reported.append(dict(p)), update(run_id, p))
+    )
+    config = build_config(parse_args(["--epochs", "1", "--max-steps", "2"]))
+    run_id = store.create_run(
+        "cli", dataset="shapes", config=config, spec=PRESETS["fast"].to_dict(),
+        meta={"data_options": {"limit": 100}}, status="running",
+    )  # fmt: skip
+    assert execute(store, run_id, threads=1).status == "finished"
+    # The page names each phase until the first step's progress replaces it.
+    assert [p.get("phase") for p in reported[:3]] == ["data", "model", "train"]
+    assert "step" in reported[-1]

@@ -647,7 +647,10 @@ def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run
     p = run.progress
     st.markdown(f"**{run.name or run.run_id}** · {STATUS_WORDS[run.status]} · {run.device or ''}")
     if run.status == "queued":
-        st.info(queue_text(sched.estimate(run.run_id)), icon=":material/hourglass_top:")
+        est = sched.estimate(run.run_id)
+        waiting = est is not None and est.wait_seconds != 0
+        text = queue_text(est) if waiting else phase_text(run, time.time())
+        st.info(text, icon=":material/hourglass_top:")
     elif run.status == "running" and "step" not in p:
         st.info(phase_text(run, time.time()), icon=":material/hourglass_top:")
     if "step" in p:
@@ -704,10 +707,14 @@ PHASES = {
 
 
 def phase_text(run: Run, now: float) -> str:
-    """What a running run does before its first step is reported, with the time it has taken."""
+    """What an active run does before its first step is reported, and for how long so far."""
+    if run.status == "queued":
+        waited = "" if run.resume else f" ({duration_text(now - run.created_at)} so far)"
+        return f"Waiting for a training worker to take the run…{waited}"
     phase = PHASES.get(run.progress.get("phase", ""), "Starting the training worker")
-    since = run.started_at or run.created_at
-    return f"{phase}… ({duration_text(max(0.0, now - since))} since the worker took the run)"
+    # The worker's heartbeat is refreshed when it reports a phase: the phase began then.
+    since = run.heartbeat_at or run.started_at or run.created_at
+    return f"{phase}… ({duration_text(now - since)} so far)"
 
 
 def loss_note(run: Run) -> str:
