@@ -307,6 +307,11 @@ class EpochMetrics:
     seconds: float  # wall time of this epoch, validation included
     lr: float  # used by the epoch's last step
     images_per_second: float
+    # Measured like the validation metrics (evaluation mode, plain cross-entropy) on as many
+    # training images as the validation set holds, so the two compare directly; None without
+    # a validation set.
+    train_eval_loss: float | None = None
+    train_eval_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
@@ -625,6 +630,20 @@ def train(
             )
         )
 
+    def measure(x: torch.Tensor, y: torch.Tensor) -> Evaluation:
+        """Loss and accuracy in evaluation mode, on original images, without smoothing."""
+        return evaluate(
+            model,
+            x,
+            y,
+            data.mean,
+            data.std,
+            n_classes,
+            batch_size=cfg.eval_batch_size,
+            channels_last=cfg.channels_last,
+            amp=cfg.amp,
+        )
+
     stopped = early_stopped = False
     eval_seconds = 0.0
     images_seen = 0
@@ -707,20 +726,12 @@ def train(
                 )  # fmt: skip
             break  # the partial epoch is in the checkpoint, not in the history
 
-        val = None
+        val = probe = None
         t_eval = time.perf_counter()
         if len(y_val):
-            val = evaluate(
-                model,
-                x_val,
-                y_val,
-                data.mean,
-                data.std,
-                n_classes,
-                batch_size=cfg.eval_batch_size,
-                channels_last=cfg.channels_last,
-                amp=cfg.amp,
-            )
+            val = measure(x_val, y_val)
+            # The same measurement on training images: the fair comparison with validation.
+            probe = measure(x_train[: len(y_val)], y_train[: len(y_val)])
         eval_seconds += time.perf_counter() - t_eval
         epoch_seconds = time.perf_counter() - t_epoch
         metrics = EpochMetrics(
@@ -732,6 +743,8 @@ def train(
             seconds=epoch_seconds,
             lr=lr,
             images_per_second=seen / max(epoch_seconds, 1e-9),
+            train_eval_loss=None if probe is None else probe.loss,
+            train_eval_accuracy=None if probe is None else probe.accuracy,
         )
         history.append(metrics)
         w = first_conv_weight(model)
@@ -759,17 +772,7 @@ def train(
         model.load_state_dict(best["state"])
     test = None
     if len(data.test_y):
-        test = evaluate(
-            model,
-            data.test_x,
-            data.test_y,
-            data.mean,
-            data.std,
-            n_classes,
-            batch_size=cfg.eval_batch_size,
-            channels_last=cfg.channels_last,
-            amp=cfg.amp,
-        )
+        test = measure(data.test_x, data.test_y)
     return TrainResult(
         history=tuple(history),
         steps=step,

@@ -29,6 +29,9 @@ from cnnlab.jobs import RUN_MARK
 from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
 
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
+# Per epoch (epoch, loss, accuracy) measured on training images like the validation metrics; an
+# array with the run rather than epochs-table columns, so every store keeps it unchanged.
+TRAIN_EVAL_ARRAY = "train_eval"
 # Set by SIGTERM: the server is stopping, so the current run checkpoints and ends "interrupted".
 _TERMINATING = threading.Event()
 # The server process that started this worker, named by its environment (CNNLAB_SERVER_PID), so
@@ -227,6 +230,13 @@ def execute(
                 ),
             )
             store.save_checkpoint(run_id, metrics.epoch, state)
+            probes = [
+                (h["epoch"], h["train_eval_loss"], h["train_eval_accuracy"])
+                for h in state["history"]
+                if h.get("train_eval_loss") is not None
+            ]
+            if probes:
+                store.put_array(run_id, TRAIN_EVAL_ARRAY, np.asarray(probes, dtype=np.float64))
             phases["record"] += time.perf_counter() - t
 
         def on_stop(state: dict[str, Any]) -> None:

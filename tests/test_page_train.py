@@ -3,6 +3,7 @@ curves and the result views, stop a run mid-way, and find it all in the history.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -56,6 +57,9 @@ def test_train_a_tiny_network_and_see_the_results():
     assert accuracy.endswith("%")
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # curves, per-class accuracy, confusion matrix
+    # The curves: running train loss, and per epoch train (eval mode) beside validation.
+    names = [t.get("name") for t in json.loads(charts[0].proto.spec)["data"]]
+    assert {"train (running)", "train (eval mode)", "validation"} <= set(names), names
     assert at.select_slider(key="train.result.kernel_epoch").options == ["0", "1", "2"]
     at.select_slider(key="train.result.kernel_epoch").set_value(0).run()
     assert not at.exception

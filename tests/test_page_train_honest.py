@@ -150,12 +150,12 @@ def test_the_curves_note_says_how_each_loss_was_measured():
     plain = loss_note(_run())
     assert "batch norm using each batch's statistics" in plain  # the fast preset has BN
     assert "dropout on" not in plain
-    assert "plain cross-entropy against the true labels" in plain
+    assert "those two compare directly" in plain
     dropout = {"layers": [{"kind": "flatten"}, {"kind": "dropout"}, {"kind": "linear"}]}
     config = {**TrainConfig().to_dict(), "label_smoothing": 0.3, "augment": True}
     smoothed = loss_note(_run(config=config, spec=dropout))
     assert "dropout on, shifted training images, label smoothing 0.3" in smoothed
-    assert "lifts the training loss only" in smoothed
+    assert "lifts only the running training loss" in smoothed
 
 
 def test_weights_are_named_as_the_layer_table_counts_layers():

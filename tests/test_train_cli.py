@@ -15,7 +15,7 @@ from cnnlab.models import PRESETS
 from cnnlab.runs import SqliteRunStore
 from cnnlab.train import build_config, main, parse_args
 from cnnlab.training import TUNED_SETTINGS
-from cnnlab.worker import execute
+from cnnlab.worker import TRAIN_EVAL_ARRAY, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,3 +149,11 @@ def test_the_worker_reports_its_phases_before_the_first_step(data_dir, monkeypat
     # The page names each phase until the first step's progress replaces it.
     assert [p.get("phase") for p in reported[:3]] == ["data", "model", "train"]
     assert "step" in reported[-1]
+    # Each epoch's eval-mode metrics on training images are kept with the run for the curves.
+    probe = store.get_array("cli", run_id, TRAIN_EVAL_ARRAY)
+    epoch = store.epochs("cli", run_id)[0]
+    assert probe.shape == (1, 3)
+    assert probe[0, 0] == 1
+    assert 0 <= probe[0, 2] <= 1
+    assert probe[0, 1] > 0
+    assert epoch.val_loss is not None

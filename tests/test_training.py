@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab import training
 from cnnlab.data import DataBundle
 from cnnlab.models import LayerSpec, ModelSpec, build_model
 from cnnlab.training import (
@@ -399,3 +400,37 @@ def test_the_advised_settings_take_enough_steps(n_images, batch_size):
         assert small_data_advice(plan, advised, 10) is None
     else:  # as many steps as the data allow: the smallest batch
         assert advice.batch_size == 4
+
+
+def test_the_train_loss_is_also_measured_like_the_validation_loss():
+    # Dropout, augmentation and label smoothing all lift the running training loss; the
+    # eval-mode measurement on training images has none of them, like the validation loss.
+    data = toy_bundle()
+    cfg = config(epochs=2, label_smoothing=0.3, augment=True, augment_shift=1)
+    model = fresh_model(data=data)
+    result = train(model, data, cfg)
+    train_idx, val_idx = training._split(len(data.train_y), cfg.val_fraction, cfg.seed)
+    model.eval()
+    for indices, loss, accuracy in (
+        (train_idx[: len(val_idx)], "train_eval_loss", "train_eval_accuracy"),
+        (val_idx, "val_loss", "val_accuracy"),
+    ):
+        x = data.train_x[indices].float() / 255
+        x = (x - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(
+            1, -1, 1, 1
+        )
+        y = data.train_y[indices]
+        with torch.no_grad():
+            logits = model(x)
+        last = result.history[-1]
+        expected = torch.nn.functional.cross_entropy(logits, y)
+        assert getattr(last, loss) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+        assert getattr(last, accuracy) == pytest.approx(
+            float((logits.argmax(1) == y).float().mean())
+        )
+    # The running training loss carries the smoothing: above the floor it imposes.
+    assert result.history[-1].train_loss > smoothing_floor(0.3, 3)
+    assert result.history[-1].train_eval_loss < result.history[-1].train_loss
+    # Without a validation set there is nothing to compare with, and nothing extra is measured.
+    plain = train(fresh_model(data=data), data, config(epochs=1, val_fraction=0.0))
+    assert plain.history[0].train_eval_loss is None

@@ -564,14 +564,20 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS)
     return xs, ys
 
 
-def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) -> go.Figure:
+def curves_figure(
+    series: list[tuple[str, dict[str, np.ndarray], list[Any]]],
+    probes: list[np.ndarray | None] | None = None,
+) -> go.Figure:
     """Loss and accuracy against epochs for one or more runs (train per step, validation per
-    epoch); ``series`` holds (label, step curve, epoch records) per run."""
+    epoch); ``series`` holds (label, step curve, epoch records) per run, and ``probes`` (when
+    given) each run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode,
+    drawn dotted: that one compares directly with validation."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
-    for i, (label, curve, epochs) in enumerate(series):
+    probes = probes or [None] * len(series)
+    for i, ((label, curve, epochs), probe) in enumerate(zip(series, probes, strict=True)):
         colour = palette[i % len(palette)]
         steps_per_epoch = _steps_per_epoch(curve)
         x = curve["step"] / steps_per_epoch if len(curve["step"]) else curve["step"]
@@ -581,7 +587,7 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                 go.Scatter(
                     x=xs,
                     y=ys,
-                    name=f"{label} train",
+                    name=f"{label} train (running)".strip(),
                     legendgroup=label,
                     line={"color": colour, "width": 1.5},
                     showlegend=col == 1,
@@ -589,6 +595,21 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                 row=1,
                 col=col,
             )
+            if probe is not None and len(probe):
+                fig.add_trace(
+                    go.Scatter(
+                        x=probe[:, 0],
+                        y=probe[:, col],
+                        name=f"{label} train (eval mode)".strip(),
+                        legendgroup=label,
+                        mode="lines+markers",
+                        line={"color": colour, "dash": "dot"},
+                        marker={"symbol": "square"},
+                        showlegend=col == 1,
+                    ),
+                    row=1,
+                    col=col,
+                )
             vals = [(e.epoch, getattr(e, f"val_{metric}")) for e in epochs]
             vals = [(a, b) for a, b in vals if b is not None]
             if vals:
@@ -596,7 +617,7 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                     go.Scatter(
                         x=[a for a, _ in vals],
                         y=[b for _, b in vals],
-                        name=f"{label} validation",
+                        name=f"{label} validation".strip(),
                         legendgroup=label,
                         mode="lines+markers",
                         line={"color": colour, "dash": "dash"},
@@ -613,6 +634,13 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
         legend={"orientation": "h", "y": -0.3},
     )
     return fig
+
+
+def train_probe(store: SqliteRunStore, owner: str, run_id: str) -> np.ndarray | None:
+    """The run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode."""
+    from cnnlab.worker import TRAIN_EVAL_ARRAY
+
+    return store.get_array(owner, run_id, TRAIN_EVAL_ARRAY)
 
 
 def _steps_per_epoch(curve: dict[str, np.ndarray]) -> float:
@@ -670,7 +698,10 @@ def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run
     curve = store.step_curve(owner, run.run_id)
     if len(curve["step"]):
         st.plotly_chart(
-            curves_figure([("", curve, store.epochs(owner, run.run_id))]),
+            curves_figure(
+                [("", curve, store.epochs(owner, run.run_id))],
+                [train_probe(store, owner, run.run_id)],
+            ),
             key=f"train.curves.{run.run_id}",
         )
         st.caption(loss_note(run))
@@ -718,7 +749,7 @@ def phase_text(run: Run, now: float) -> str:
 
 
 def loss_note(run: Run) -> str:
-    """How the run's training and validation curves were measured, so they can be compared."""
+    """How the run's three kinds of curve were measured, so they can be compared."""
     cfg, kinds = run.config, {layer.get("kind") for layer in run.spec.get("layers", [])}
     during = ["the network in training mode"]
     if "dropout" in kinds:
@@ -729,17 +760,17 @@ def loss_note(run: Run) -> str:
         during.append("shifted training images")
     if cfg.get("label_smoothing"):
         during.append(f"label smoothing {cfg['label_smoothing']:g}")
-    return (
-        f"Train (solid): each batch's loss and accuracy as it trained — {', '.join(during)} — "
-        f"while the weights were still changing within the epoch. Validation (dashed): "
-        f"measured after each epoch on held-out images, in evaluation mode (no dropout, fixed "
-        f"batch-norm statistics, original images, true labels)."
-        + (
-            " Label smoothing lifts the training loss only: compare the accuracies."
-            if cfg.get("label_smoothing")
-            else " Both losses are plain cross-entropy against the true labels."
-        )
+    note = (
+        f"Train (running, solid): each batch's loss and accuracy as it trained — "
+        f"{', '.join(during)} — while the weights were still changing within the epoch. "
+        f"Train (eval mode, dotted) and validation (dashed): measured after each epoch the same "
+        f"way, in evaluation mode (no dropout, fixed batch-norm statistics, original images, "
+        f"true labels), on as many training images as held-out ones: those two compare "
+        f"directly, and a gap between them is overfitting."
     )
+    if cfg.get("label_smoothing"):
+        note += " Label smoothing lifts only the running training loss."
+    return note
 
 
 def queue_text(est: QueueEstimate | None) -> str:
@@ -1094,7 +1125,8 @@ def history(store: SqliteRunStore, sched: Scheduler, owner: str, export: Any) ->
     )
     if compare:
         series = [(labels[i], store.step_curve(owner, i), store.epochs(owner, i)) for i in compare]
-        st.plotly_chart(curves_figure(series), key="train.history.curves")
+        probes = [train_probe(store, owner, i) for i in compare]
+        st.plotly_chart(curves_figure(series, probes), key="train.history.curves")
 
     chosen = st.selectbox(
         "Run", list(labels), format_func=labels.__getitem__, key="train.history.run"
