@@ -16,7 +16,7 @@ from cnnlab import jobs
 from cnnlab.models import PRESETS
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
 from cnnlab.training import TrainConfig, smoothing_floor
-from ui.training import loss_note, phase_text, weight_label
+from ui.training import load_data, loss_note, phase_text, weight_label
 
 OWNER = "e" * 32  # a valid owner id, as the browser's cookie would bring
 
@@ -166,3 +166,41 @@ def test_weights_are_named_as_the_layer_table_counts_layers():
     block = kinds.index("residual")
     assert weight_label(f"{block}.conv1.weight", spec) == f"Layer {block + 1} (residual) · conv1"
     assert weight_label("99.weight", spec) == "99.weight"
+
+
+def _offline_mnist(monkeypatch):
+    from cnnlab import data as data_module
+
+    source = data_module.SOURCES["mnist"]
+    offline = data_module._Source("http://127.0.0.1:9/", source.files, source.classes, False)
+    monkeypatch.setitem(data_module.SOURCES, "mnist", offline)
+
+
+def test_an_offline_server_explains_where_to_put_the_files(monkeypatch, tmp_path):
+    _offline_mnist(monkeypatch)
+    monkeypatch.setenv("CNNLAB_DATASETS_DIR", str(tmp_path / "sets"))
+    at = _page()
+    at.selectbox(key="train.data.name").set_value("mnist").run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    assert "Could not download mnist: this server cannot reach 127.0.0.1" in errors
+    assert f"{tmp_path / 'sets'}/mnist" in errors
+    assert "urllib3" not in errors
+    assert at.button(key="train.start").disabled
+
+
+def test_the_servers_test_files_alone_are_enough(monkeypatch, tmp_path):
+    from test_data import write_mnist_folder
+
+    _offline_mnist(monkeypatch)
+    (tmp_path / "sets" / "mnist").mkdir(parents=True)
+    write_mnist_folder(tmp_path / "sets" / "mnist", 0, 50)
+    monkeypatch.setenv("CNNLAB_DATASETS_DIR", str(tmp_path / "sets"))
+    at = _page(limit=0)
+    try:
+        at.selectbox(key="train.data.name").set_value("mnist").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        assert any("40 training and 10 test images of 1×28×28" in c.value for c in at.caption)
+    finally:
+        load_data.clear()  # the server-wide cache must not hand this tiny MNIST to other tests

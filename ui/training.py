@@ -117,7 +117,8 @@ def dataset_picker(key: str) -> tuple[str, int | None]:
         list(DATASETS),
         format_func=DATASETS.__getitem__,
         key=f"{key}.name",
-        help="Shapes is generated in code. The others are downloaded once, checked against "
+        help="Shapes is generated in code. The others are read from the server's data-set "
+        "folder when it has one (CNNLAB_DATASETS_DIR), else downloaded once, checked against "
         "their published checksums, and cached on the server.",
     )
     limit = right.number_input(
@@ -313,6 +314,7 @@ def model_editor(key: str) -> Any:
         num_rows="dynamic",
         hide_index=False,
         width="stretch",
+        placeholder="",  # an empty cell takes the layer's default: not "None"
         # A new key per preset resets the table when the preset changes.
         key=f"{key}.layers.{preset}",
         column_config={
