@@ -411,27 +411,52 @@ def _apply_tuned(key: str, preset: str) -> None:
         st.session_state[f"{key}.{name}"] = value if tuned else base[name]
 
 
+def _tuned_toggle(key: str, preset: str | None) -> None:
+    """For a preset with benchmark-tuned settings, a toggle that puts them in the widgets."""
+    from cnnlab.training import TUNED_SETTINGS
+
+    tuned = TUNED_SETTINGS.get(preset or "", {})
+    if not tuned:
+        return
+    listed = ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in tuned.items())
+    st.toggle(
+        f"Use the settings tuned for the **{preset}** benchmark ({listed})",
+        value=False,
+        key=f"{key}.tuned",
+        on_change=_apply_tuned,
+        args=(key, preset),
+        help="Tuned with benchmarks/train_speed.py for the most MNIST accuracy per second. "
+        "Off: the teaching defaults, with no regularisation you cannot see.",
+    )
+
+
+def _settings_notes(values: dict[str, Any], num_classes: int | None) -> None:
+    """What the chosen label smoothing does to the loss, and the settings with no widget."""
+    from cnnlab.training import smoothing_floor
+
+    if values["label_smoothing"] and num_classes:
+        floor = smoothing_floor(float(values["label_smoothing"]), num_classes)
+        st.caption(
+            f"Label smoothing {values['label_smoothing']:g} over {num_classes} classes: the "
+            f"training loss cannot fall below **{floor:.3f}** (the entropy of the softened "
+            f"targets), while the validation loss is measured against the true labels."
+        )
+    st.caption(
+        f"Fixed for every run: {float(values.get('val_fraction', 0.1)):.0%} of the training "
+        f"images are held out to validate after each epoch; SGD uses Nesterov momentum "
+        f"{values.get('momentum', 0.9)}; augmentation shifts by up to "
+        f"{values.get('augment_shift', 2)} pixels."
+    )
+
+
 def hyperparameters(
     key: str, defaults: dict[str, Any], preset: str | None = None, num_classes: int | None = None
 ) -> dict[str, Any]:
     """Training settings as a dict of TrainConfig fields (starting from ``defaults``); every
     setting that changes the curves is a widget with its reason in the help, and a preset with
     benchmark-tuned settings offers them behind a labelled toggle."""
-    from cnnlab.training import TUNED_SETTINGS, smoothing_floor
-
     values = dict(defaults)
-    tuned = TUNED_SETTINGS.get(preset or "", {})
-    if tuned:
-        listed = ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in tuned.items())
-        st.toggle(
-            f"Use the settings tuned for the **{preset}** benchmark ({listed})",
-            value=False,
-            key=f"{key}.tuned",
-            on_change=_apply_tuned,
-            args=(key, preset),
-            help="Tuned with benchmarks/train_speed.py for the most MNIST accuracy per second. "
-            "Off: the teaching defaults, with no regularisation you cannot see.",
-        )
+    _tuned_toggle(key, preset)
     c1, c2, c3, c4 = st.columns(4)
     values["epochs"] = c1.number_input(
         "Epochs", 1, 50, int(defaults["epochs"]), key=f"{key}.epochs", help=WHY["epochs"]
@@ -509,19 +534,7 @@ def hyperparameters(
         help=WHY["early_stopping_patience"],
     )
     values["early_stopping_patience"] = int(patience) or None
-    if values["label_smoothing"] and num_classes:
-        floor = smoothing_floor(float(values["label_smoothing"]), num_classes)
-        st.caption(
-            f"Label smoothing {values['label_smoothing']:g} over {num_classes} classes: the "
-            f"training loss cannot fall below **{floor:.3f}** (the entropy of the softened "
-            f"targets), while the validation loss is measured against the true labels."
-        )
-    st.caption(
-        f"Fixed for every run: {float(values.get('val_fraction', 0.1)):.0%} of the training "
-        f"images are held out to validate after each epoch; SGD uses Nesterov momentum "
-        f"{values.get('momentum', 0.9)}; augmentation shifts by up to "
-        f"{values.get('augment_shift', 2)} pixels."
-    )
+    _settings_notes(values, num_classes)
     # Tests (and a teacher's quick demo) can cap every run's steps server-wide.
     cap = os.environ.get("CNNLAB_MAX_STEPS")
     if cap and "max_steps" in defaults:
