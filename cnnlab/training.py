@@ -566,11 +566,8 @@ def train(
     if n_train == 0:
         raise ValueError("There are no training images left after the validation split.")
     plan = step_plan(len(data.train_y), cfg)  # the ragged tail is dropped; it changes every epoch
-    batch_size, steps_per_epoch, total_steps = (
-        plan.batch_size,
-        plan.steps_per_epoch,
-        plan.total_steps,
-    )
+    batch_size, steps_per_epoch = plan.batch_size, plan.steps_per_epoch
+    total_steps = plan.total_steps
     if not 0 <= start_epoch <= cfg.epochs:
         raise ValueError(f"start_epoch must be between 0 and {cfg.epochs}, got {start_epoch}.")
 

@@ -344,7 +344,7 @@ def _final_metrics(
 
 
 def _device_label(device: str) -> str:
-    """``cpu`` / ``cuda:0`` in words, e.g. ``CPU: AMD EPYC … (1 threads)``."""
+    """``cpu`` / ``cuda:0`` in words, e.g. ``CPU: AMD EPYC … (1 thread)``."""
     from cnnlab.device import describe_device
 
     return describe_device(torch.device(device)).label
