@@ -471,6 +471,20 @@ def _offline_advice(name: str, missing: list[str]) -> str:
     )
 
 
+def _placed_by_hand(folder: Path, name: str) -> bool:
+    """True when ``folder`` holds files someone put there rather than a download: the test files
+    alone (a download fetches the training files first) or an extracted CIFAR-10 folder. They
+    are used as they are, without trying to download the rest."""
+    if name == "cifar10":
+        return (folder / "cifar-10-batches-py").is_dir() and not (
+            folder / "cifar-10-python.tar.gz"
+        ).is_file()
+    has_test = all(
+        _find(folder, f"t10k-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    )
+    return has_test and _find(folder, "train-images-idx3-ubyte") is None
+
+
 def datasets_dir() -> Path | None:
     """The server's folder of official data-set files (``$CNNLAB_DATASETS_DIR``, one folder per
     set: ``mnist/``, ``cifar10/`` …), or None when not set."""
@@ -589,7 +603,8 @@ def load_dataset(
     A public set is read from ``data_dir`` when given, else from the server's data-set folder
     (:func:`local_folder`, ``$CNNLAB_DATASETS_DIR/<name>``) when it has one for ``name`` — the
     standard file names, validated by their headers and counts; a folder with only the t10k
-    files is split 80/20 — else downloaded into ``cache_dir`` with checksums. ``limit`` caps
+    files is split 80/20 — else downloaded into ``cache_dir`` with checksums (unless files put
+    there by hand suffice: the t10k files alone, an extracted CIFAR-10 folder). ``limit`` caps
     each split's size.
     CIFAR-10 batches are pickles: they are only read from the checksummed cache or a folder the
     operator chose, and through an unpickler that refuses everything but arrays.
@@ -607,7 +622,9 @@ def load_dataset(
     elif (local := local_folder(name)) is not None:
         folder = local
     else:
-        folder = fetch_dataset(name, cache_dir if cache_dir is not None else default_cache_dir())
+        cache = Path(cache_dir if cache_dir is not None else default_cache_dir())
+        placed = _placed_by_hand(cache / name, name)
+        folder = cache / name if placed else fetch_dataset(name, cache)
     if name == "cifar10":
         train, test = _load_cifar_folder(folder)
     else:

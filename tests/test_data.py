@@ -467,3 +467,20 @@ def test_augment_flip_mirrors_some_images():
 def test_default_cache_lives_in_the_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path))
     assert data_module.default_cache_dir() == tmp_path / "datasets"
+
+
+def test_test_files_put_in_the_download_cache_are_used_as_they_are(tmp_path, monkeypatch):
+    # Someone offline copied the two t10k files where downloads go: no download is tried.
+    cache = tmp_path / "cache"
+    (cache / "mnist").mkdir(parents=True)
+    write_mnist_folder(cache / "mnist", 0, 50)
+    source = data_module.SOURCES["mnist"]
+    offline = data_module._Source("http://127.0.0.1:9/", source.files, source.classes, False)
+    monkeypatch.setitem(data_module.SOURCES, "mnist", offline)
+    bundle = load_dataset("mnist", cache_dir=cache)
+    assert (len(bundle.train_y), len(bundle.test_y)) == (40, 10)
+    # With the training images there too, the cache is a download again: checked, completed.
+    write_mnist_folder(cache / "mnist", 30, 20)
+    (cache / "mnist" / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(ValueError, match=r"Missing here: train-labels-idx1-ubyte\.gz"):
+        load_dataset("mnist", cache_dir=cache)
