@@ -70,6 +70,10 @@ def test_the_summary_numbers_read_well_and_state_the_flops_convention():
     params = int(total["parameters"].replace(",", ""))
     assert params == sum(int(p.replace(",", "")) for p in table["parameters"][:-1])
     assert "," in total["FLOPs / image"]  # thousands separators
+    # The stated convention, by hand: the fast preset's first layer is a 5×5 conv with 16
+    # filters on 1×28×28, stride 2, no padding -> 16 × 12 × 12 outputs of 25 multiply-adds each.
+    assert table["output shape"][0] == "16 × 12 × 12"
+    assert table["FLOPs / image"][0] == f"{2 * 16 * 12 * 12 * 25:,}"
     assert any("one multiply-add as 2 floating-point operations" in c.value for c in at.caption)
 
 
