@@ -70,10 +70,12 @@ def test_the_summary_numbers_read_well_and_state_the_flops_convention():
     params = int(total["parameters"].replace(",", ""))
     assert params == sum(int(p.replace(",", "")) for p in table["parameters"][:-1])
     assert "," in total["FLOPs / image"]  # thousands separators
-    # The stated convention, by hand: the fast preset's first layer is a 5×5 conv with 16
-    # filters on 1×28×28, stride 2, no padding -> 16 × 12 × 12 outputs of 25 multiply-adds each.
-    assert table["output shape"][0] == "16 × 12 × 12"
-    assert table["FLOPs / image"][0] == f"{2 * 16 * 12 * 12 * 25:,}"
+    # The stated convention, by hand: PyTorch's tutorial net starts with a 3×3 conv of 32
+    # filters on 1×28×28 ("same" padding) -> 32 × 28 × 28 outputs of 9 multiply-adds each.
+    at.selectbox(key="train.model.preset").set_value("mnist_tutorial").run()
+    table = next(d.value for d in at.dataframe if "FLOPs / image" in d.value.columns)
+    assert table["output shape"][0] == "32 × 28 × 28"
+    assert table["FLOPs / image"][0] == f"{2 * 32 * 28 * 28 * 9:,}"
     assert any("one multiply-add as 2 floating-point operations" in c.value for c in at.caption)
 
 
