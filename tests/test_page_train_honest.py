@@ -15,7 +15,7 @@ from pagetest import app_test
 from cnnlab import jobs
 from cnnlab.models import PRESETS
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
-from cnnlab.training import TrainConfig, smoothing_floor
+from cnnlab.training import TUNED_SETTINGS, TrainConfig, smoothing_floor
 from ui.training import load_data, loss_note, phase_text, weight_label
 
 OWNER = "e" * 32  # a valid owner id, as the browser's cookie would bring
@@ -50,11 +50,13 @@ def test_defaults_hide_no_regularisation_and_tuned_settings_are_labelled():
     assert at.toggle(key="train.hp.augment").help
     assert any("held out to validate after each epoch" in c.value for c in at.caption)
     # The fast preset's benchmark settings: offered, named, and undone by the same toggle.
+    tuned = TUNED_SETTINGS["fast"]
     toggle = at.toggle(key="train.hp.tuned")
-    assert "tuned for the **fast** benchmark (label smoothing 0.3)" in toggle.label
+    assert "tuned for the **fast** benchmark (" in toggle.label
+    assert f"label smoothing {tuned['label_smoothing']}" in toggle.label
     toggle.set_value(True).run()
-    assert at.number_input(key="train.hp.label_smoothing").value == 0.3
-    floor = f"{smoothing_floor(0.3, 10):.3f}"
+    assert {name: at.session_state[f"train.hp.{name}"] for name in tuned} == tuned
+    floor = f"{smoothing_floor(tuned['label_smoothing'], 10):.3f}"
     assert any(f"cannot fall below **{floor}**" in c.value for c in at.caption)
     at.toggle(key="train.hp.tuned").set_value(False).run()
     assert at.number_input(key="train.hp.label_smoothing").value == 0.0
