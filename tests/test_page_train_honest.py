@@ -63,6 +63,18 @@ def test_defaults_hide_no_regularisation_and_tuned_settings_are_labelled():
     assert not any("cannot fall below" in c.value for c in at.caption)
 
 
+def test_every_tuned_setting_reaches_the_run_widget_or_not(monkeypatch):
+    tuned = {"label_smoothing": 0.2, "early_stopping_patience": 2, "augment_shift": 1}
+    monkeypatch.setitem(TUNED_SETTINGS, "fast", tuned)
+    at = _page()
+    at.toggle(key="train.hp.tuned").set_value(True).run()
+    assert at.number_input(key="train.hp.early_stopping").value == 2
+    at.button(key="train.start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = SqliteRunStore(default_data_dir()).list_runs(OWNER)[0]
+    assert {name: run.config[name] for name in tuned} == tuned
+
+
 def test_the_summary_numbers_read_well_and_state_the_flops_convention():
     at = _page()
     table = next(d.value for d in at.dataframe if "FLOPs / image" in d.value.columns)

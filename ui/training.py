@@ -401,6 +401,14 @@ WHY = {
 }
 
 
+# TrainConfig fields that have a widget, and that widget's key (after the page's prefix).
+WIDGET_KEYS = {
+    **{name: name for name in ("epochs", "batch_size", "lr", "optimizer", "schedule")},
+    **{name: name for name in ("weight_decay", "label_smoothing", "seed", "augment")},
+    "early_stopping_patience": "early_stopping",
+}
+
+
 def _apply_tuned(key: str, preset: str) -> None:
     """Set the widgets to ``preset``'s tuned settings, or back to the teaching defaults."""
     from cnnlab.training import TUNED_SETTINGS, TrainConfig
@@ -408,7 +416,8 @@ def _apply_tuned(key: str, preset: str) -> None:
     tuned = st.session_state.get(f"{key}.tuned", False)
     base = TrainConfig().to_dict()
     for name, value in TUNED_SETTINGS.get(preset, {}).items():
-        st.session_state[f"{key}.{name}"] = value if tuned else base[name]
+        if name in WIDGET_KEYS:  # the others are applied by hyperparameters() itself
+            st.session_state[f"{key}.{WIDGET_KEYS[name]}"] = value if tuned else base[name]
 
 
 def _tuned_toggle(key: str, preset: str | None) -> None:
@@ -455,6 +464,8 @@ def hyperparameters(
     """Training settings as a dict of TrainConfig fields (starting from ``defaults``); every
     setting that changes the curves is a widget with its reason in the help, and a preset with
     benchmark-tuned settings offers them behind a labelled toggle."""
+    from cnnlab.training import TUNED_SETTINGS
+
     values = dict(defaults)
     _tuned_toggle(key, preset)
     c1, c2, c3, c4 = st.columns(4)
@@ -534,6 +545,10 @@ def hyperparameters(
         help=WHY["early_stopping_patience"],
     )
     values["early_stopping_patience"] = int(patience) or None
+    if st.session_state.get(f"{key}.tuned"):
+        # Tuned settings without a widget: applied as tuned, and named by the toggle's label.
+        tuned = TUNED_SETTINGS.get(preset or "", {})
+        values.update({k: v for k, v in tuned.items() if k not in WIDGET_KEYS})
     _settings_notes(values, num_classes)
     # Tests (and a teacher's quick demo) can cap every run's steps server-wide.
     cap = os.environ.get("CNNLAB_MAX_STEPS")
