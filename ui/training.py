@@ -395,7 +395,7 @@ WHY = {
     "seed": "Fixes the initial weights, the validation split and the batch order: the same "
     "seed gives the same run.",
     "augment": "Trains on randomly shifted (and for photos mirrored) copies: harder training "
-    "images, so the training curves sit below the validation ones.",
+    "images, so the running training curves look worse than the validation ones.",
     "early_stopping_patience": "Stops when the validation loss has not improved for this many "
     "epochs, and keeps the best epoch's weights.",
 }
