@@ -194,7 +194,6 @@ def site(
     # Which app process answered (upstream=) and for whom (owner=): stickiness is auditable.
     log_format cnnlab '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
                       'upstream=$upstream_addr owner=$cnnlab_owner rt=$request_time';
-    access_log {access_log} cnnlab;
     server_tokens off;
     default_type text/plain;
     client_max_body_size {MAX_BODY};
@@ -220,6 +219,8 @@ def site(
 
     server {{
         listen {listen};
+        # In this server, not at http level: an including nginx.conf's own log stays out of it.
+        access_log {access_log} cnnlab;
 {headers}
         add_header Set-Cookie $cnnlab_set_owner;
 
