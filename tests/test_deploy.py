@@ -11,6 +11,7 @@ worker resources follow the number of workers.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -46,8 +47,10 @@ STORE_BRANCH_MERGED = "def open_store" in (ROOT / "cnnlab" / "runs.py").read_tex
 # ---------------------------------------------------------------- loading
 
 
+@functools.cache
 def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
-    """(file name, resource) for every resource in deploy/k8s (the kustomization aside)."""
+    """(file name, resource) for every resource in deploy/k8s (the kustomization aside; parsed
+    once: callers only read)."""
     docs = []
     for path in sorted(K8S.glob("*.yaml")):
         if path.name != "kustomization.yaml":
@@ -179,6 +182,9 @@ def test_compose_refuses_to_start_without_its_secrets_and_documents_every_variab
     assert {m[1] for m in INTERPOLATION.finditer(text)} <= set(documented)
     assert {documented[name] for name in required} == {""}, "no default secret in env.example"
     assert "/deploy/.env" in (ROOT / ".gitignore").read_text().split()
+    # compose builds from the repository root: deploy/.env (the secrets) must stay out of the
+    # image that `COPY . .` makes.
+    assert "deploy" in (ROOT / ".dockerignore").read_text().split()
 
 
 # ---------------------------------------------------------------- names the code reads
