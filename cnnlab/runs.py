@@ -31,12 +31,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from cnnlab.storage import LocalStorage, Storage, atomic_write
+
+if TYPE_CHECKING:  # torch is imported where a checkpoint is written or read: a process that
+    import torch  # only queues or reads runs (a web page, a CLI query) starts seconds sooner
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "timed_out")
 ACTIVE_STATUSES = ("queued", "running")
@@ -954,6 +956,8 @@ class SqlRunStore:
         self.storage.put(
             self._key(run_id, WEIGHTS_FILE), lambda tmp: _write_safetensors(tmp, state["model"])
         )
+        import torch
+
         self.storage.put(
             self._key(run_id, CHECKPOINT_FILE), lambda tmp: torch.save(dict(state), tmp)
         )
@@ -965,6 +969,8 @@ class SqlRunStore:
         key = self._key(run_id, CHECKPOINT_FILE)
         if not self.storage.exists(key):
             return None
+        import torch
+
         return torch.load(self.storage.path(key), map_location="cpu", weights_only=True)
 
     def save_final_weights(self, run_id: str, state_dict: Mapping[str, torch.Tensor]) -> None:

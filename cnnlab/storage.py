@@ -69,7 +69,7 @@ class LocalStorage:
 
     def path(self, key: str) -> Path:
         """The file of ``key`` under the root; a key that could leave the root is refused."""
-        parts = key.strip("/").split("/")
+        parts = key.split("/")
         if not all(_KEY_PART.fullmatch(p) for p in parts):
             raise ValueError(f"Not a storage key: {key!r}.")
         return self.root.joinpath(*parts)

@@ -236,7 +236,8 @@ def test_worker_pools_claim_only_runs_their_device_may_train(backend, data_dir):
     assert store.claim_next(5, device="cuda").run_id == gpu
     assert store.claim_next(5, device="cuda").run_id == either
     assert store.claim_next(5, device="cuda") is None
-    assert store.has_queued("cpu") and not store.has_queued("cuda")
+    assert store.has_queued("cpu")
+    assert not store.has_queued("cuda")
     assert store.claim_next(5, device="cpu").run_id == cpu
     with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
         store.queue("tpu")

@@ -31,6 +31,14 @@ TINY = ModelSpec(
     ),
     "tiny",
 )
+
+
+@pytest.fixture
+def data_dir(_isolated_data_dir: Path) -> Path:
+    """The per-test CNNLAB_DATA_DIR that tests/conftest.py sets (the pools' shared volume)."""
+    return _isolated_data_dir
+
+
 CAP = 3  # runs training at once over both pools (each pool has two slots)
 
 
@@ -78,15 +86,15 @@ def _submit(web: Scheduler, owner: str) -> str:
 
 
 def test_two_pools_share_the_queue_and_a_lost_pool_s_runs_resume_on_the_other(
-    postgres_url, _isolated_data_dir, monkeypatch
+    postgres_url, data_dir, monkeypatch
 ):
     monkeypatch.setenv("CNNLAB_HEARTBEAT_S", "0.5")
     monkeypatch.setenv("CNNLAB_HEARTBEAT_TIMEOUT_S", "6")
     monkeypatch.setenv("CNNLAB_MAX_CONCURRENT_RUNS", str(CAP))
     monkeypatch.setenv("CNNLAB_WORKER_THREADS", "1")
     env = {**os.environ}
-    store = PostgresRunStore(postgres_url, _isolated_data_dir)
-    webs = [_web(PostgresRunStore(postgres_url, _isolated_data_dir)) for _ in range(2)]
+    store = PostgresRunStore(postgres_url, data_dir)
+    webs = [_web(PostgresRunStore(postgres_url, data_dir)) for _ in range(2)]
     pools = {host: _pool(host, env) for host in ("machine-a", "machine-b")}
     try:
         owners = [f"learner{i}" for i in range(4)]
@@ -154,9 +162,7 @@ def test_two_pools_share_the_queue_and_a_lost_pool_s_runs_resume_on_the_other(
         store.close()
 
 
-def test_the_command_line_records_its_run_in_postgresql_and_no_sqlite_file(
-    postgres_url, _isolated_data_dir
-):
+def test_the_command_line_records_its_run_in_postgresql_and_no_sqlite_file(postgres_url, data_dir):
     out = subprocess.run(
         [sys.executable, "-m", "cnnlab.train", "--preset", "fast", "--dataset", "shapes",
          "--limit", "300", "--epochs", "1", "--batch-size", "32", "--max-steps", "5",
@@ -166,9 +172,9 @@ def test_the_command_line_records_its_run_in_postgresql_and_no_sqlite_file(
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished"
-    store = PostgresRunStore(postgres_url, _isolated_data_dir)
+    store = PostgresRunStore(postgres_url, data_dir)
     run = store.get_run("cli", result["run_id"])
     assert run.status == "finished"
     assert store.weights_path("cli", run.run_id) is not None  # on the shared storage
-    assert list(_isolated_data_dir.rglob("*.sqlite3*")) == []
+    assert list(data_dir.rglob("*.sqlite3*")) == []
     store.close()
