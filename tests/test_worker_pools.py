@@ -178,3 +178,36 @@ def test_the_command_line_records_its_run_in_postgresql_and_no_sqlite_file(postg
     assert store.weights_path("cli", run.run_id) is not None  # on the shared storage
     assert list(data_dir.rglob("*.sqlite3*")) == []
     store.close()
+
+
+def test_a_run_queued_on_the_page_is_trained_by_a_pool_in_another_process(
+    postgres_url, monkeypatch
+):
+    from pagetest import app_test
+
+    from cnnlab import jobs
+    from cnnlab.runs import open_store
+
+    monkeypatch.setenv("CNNLAB_LOCAL_WORKERS", "0")  # this "web process" only queues
+    monkeypatch.setenv("CNNLAB_MAX_STEPS", "20")
+    pool = _pool("machine-c", {**os.environ})
+    try:
+        at = app_test("pages/train.py", timeout=120).run()
+        at.number_input(key="train.data.limit").set_value(300)
+        at.run()
+        at.button(key="train.start").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        store = open_store()
+        with store._read() as db:
+            (run_id,) = [row[0] for row in db.execute("SELECT id FROM runs").fetchall()]
+        deadline = time.monotonic() + 120
+        while store.load_run(run_id).active and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run = store.load_run(run_id)
+        assert run.status == "finished", run
+        assert run.worker_host == "machine-c"
+        assert jobs.get_scheduler().running_workers() == []  # the web process started none
+    finally:
+        jobs.shutdown_scheduler()
+        pool.send_signal(signal.SIGTERM)
+        assert pool.wait(timeout=60) == 0
