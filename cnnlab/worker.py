@@ -37,6 +37,7 @@ from torch import nn
 from cnnlab.jobs import RUN_MARK
 from cnnlab.runs import EpochRecord, Run, RunStore, StepPoint, host_id, open_store
 
+READY_MARK = "== cnnlab worker ready"
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
 # Set by SIGTERM: the server is stopping, so the current run checkpoints and ends "interrupted".
 _TERMINATING = threading.Event()
@@ -440,6 +441,7 @@ def serve(
     torch.set_num_threads(threads)
     done = 0
     idle_since = time.monotonic()
+    print(READY_MARK, flush=True)  # in its log: warmed up, taking runs from now on
     while not _server_gone() and not _TERMINATING.is_set():
         run = None
         if store.has_queued(device):  # a read first: claiming takes the write lock
