@@ -515,14 +515,29 @@ class _PostgresDialect(_Dialect):
 
 
 class _Db:
-    """A connection that speaks the store's SQL (``?`` placeholders) to either backend."""
+    """A connection that speaks the store's SQL (``?`` placeholders) to either backend.
 
-    def __init__(self, conn: Any, dialect: _Dialect) -> None:
+    A kept connection may have been closed by the server meanwhile (a database restart or
+    fail-over): its first statement then runs again once on a new connection from
+    ``reconnect``; nothing was done on the lost one yet, so nothing is done twice.
+    """
+
+    def __init__(
+        self, conn: Any, dialect: _Dialect, reconnect: Callable[[], Any] | None = None
+    ) -> None:
         self.conn = conn
         self.dialect = dialect
+        self._reconnect = reconnect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; returns a cursor (``fetchone``, ``fetchall``)."""
+        reconnect, self._reconnect = self._reconnect, None
+        try:
+            return self.conn.execute(self.dialect.sql(sql), tuple(params))
+        except Exception:
+            if reconnect is None or not getattr(self.conn, "broken", False):
+                raise
+        self.conn = reconnect()
         return self.conn.execute(self.dialect.sql(sql), tuple(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -574,6 +589,10 @@ class SqlRunStore:
     def _borrow(self) -> Any:
         raise NotImplementedError
 
+    def _connect(self) -> Any:
+        """A new connection, replacing one the server closed."""
+        raise NotImplementedError
+
     def _give_back(self, conn: Any) -> None:
         """Return a borrowed connection (SQLite keeps one per thread: nothing to do)."""
 
@@ -583,17 +602,16 @@ class SqlRunStore:
     @contextmanager
     def _read(self) -> Iterator[_Db]:
         """A connection for reads outside a transaction (each statement sees committed data)."""
-        conn = self._borrow()
+        db = _Db(self._borrow(), self.dialect, self._connect)
         try:
-            yield _Db(conn, self.dialect)
+            yield db
         finally:
-            self._give_back(conn)
+            self._give_back(db.conn)
 
     @contextmanager
     def _tx(self) -> Iterator[_Db]:
         """A write transaction: committed when the block ends, rolled back on an exception."""
-        conn = self._borrow()
-        db = _Db(conn, self.dialect)
+        db = _Db(self._borrow(), self.dialect, self._connect)
         try:
             db.execute(self.dialect.begin)
             try:
@@ -603,7 +621,7 @@ class SqlRunStore:
                 raise
             db.execute("COMMIT")
         finally:
-            self._give_back(conn)
+            self._give_back(db.conn)
 
     def _migrate(self, db: _Db) -> None:
         self.dialect.serialise(db)  # two processes starting at once must not both migrate
@@ -1187,13 +1205,16 @@ class PostgresRunStore(SqlRunStore):
         super().__init__(data_dir, storage)
 
     def _borrow(self) -> Any:
-        import psycopg
-
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's connections are not ours
                 self._idle, self._pid = [], os.getpid()
             if self._idle:
                 return self._idle.pop()
+        return self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+
         return psycopg.connect(self.url, autocommit=True, row_factory=_pg_rows, connect_timeout=10)
 
     def _give_back(self, conn: Any) -> None:

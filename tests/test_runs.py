@@ -347,6 +347,23 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(back
     assert straight.final["test_accuracy"] == resumed.final["test_accuracy"]
 
 
+def test_a_database_restart_costs_no_failed_request(postgres_cluster, postgres_url, data_dir):
+    import psycopg
+
+    store = runs.PostgresRunStore(postgres_url, data_dir)
+    run_id = _make(store)
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_cluster.url(), autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s", (database,)
+        ).fetchall()
+    assert killed  # the store's kept connection was among them
+    assert store.get_run("alice", run_id).status == "queued"
+    store.update_status(run_id, "running")
+    assert store.load_run(run_id).status == "running"
+    store.close()
+
+
 def test_the_queue_is_round_robin_across_owners(backend, data_dir):
     store = backend.open()
     a1, a2, a3 = (_make(store, "a") for _ in range(3))
