@@ -149,8 +149,10 @@ class RunStore(Protocol):
         name: str = "",
         meta: Mapping[str, Any] | None = None,
         status: str = "queued",
+        client: str | None = None,
+        caps: QueueCaps | None = None,
     ) -> str:
-        """Record a new run and return its id."""
+        """Record a new run (within the fair-use ``caps``) and return its id."""
         ...
 
     def get_run(self, owner: str, run_id: str) -> Run:
@@ -167,6 +169,12 @@ class RunStore(Protocol):
 
     def request_stop(self, owner: str, run_id: str) -> None:
         """Ask the worker to stop the owner's run after its current step."""
+        ...
+
+    def request_resume(
+        self, owner: str, run_id: str, client: str | None = None, caps: QueueCaps | None = None
+    ) -> None:
+        """Queue the owner's ended run again, to continue from its last checkpoint."""
         ...
 
     def step_curve(self, owner: str, run_id: str) -> dict[str, np.ndarray]:
@@ -210,6 +218,14 @@ class RunStore(Protocol):
         """Store a named array with the run."""
         ...
 
+    def set_meta(self, run_id: str, meta: Mapping[str, Any]) -> None:
+        """Merge ``meta`` into the run's metadata."""
+        ...
+
+    def truncate_after(self, run_id: str, epoch: int, step: int) -> None:
+        """Forget curve points recorded after a checkpoint, before resuming from it."""
+        ...
+
     def finish(
         self, run_id: str, status: str, final: Mapping[str, Any] | None = None, error: str = ""
     ) -> None:
@@ -245,6 +261,10 @@ class RunStore(Protocol):
         """The runs training right now, on every machine."""
         ...
 
+    def recent_finished(self, limit: int = 200) -> list[Run]:
+        """The most recent finished runs with measured slot time, newest first."""
+        ...
+
     def has_queued(self, device: str | None = None) -> bool:
         """True when some run waits that a ``device`` pool may train."""
         ...
@@ -263,6 +283,10 @@ class RunStore(Protocol):
         self, alive: Callable[[int], bool] = ..., stale_after_s: float | None = None
     ) -> list[str]:
         """Mark "interrupted" the running runs whose worker is gone; return their ids."""
+        ...
+
+    def close(self) -> None:
+        """Close the connections the store holds."""
         ...
 
 
