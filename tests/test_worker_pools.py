@@ -225,3 +225,19 @@ def test_a_run_queued_on_the_page_is_trained_by_a_pool_in_another_process(
         jobs.shutdown_scheduler()
         pool.send_signal(signal.SIGTERM)
         assert pool.wait(timeout=60) == 0
+
+
+def test_a_gpu_pool_refuses_to_start_on_a_machine_without_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnlab.worker", "--serve", "--device", "cuda"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "no CUDA GPU" in out.stderr
