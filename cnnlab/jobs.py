@@ -358,8 +358,7 @@ class Scheduler:
     def tick(self) -> None:
         """One supervision round: reap ended workers, kill hung ones, start enough workers."""
         with self._lock:
-            running = self.store.running()
-            self._reap(running)
+            self._reap(self._running_here())
             self.store.mark_interrupted(alive=self._alive)
             if not self._halt.is_set():
                 self._top_up()
@@ -369,7 +368,12 @@ class Scheduler:
         return worker.proc.poll() is None if worker is not None else pid_alive(pid)
 
     def _run_of(self, pid: int) -> Run | None:
-        return next((r for r in self.store.running() if r.worker_pid == pid), None)
+        return next((r for r in self._running_here() if r.worker_pid == pid), None)
+
+    def _running_here(self) -> list[Run]:
+        """The runs training on this machine: process ids of other machines (other pid
+        namespaces) may equal ours, so they never match one of our workers."""
+        return [r for r in self.store.running() if r.worker_host == host_id()]
 
     def _reap(self, running: list[Run]) -> None:
         by_pid = {r.worker_pid: r for r in running if r.worker_pid is not None}
@@ -414,7 +418,7 @@ class Scheduler:
         if not self.store.has_queued(self.device):
             return
         running = self.store.running()
-        busy = {r.worker_pid for r in running}
+        busy = {r.worker_pid for r in running if r.worker_host == host_id()}
         free = sum(1 for pid in self._workers if pid not in busy)
         waiting = len(self.store.queue(self.device))
         startable = min(waiting, self.limits.max_concurrent - len(running))
@@ -462,7 +466,8 @@ class Scheduler:
             current = self.store.load_run(run.run_id)
         except KeyError:
             return  # deleted meanwhile
-        if current.status == "running" and current.worker_pid == run.worker_pid:
+        same_worker = (current.worker_host, current.worker_pid) == (run.worker_host, run.worker_pid)
+        if current.status == "running" and same_worker:
             self.store.finish(run.run_id, status, final=current.final, error=error)
 
     def running_workers(self) -> list[int]:

@@ -513,3 +513,21 @@ def test_a_worker_that_cannot_start_is_not_restarted_in_a_tight_loop(store, make
     logs = list((store.data_dir / "workers").glob("*.log"))
     assert 1 <= len(logs) <= 4  # a few tries, not one per poll
     assert "no torch here" in logs[0].read_text()
+
+
+def test_a_run_on_another_machine_is_never_taken_for_one_of_ours(store, make_scheduler):
+    # Every container numbers its processes from 1: another machine's worker may have our
+    # worker's pid. Ours ends (exit code 3); the other machine's run must not "fail" with it.
+    quitter = (sys.executable, "-c", "import time; time.sleep(1.5); raise SystemExit(3)")
+    sched = make_scheduler(worker_command=quitter)
+    sched.keep_warm()
+    (pid,) = sched.running_workers()
+    remote = store.create_run("bob", dataset="shapes", config={}, spec={})
+    store.update_status(
+        remote, "running", worker_pid=pid, worker_host="elsewhere", heartbeat_at=time.time() + 600
+    )
+    deadline = time.monotonic() + 30
+    while sched.running_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sched.running_workers() == []  # ours was reaped
+    assert store.load_run(remote).status == "running"
