@@ -51,6 +51,27 @@ def postgres_url(postgres_cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     postgres_cluster.drop_database(url)
 
 
+@pytest.fixture(scope="module")
+def _module_database(postgres_cluster) -> Iterator[str]:
+    """One database per test module for the ``backend`` fixture, emptied before each test
+    (a TRUNCATE is ~100 times cheaper than a new database)."""
+    url = postgres_cluster.create_database()
+    yield url
+    postgres_cluster.drop_database(url)
+
+
+def _empty(url: str) -> None:
+    """Delete every run (curves and arrays cascade) and reset the schema version."""
+    import psycopg
+
+    from cnnlab.runs import SCHEMA_VERSION
+
+    with psycopg.connect(url, autocommit=True) as db:
+        if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is not None:
+            db.execute("TRUNCATE runs CASCADE")
+            db.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+
+
 @dataclass
 class Backend:
     """A runs-store backend under test: its name and how to open (another handle on) the store."""
@@ -60,9 +81,11 @@ class Backend:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, _isolated_data_dir: Path) -> Iterator[Backend]:
-    """Each runs-store test once on SQLite and once on a fresh PostgreSQL database; subprocesses
-    inherit the choice through ``CNNLAB_DATABASE_URL``."""
+def backend(
+    request: pytest.FixtureRequest, _isolated_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    """Each runs-store test once on SQLite and once on an empty PostgreSQL database;
+    subprocesses inherit the choice through ``CNNLAB_DATABASE_URL``."""
     from cnnlab.runs import PostgresRunStore, SqliteRunStore
 
     opened: list = []
@@ -75,9 +98,15 @@ def backend(request: pytest.FixtureRequest, _isolated_data_dir: Path) -> Iterato
         return open_
 
     if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("_module_database")
+        _empty(url)
+        monkeypatch.setenv("CNNLAB_DATABASE_URL", url)
         yield Backend("postgresql", make(lambda: PostgresRunStore(url, _isolated_data_dir)))
     else:
         yield Backend("sqlite", make(lambda: SqliteRunStore(_isolated_data_dir)))
     for store in opened:
         store.close()
+    from cnnlab import runs
+
+    for key in [k for k in runs._STORES if k[1] == str(_isolated_data_dir.resolve())]:
+        runs._STORES.pop(key).close()
