@@ -249,8 +249,8 @@ class RunStore(Protocol):
         ...
 
     # The scheduler's and worker pools' side: the shared queue.
-    def heartbeat(self, run_id: str) -> None:
-        """Record that the run's worker (and its machine) is alive."""
+    def heartbeat(self, run_id: str, worker_host: str, worker_pid: int) -> bool:
+        """Record that the run's worker is alive; False once the run is no longer its own."""
         ...
 
     def queue(self, device: str | None = None) -> list[Run]:
@@ -888,13 +888,20 @@ class SqlRunStore:
                 (json.dumps(dict(progress)), time.time(), run_id),
             )
 
-    def heartbeat(self, run_id: str) -> None:
-        """Record that the run's worker is alive (its machine too), while the run trains."""
+    def heartbeat(self, run_id: str, worker_host: str, worker_pid: int) -> bool:
+        """Record that the run's worker is alive (its machine too), while the run trains.
+
+        False once the run is no longer this worker's to train: another process marked it
+        interrupted (its heartbeat went stale, e.g. across a network partition), or it was
+        resumed and claimed elsewhere. The worker must then stop without writing to it.
+        """
         with self._tx() as db:
-            db.execute(
-                "UPDATE runs SET heartbeat_at=? WHERE id=? AND status='running'",
-                (time.time(), run_id),
+            cursor = db.execute(
+                "UPDATE runs SET heartbeat_at=? WHERE id=? AND status='running' "
+                "AND worker_host=? AND worker_pid=?",
+                (time.time(), run_id, worker_host, worker_pid),
             )
+            return cursor.rowcount > 0
 
     def append_steps(self, run_id: str, steps: Sequence[StepPoint]) -> None:
         """Append a batch of step points (one transaction for the whole batch)."""

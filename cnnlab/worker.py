@@ -64,11 +64,13 @@ class Reporter:
         run_id: str,
         interval_s: float = 0.1,
         echo: Callable[[Any], None] | None = None,
+        lost: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.interval_s = interval_s
         self.echo = echo
+        self.lost = lost
         self._pending: list[StepPoint] = []
         self._last_flush = 0.0
         self._last_progress: dict[str, Any] = {}
@@ -92,7 +94,11 @@ class Reporter:
                 self.echo(progress)
 
     def flush(self) -> None:
-        """Write the buffered points and the latest progress snapshot."""
+        """Write the buffered points and the latest progress snapshot (nothing once the run is
+        lost to another worker)."""
+        if self.lost is not None and self.lost.is_set():
+            self._pending = []
+            return
         self.store.append_steps(self.run_id, self._pending)
         self._pending = []
         if self._last_progress:
@@ -110,6 +116,9 @@ class Heartbeat:
         self.store = store
         self.run_id = run_id
         self.interval_s = interval_s or _env("CNNLAB_HEARTBEAT_S", 5.0)
+        # Set once the run is no longer ours (marked interrupted or claimed elsewhere): from
+        # then on nothing of this attempt may be written to it.
+        self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="cnnlab-heartbeat", daemon=True)
 
@@ -125,7 +134,9 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.store.heartbeat(self.run_id)
+                if not self.store.heartbeat(self.run_id, host_id(), os.getpid()):
+                    self.lost.set()
+                    return
             except Exception as exc:  # a database hiccup: the next beat tries again
                 print(f"cnnlab heartbeat: {exc!r}", file=sys.stderr, flush=True)
 
@@ -143,8 +154,10 @@ class StopSignal:
         deadline: float | None,
         watch_parent: bool,
         poll_s: float = 0.2,
+        lost: threading.Event | None = None,
     ) -> None:
         self.store = store
+        self.lost = lost
         self.run_id = run_id
         self.deadline = deadline
         self.watch_parent = watch_parent
@@ -156,7 +169,9 @@ class StopSignal:
         if self.reason is not None:
             return True
         now = time.monotonic()
-        if self.deadline is not None and now > self.deadline:
+        if self.lost is not None and self.lost.is_set():
+            self.reason = "lost"  # another process has the run now: end without a trace
+        elif self.deadline is not None and now > self.deadline:
             self.reason = "timed_out"
         elif _TERMINATING.is_set() or (self.watch_parent and _server_gone()):
             # Told to stop, or re-parented (the server that launched us is gone): stop cleanly
@@ -247,11 +262,14 @@ def execute(
             initial = first_conv_weight(model)
             if initial is not None:
                 store.put_array(run_id, "kernels_at_start", initial)
-        reporter = Reporter(store, run_id, echo=echo)
+        lost = heartbeat.lost
+        reporter = Reporter(store, run_id, echo=echo, lost=lost)
         deadline = started + budget if budget is not None else None
-        stop = StopSignal(store, run_id, deadline, watch_parent)
+        stop = StopSignal(store, run_id, deadline, watch_parent, lost=lost)
 
         def on_epoch(metrics: Any, state: dict[str, Any]) -> None:
+            if lost.is_set():
+                return
             t = time.perf_counter()
             reporter.flush()
             store.append_epoch(
@@ -272,6 +290,8 @@ def execute(
 
         def on_stop(state: dict[str, Any]) -> None:
             # Keep the partial epoch: a stopped or timed-out run resumes from the next batch.
+            if lost.is_set():
+                return
             t = time.perf_counter()
             store.save_checkpoint(run_id, int(state["epoch"]), state)
             phases["record"] += time.perf_counter() - t
@@ -292,6 +312,8 @@ def execute(
         # train_seconds spans the steps and the epochs' recording; the rest is evaluation.
         phases["train"] = max(0.0, result.train_seconds - phases["record"])
         phases["evaluate"] = max(0.0, wall - result.train_seconds)
+        if lost.is_set():  # the run is another worker's now (or ended): leave it as it is
+            return store.load_run(run_id)
         t = time.perf_counter()
         reporter.flush()
         if stop.reason is None or store.load_run(run_id).checkpoint_epoch is not None:
@@ -306,7 +328,8 @@ def execute(
             error=_reason_text(stop, time_budget_s, compute_budget_s, used),
         )
     except BaseException as exc:
-        store.finish(run_id, "failed", error=_explain(exc))
+        if not heartbeat.lost.is_set():
+            store.finish(run_id, "failed", error=_explain(exc))
         raise
     finally:
         heartbeat.stop()

@@ -531,3 +531,27 @@ def test_a_run_on_another_machine_is_never_taken_for_one_of_ours(store, make_sch
         time.sleep(0.05)
     assert sched.running_workers() == []  # ours was reaped
     assert store.load_run(remote).status == "running"
+
+
+def test_a_worker_whose_run_was_taken_over_stops_without_writing_to_it(store, monkeypatch):
+    import threading
+
+    from cnnlab.worker import execute
+
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_S", "0.1")
+    run_id = store.create_run(
+        "alice", dataset="shapes", config=_config(epochs=50, batch_size=2), spec=TINY.to_dict(),
+        meta={"data_options": {"limit": 2000}}, status="running",
+    )  # fmt: skip
+    worker = threading.Thread(target=execute, args=(store, run_id), kwargs={"threads": 1})
+    worker.start()
+    _wait(store, run_id, lambda r: r.progress.get("step", 0) >= 5)
+    # Its heartbeat looked stale to another scheduler (a network partition, say); the run was
+    # resumed and another machine's worker claimed it.
+    store.update_status(run_id, "running", worker_host="elsewhere", worker_pid=1)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    run = store.load_run(run_id)
+    assert (run.status, run.worker_host, run.worker_pid) == ("running", "elsewhere", 1)
+    assert run.checkpoint_epoch is None  # no checkpoint of its own over the other's
+    assert store.load_checkpoint(run_id) is None

@@ -214,15 +214,18 @@ def test_a_heartbeat_keeps_a_run_on_another_machine_alive(backend, data_dir):
     store = backend.open()
     run_id = _make(store)
     long_ago = time.time() - 120
-    store.update_status(run_id, "running", worker_host="elsewhere", heartbeat_at=long_ago)
-    store.heartbeat(run_id)
+    store.update_status(
+        run_id, "running", worker_host="elsewhere", worker_pid=7, heartbeat_at=long_ago
+    )
+    assert store.heartbeat(run_id, "elsewhere", 7)
+    assert not store.heartbeat(run_id, "elsewhere", 8)  # not that worker's run
     assert store.mark_interrupted(stale_after_s=60) == []
     store.update_status(run_id, "running", heartbeat_at=long_ago)
     assert store.mark_interrupted(stale_after_s=60) == [run_id]
     run = store.load_run(run_id)
     assert run.status == "interrupted"
     assert "stopped answering" in run.error
-    store.heartbeat(run_id)  # a late beat of the lost worker does not revive it
+    assert not store.heartbeat(run_id, "elsewhere", 7)  # a late beat does not revive it
     assert store.load_run(run_id).status == "interrupted"
 
 
