@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from cnnlab.data import load_dataset
     from cnnlab.models import PRESETS
-    from cnnlab.runs import SqliteRunStore
+    from cnnlab.runs import open_store
     from cnnlab.worker import execute
 
     args = parse_args(argv)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = SqliteRunStore()
+    store = open_store()
     run_id = store.create_run(
         args.owner,
         dataset=args.dataset,
