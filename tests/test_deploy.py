@@ -40,8 +40,6 @@ NGINX_BIN = shutil.which("nginx") or (
 )
 # Names the PostgreSQL store and the worker service bring (issue 17, another branch of this
 # session); until that branch is merged the code cannot read them yet.
-STORE_BRANCH_NAMES = {"CNNLAB_DATABASE_URL", "CNNLAB_LOCAL_WORKERS"}
-STORE_BRANCH_MERGED = "def open_store" in (ROOT / "cnnlab" / "runs.py").read_text()
 
 
 # ---------------------------------------------------------------- loading
@@ -219,8 +217,6 @@ def test_every_variable_the_deployment_sets_is_one_the_code_reads():
     names = deployment_variables()
     assert {"CNNLAB_DATA_DIR", "STREAMLIT_SERVER_COOKIE_SECRET"} <= names
     unread = sorted(n for n in names - set(LIBRARY_VARIABLES) if not code_reads(n))
-    if not STORE_BRANCH_MERGED and unread and set(unread) <= STORE_BRANCH_NAMES:
-        pytest.skip(f"{unread} arrive with the PostgreSQL store branch (issue 17)")
     assert not unread, f"set by deploy/ but read nowhere in the code: {unread}"
 
 
@@ -354,9 +350,6 @@ def test_worker_pools_run_the_worker_service_on_their_device():
 
 
 def test_the_worker_accepts_the_flags_the_deployment_passes():
-    if not STORE_BRANCH_MERGED:
-        # Today's worker takes one argument and would treat --help as a run id.
-        pytest.skip("the worker service's flags arrive with the PostgreSQL store branch")
     help_text = subprocess.run(
         [sys.executable, "-m", "cnnlab.worker", "--help"],
         cwd=ROOT,
