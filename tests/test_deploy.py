@@ -38,9 +38,6 @@ HEALTH = "/_stcore/health"
 NGINX_BIN = shutil.which("nginx") or (
     "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
 )
-# Names the PostgreSQL store and the worker service bring (issue 17, another branch of this
-# session); until that branch is merged the code cannot read them yet.
-
 
 # ---------------------------------------------------------------- loading
 
