@@ -113,11 +113,11 @@ def _print_progress(progress: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from cnnlab.runs import SqliteRunStore
+    from cnnlab.runs import open_store
     from cnnlab.worker import execute
 
     args = parse_args(argv)
-    store = SqliteRunStore()
+    store = open_store()
     try:
         # Everything that can be refused is checked before a run is recorded (or re-queued).
         run_id = _resume(store, args) if args.resume else _create(store, args)

@@ -22,7 +22,7 @@ import streamlit as st
 from cnnlab import viz
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.queue_estimate import QueueEstimate
-from cnnlab.runs import Run, SqliteRunStore, default_data_dir
+from cnnlab.runs import Run, RunStore, open_store
 from ui.client import client_address
 from ui.image_source import cache_key
 from ui.owner import owner_id
@@ -52,15 +52,10 @@ BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)  # small ones give a small uploa
 
 
 # -- shared resources ---------------------------------------------------------------------------
-@st.cache_resource
-def _store(data_dir: str) -> SqliteRunStore:
-    # One handle per server and data directory; it opens a connection per thread itself.
-    return SqliteRunStore(data_dir)
-
-
-def store() -> SqliteRunStore:
-    """The runs store of this server (``$CNNLAB_DATA_DIR``)."""
-    return _store(str(default_data_dir()))
+def store() -> RunStore:
+    """The runs store of this server (SQLite in ``$CNNLAB_DATA_DIR``, or
+    ``$CNNLAB_DATABASE_URL``); one handle per process, shared by every session."""
+    return open_store()
 
 
 def scheduler() -> Scheduler:
@@ -666,7 +661,7 @@ def curves_figure(
     return fig
 
 
-def train_probe(store: SqliteRunStore, owner: str, run_id: str) -> np.ndarray | None:
+def train_probe(store: RunStore, owner: str, run_id: str) -> np.ndarray | None:
     """The run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode."""
     from cnnlab.worker import TRAIN_EVAL_ARRAY
 
@@ -685,7 +680,7 @@ def _steps_per_epoch(curve: dict[str, np.ndarray]) -> float:
 
 
 # -- the run being watched ----------------------------------------------------------------------
-def current_run(store: SqliteRunStore, owner: str, key: str) -> Run | None:
+def current_run(store: RunStore, owner: str, key: str) -> Run | None:
     """The run this session watches: the one it started, else the owner's latest (so navigating
     away and back, or reloading, finds it again)."""
     run_id = st.session_state.get(key)
@@ -699,7 +694,7 @@ def current_run(store: SqliteRunStore, owner: str, key: str) -> Run | None:
     return (active or runs or [None])[0]
 
 
-def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run) -> None:
+def progress_panel(store: RunStore, sched: Scheduler, owner: str, run: Run) -> None:
     """Status, what the worker is doing before the first step, progress bar, images/s, ETA,
     queue position, curves (and how to read them), and the Stop or Resume button."""
     p = run.progress
@@ -832,7 +827,7 @@ def duration_text(seconds: float) -> str:
 
 
 # -- results ------------------------------------------------------------------------------------
-def results(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
+def results(store: RunStore, owner: str, run: Run, key: str) -> None:
     """What the trained network does: accuracy, per class, confusion, mistakes, kernels."""
     final = run.final
     if not final:
@@ -887,7 +882,7 @@ def results(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
     deeper_kernels(store, owner, run, key)
 
 
-def mistakes(store: SqliteRunStore, owner: str, run: Run, classes: list[str]) -> None:
+def mistakes(store: RunStore, owner: str, run: Run, classes: list[str]) -> None:
     """The test images the network got wrong with the most confidence."""
     wrong = run.final.get("misclassified", {})
     images = store.get_array(owner, run.run_id, "misclassified")
@@ -933,7 +928,7 @@ def kernel_grid(kernels: np.ndarray, vmax: float, max_filters: int = 64) -> np.n
     return viz.tile(np.stack([viz.upscale(im, factor) for im in images]), columns, gap=3)
 
 
-def kernels_replay(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
+def kernels_replay(store: RunStore, owner: str, run: Run, key: str) -> None:
     """First-layer kernels, with a slider replaying how they evolved epoch by epoch."""
     snapshots = {
         e.epoch: e.kernels for e in store.epochs(owner, run.run_id) if e.kernels is not None
@@ -978,7 +973,7 @@ def weight_label(name: str, spec: dict[str, Any]) -> str:
     return f"{where} · {inner}" if inner else where
 
 
-def deeper_kernels(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
+def deeper_kernels(store: RunStore, owner: str, run: Run, key: str) -> None:
     """Learned kernels of a deeper convolution (first input channels of each filter)."""
     path = store.weights_path(owner, run.run_id)
     if path is None:
@@ -1109,7 +1104,7 @@ def submit(
     )
 
 
-def live_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run_id: str) -> None:
+def live_panel(store: RunStore, sched: Scheduler, owner: str, run_id: str) -> None:
     """The watched run: polled twice a second while it is active, results once it ended."""
     run = store.get_run(owner, run_id)
     # Only an active run polls: an idle page costs the server nothing.
@@ -1119,7 +1114,7 @@ def live_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run_id: str)
 
 
 def _live_body(
-    store: SqliteRunStore, sched: Scheduler, owner: str, run_id: str, was_active: bool
+    store: RunStore, sched: Scheduler, owner: str, run_id: str, was_active: bool
 ) -> None:
     try:
         run = store.get_run(owner, run_id)
@@ -1133,7 +1128,7 @@ def _live_body(
         results(store, owner, run, "train.result")
 
 
-def history(store: SqliteRunStore, sched: Scheduler, owner: str, export: Any) -> None:
+def history(store: RunStore, sched: Scheduler, owner: str, export: Any) -> None:
     """The owner's runs: table, comparison chart, and per-run actions."""
     runs = store.list_runs(owner)
     if not runs:
