@@ -16,6 +16,7 @@ def client_address() -> str | None:
     headers = st.context.headers
     forwarded = headers.get("X-Forwarded-For") if headers else None
     peer = st.context.ip_address
+    peer = peer if isinstance(peer, str) else None  # AppTest has no real request
     if peer and trusted_proxy(peer, os.environ.get("CNNLAB_TRUSTED_PROXIES", "")):
         peer = None  # the proxy itself: count the address it appended instead
     return client_key(peer, forwarded if isinstance(forwarded, str) else None)
