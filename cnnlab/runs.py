@@ -1139,24 +1139,38 @@ class SqlRunStore:
         stale_after_s = heartbeat_timeout_s() if stale_after_s is None else stale_after_s
         host = host_id()
         now = time.time()
-        gone: dict[str, str] = {}
+        gone: dict[str, tuple[Run, str]] = {}
         for run in self.running():
             if run.worker_host == host and run.worker_pid is not None:
                 if not alive(run.worker_pid):
-                    gone[run.run_id] = "The server stopped while this run was training."
+                    gone[run.run_id] = (run, "The server stopped while this run was training.")
             elif now - (run.heartbeat_at or run.started_at or 0.0) > stale_after_s:
                 gone[run.run_id] = (
-                    "The worker training this run stopped answering (its machine or pool "
-                    "went away); resume it to continue from its last checkpoint."
+                    run,
+                    "The worker training this run stopped answering (its machine or pool went "
+                    "away); resume it to continue from its last checkpoint.",
                 )
-        for run_id, error in gone.items():
+        marked = []
+        for run_id, (run, error) in gone.items():
             with self._tx() as db:
-                db.execute(
+                # Only as seen: not if it beat since, or was resumed and claimed by another.
+                cursor = db.execute(
                     f"UPDATE runs SET {self._account()}, status='interrupted', finished_at=?, "
-                    "error=? WHERE id=? AND status='running'",
-                    (now, now, error, run_id),
+                    "error=? WHERE id=? AND status='running' AND COALESCE(heartbeat_at, 0) <= ? "
+                    "AND COALESCE(worker_host, '') = ? AND COALESCE(worker_pid, -1) = ?",
+                    (
+                        now,
+                        now,
+                        error,
+                        run_id,
+                        run.heartbeat_at or 0.0,
+                        run.worker_host or "",
+                        -1 if run.worker_pid is None else run.worker_pid,
+                    ),
                 )
-        return list(gone)
+                if cursor.rowcount > 0:
+                    marked.append(run_id)
+        return marked
 
 
 class SqliteRunStore(SqlRunStore):

@@ -229,6 +229,25 @@ def test_a_heartbeat_keeps_a_run_on_another_machine_alive(backend, data_dir):
     assert store.load_run(run_id).status == "interrupted"
 
 
+def test_a_run_that_beat_or_changed_hands_since_it_was_seen_is_left_alone(
+    backend, data_dir, monkeypatch
+):
+    import time
+
+    store = backend.open()
+    beat, moved = _make(store, "a"), _make(store, "b")
+    for run_id in (beat, moved):
+        store.update_status(
+            run_id, "running", worker_host="elsewhere", worker_pid=7, heartbeat_at=time.time() - 120
+        )
+    seen = store.running()  # a scheduler's look at the running runs…
+    store.heartbeat(beat, "elsewhere", 7)  # …then one beats, the other is claimed elsewhere
+    store.update_status(moved, "running", worker_host="machine-2", worker_pid=9)
+    monkeypatch.setattr(store, "running", lambda: seen)
+    assert store.mark_interrupted(stale_after_s=60) == []
+    assert {store.load_run(i).status for i in (beat, moved)} == {"running"}
+
+
 def test_worker_pools_claim_only_runs_their_device_may_train(backend, data_dir):
     store = backend.open()
     cpu = store.create_run("a", dataset="shapes", config={"device": "cpu"}, spec={})
