@@ -33,7 +33,7 @@ whole wall time (model build, set-up, training, test evaluation) is printed besi
 ratio it would give, as a stricter bound. Usage:
 
     python benchmarks/train_speed.py --seeds 1001 1002 1003 1004 1005
-        [--data ../shared/data/mnist-t10k] [--no-extras]
+        [--data ../shared/data/mnist-t10k] [--no-extras] [--epochs N]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO))
 from cnnlab.data import DataBundle, make_shapes, read_idx  # noqa: E402
 from cnnlab.models import PRESETS, build_model  # noqa: E402
 from cnnlab.splits import holdout_bundle  # noqa: E402
-from cnnlab.training import FAST_PRESET_CONFIG, Progress, train  # noqa: E402
+from cnnlab.training import FAST_PRESET_CONFIG, Progress, TrainConfig, train  # noqa: E402
 
 DEFAULT_THREADS = torch.get_num_threads()
 
@@ -167,28 +167,33 @@ class LiveCharts:
 
 
 def run_fast(
-    data: DataBundle, seed: int, threads: int | None, device: str | None = None, on_step=None
+    data: DataBundle,
+    preset: TrainConfig,
+    seed: int,
+    threads: int | None,
+    device: str | None = None,
+    on_step=None,
 ) -> tuple[float, float, float]:
-    """The fast preset with its tuned settings on all training images.
+    """The fast preset with the settings ``preset`` on all training images.
 
     Returns (training seconds as the reference counts them, accuracy, whole wall seconds).
     """
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
-    cfg = replace(FAST_PRESET_CONFIG, val_fraction=0, seed=seed, device=device, threads=threads)
+    cfg = replace(preset, val_fraction=0, seed=seed, device=device, threads=threads)
     result = train(model, data, cfg, on_step=on_step)
     return result.train_seconds, result.test.accuracy, time.perf_counter() - t0
 
 
-def run_shapes(seed: int) -> tuple[float, float, float]:
+def run_shapes(preset: TrainConfig, seed: int) -> tuple[float, float, float]:
     """Generate the shapes set and train the fast preset: (gen seconds, total seconds, acc)."""
     t0 = time.perf_counter()
     data = make_shapes(seed=seed)
     generated = time.perf_counter() - t0
     torch.manual_seed(seed)
     model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
-    result = train(model, data, replace(FAST_PRESET_CONFIG, seed=seed, threads=1))
+    result = train(model, data, replace(preset, seed=seed, threads=1))
     return generated, time.perf_counter() - t0, result.test.accuracy
 
 
@@ -220,12 +225,20 @@ def main() -> None:
         "--holdout", type=int, default=N_TEST, help="held-out images per split (smoke runs: less)"
     )
     parser.add_argument(
+        "--epochs",
+        type=int,
+        help="train the preset this many epochs instead of its own (to measure the trade-off)",
+    )
+    parser.add_argument(
         "--no-extras", action="store_true", help="only the reference and the all-threads run"
     )
     args = parser.parse_args()
     images, labels = load_all(args.data)
     print(f"torch {torch.__version__}, {DEFAULT_THREADS} threads by default; {load()}")
-    print(f"fast preset settings: {FAST_PRESET_CONFIG}")
+    preset = FAST_PRESET_CONFIG
+    if args.epochs is not None:
+        preset = replace(preset, epochs=args.epochs)
+    print(f"fast preset settings: {preset}")
     rows: dict[str, list[float]] = defaultdict(list)
 
     def record(label: str, seconds: float, acc: float, extra: str = "") -> None:
@@ -237,7 +250,7 @@ def main() -> None:
         for i, seed in enumerate(args.seeds):
             data = split(images, labels, seed, args.holdout)
             record("reference", *reference_loop(data, seed))
-            seconds, acc, wall = run_fast(data, seed=seed, threads=DEFAULT_THREADS)
+            seconds, acc, wall = run_fast(data, preset, seed=seed, threads=DEFAULT_THREADS)
             rows["fast_all_wall"].append(wall)
             record("fast_all", seconds, acc, f"(whole run incl. build + test: {wall:.2f} s)")
             if args.no_extras:
@@ -246,17 +259,17 @@ def main() -> None:
             # Headless and live back to back, in alternating order, so drift hits both alike.
             for label in ("fast_1t", "live_1t")[:: 1 if i % 2 == 0 else -1]:
                 if label == "fast_1t":
-                    seconds, acc, wall = run_fast(data, seed=seed, threads=1)
+                    seconds, acc, wall = run_fast(data, preset, seed=seed, threads=1)
                     rows["fast_1t_wall"].append(wall)
                     record(label, seconds, acc, f"(whole run incl. build + test: {wall:.2f} s)")
                     continue
                 live = LiveCharts(os.path.join(tmp, f"live{seed}.db"))
-                seconds, acc, _ = run_fast(data, seed=seed, threads=1, on_step=live)
+                seconds, acc, _ = run_fast(data, preset, seed=seed, threads=1, on_step=live)
                 live.close()
                 rows["callback_share"].append(live.seconds / seconds)
                 extra = f"callback {live.seconds * 1000:.0f} ms in all, {live.writes} SQLite writes"
                 record(label, seconds, acc, extra)
-            gen, seconds, acc = run_shapes(seed=seed)
+            gen, seconds, acc = run_shapes(preset, seed=seed)
             rows["shapes_gen_s"].append(gen)
             record("shapes_1t", seconds, acc, f"(generating the set: {gen:.1f} s)")
             print(f"    {load()}", flush=True)
@@ -317,9 +330,12 @@ def main() -> None:
         )
     if torch.cuda.is_available():
         data = split(images, labels, args.seeds[0], args.holdout)
-        cuda = [run_fast(data, seed=args.seeds[0], threads=None, device="cuda") for _ in range(3)]
+        cuda = [
+            run_fast(data, preset, seed=args.seeds[0], threads=None, device="cuda")
+            for _ in range(3)
+        ]
         cuda_s = statistics.median(c[2] for c in cuda)
-        ips = FAST_PRESET_CONFIG.epochs * len(data.train_y) / cuda_s
+        ips = preset.epochs * len(data.train_y) / cuda_s
         print(
             f"  CUDA fast (seed {args.seeds[0]}): {cuda_s:.2f} s, ~{ips:.0f} img/s (incl. set-up), "
             f"acc {statistics.median(c[1] for c in cuda):.4f}, "

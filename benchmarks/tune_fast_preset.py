@@ -11,9 +11,12 @@ seconds (wall, and the process's CPU time, training and validation included) sca
 images, and with ``--reference`` the tutorial loop's seconds on 8,000 images (measured at the
 start of this run) divided by that: the speed-up it would give. Training runs on 1 thread by
 default: on a loaded machine the CPU time of a 1-thread run is a fair cost where wall time is
-not; compare candidates by their CPU time relative to ``base`` in the same run. Usage:
+not; compare candidates by their CPU time relative to ``base`` in the same run, or measure
+that ratio alone with ``--cost N`` (N interleaved runs of each on the first seed). Usage:
 
-    python benchmarks/tune_fast_preset.py --seeds 1 2 3 --candidates base wider [--reference]
+    python benchmarks/tune_fast_preset.py --seeds 1 2 3 4 5 6 \
+        --candidates base epochs=3 augment=1,augment_shift=1 c2=24,epochs=3 [--reference]
+    python benchmarks/tune_fast_preset.py --seeds 1 --cost 5 --candidates base epochs=3
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from train_speed import load_all, reference_loop, split  # noqa: E402
 
+from cnnlab.data import DataBundle  # noqa: E402
 from cnnlab.models import PRESETS, LayerSpec, ModelSpec, build_model  # noqa: E402
 from cnnlab.splits import holdout_bundle  # noqa: E402
 from cnnlab.training import FAST_PRESET_CONFIG, TrainConfig, train  # noqa: E402
@@ -88,6 +92,12 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=["base"])
     parser.add_argument("--reference", action="store_true", help="time the tutorial loop first")
     parser.add_argument(
+        "--cost",
+        type=int,
+        metavar="N",
+        help="instead of scoring: N interleaved runs each on the first seed, CPU time vs the first",
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="1: the CPU time stays a fair cost under load"
     )
     args = parser.parse_args()
@@ -107,24 +117,53 @@ def main() -> None:
         splits[seed] = holdout_bundle(
             "mnist", outer.classes, outer.train_x.numpy(), outer.train_y.numpy(), N_VAL, seed
         )
-    for name in args.candidates:
+    if args.cost:
+        cost(args.candidates, splits[args.seeds[0]], args.cost, threads)
+    else:
+        score(args.candidates, splits, threads, ref_s)
+
+
+def fit(spec: ModelSpec, cfg: TrainConfig, data: DataBundle, seed: int, threads: int) -> tuple:
+    """Train one candidate: (validation accuracy, wall and CPU seconds per 8,000 images)."""
+    torch.manual_seed(seed)
+    model = build_model(spec, data.input_shape, data.num_classes)
+    cpu = time.process_time()
+    result = train(model, data, replace(cfg, seed=seed, threads=threads, val_fraction=0))
+    scale = 8000 / len(data.train_y)
+    return result.test.accuracy, result.train_seconds * scale, (time.process_time() - cpu) * scale
+
+
+def score(
+    names: list[str], splits: dict[int, DataBundle], threads: int, ref_s: float | None
+) -> None:
+    """Print each candidate's validation accuracy per seed, median, worst and cost."""
+    for name in names:
         spec, cfg = candidate(name)
-        accs, secs, cpus = [], [], []
-        for seed, data in splits.items():
-            torch.manual_seed(seed)
-            model = build_model(spec, data.input_shape, data.num_classes)
-            cpu = time.process_time()
-            result = train(model, data, replace(cfg, seed=seed, threads=threads, val_fraction=0))
-            scale = 8000 / len(data.train_y)
-            cpus.append((time.process_time() - cpu) * scale)
-            accs.append(result.test.accuracy)
-            secs.append(result.train_seconds * scale)
+        accs, secs, cpus = zip(
+            *(fit(spec, cfg, data, seed, threads) for seed, data in splits.items()), strict=True
+        )
         med_s = statistics.median(secs)
         ratio = "" if ref_s is None else f"  speed-up {ref_s / med_s:4.1f}×"
         print(
             f"{name:<44} val {' '.join(f'{a:.4f}' for a in accs)}  median "
             f"{statistics.median(accs):.4f} worst {min(accs):.4f}  wall {med_s:5.2f} s/8k, "
             f"CPU {statistics.median(cpus):5.2f} s/8k{ratio}",
+            flush=True,
+        )
+
+
+def cost(names: list[str], data: DataBundle, repeats: int, threads: int) -> None:
+    """Print each candidate's CPU time relative to the first, from interleaved repeats."""
+    cpus: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:  # round robin, so that drift in the machine's load hits all alike
+            cpus[name].append(fit(*candidate(name), data, 0, threads)[2])
+    first = statistics.median(cpus[names[0]])
+    for name, values in cpus.items():
+        med = statistics.median(values)
+        print(
+            f"{name:<44} CPU median {med:5.2f} s/8k, min {min(values):5.2f} "
+            f"({med / first:.2f}× {names[0]}; runs {', '.join(f'{v:.2f}' for v in values)})",
             flush=True,
         )
 
