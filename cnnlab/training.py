@@ -674,10 +674,13 @@ def train(
     )
 
 
-# The fast preset's own training settings, tuned for accuracy per second on MNIST-sized digits
-# (benchmarks/fast_preset_tuning.md: chosen on validation splits, reported on fresh held-out
-# ones by benchmarks/train_speed.py). Every setting that changes the result is spelled out, so
-# the page's teaching defaults (TrainConfig()) can change without moving the benchmark.
+# The fast preset's own training settings: the speed benchmark's, tuned for accuracy within an
+# eighth of the tutorial loop's time and labelled as such (benchmarks/fast_preset_tuning.md:
+# chosen on validation images carved from the training part of tuning seeds' splits; reported
+# on fresh held-out splits by benchmarks/train_speed.py). Every setting that changes the result
+# is spelled out, so the page's teaching defaults (TrainConfig()) can change without moving the
+# benchmark. One-pixel shifts cost 2 % more time and gained 0.3 % on validation (5 of 6 seeds);
+# a third epoch gained as much again but costs 1.5×, past the time budget.
 FAST_PRESET_CONFIG = TrainConfig(
     epochs=2,
     batch_size=64,
@@ -686,8 +689,8 @@ FAST_PRESET_CONFIG = TrainConfig(
     schedule="onecycle",
     weight_decay=5e-2,
     label_smoothing=0.3,
-    augment=False,
-    augment_shift=2,
+    augment=True,
+    augment_shift=1,
     val_fraction=0,  # every training image trains; the benchmark's held-out split tests
     channels_last=True,
     amp=True,
