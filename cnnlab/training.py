@@ -123,7 +123,8 @@ MAX_BATCH = 65536
 # name, labelled as tuned.
 TUNED_SETTINGS: dict[str, dict[str, Any]] = {
     # Smoothing matters in a 2-epoch run: 0 cost ~0.5 % on MNIST; 0.2–0.3 beat 0.1 by ~0.1 %.
-    "fast": {"label_smoothing": 0.3},
+    # One-pixel shifts: +0.3 % on validation for 2 % more time (benchmarks/fast_preset_tuning.md).
+    "fast": {"label_smoothing": 0.3, "augment": True, "augment_shift": 1},
 }
 
 
@@ -783,3 +784,24 @@ def train(
         test=test,
         kernel_history=tuple(kernels),
     )
+
+
+# The fast preset's own training settings: the speed benchmark's, tuned for accuracy within an
+# eighth of the tutorial loop's time and labelled as such (benchmarks/fast_preset_tuning.md:
+# chosen on validation images carved from the training part of tuning seeds' splits; reported
+# on fresh held-out splits by benchmarks/train_speed.py). Every setting that changes the result
+# is spelled out (the tuned ones come from TUNED_SETTINGS, which the page's toggle offers), so
+# the page's teaching defaults (TrainConfig()) can change without moving the benchmark. A third
+# epoch gained as much as the shifts again but costs 1.5×, past the time budget.
+FAST_PRESET_CONFIG = tuned_config(
+    "fast",
+    epochs=2,
+    batch_size=64,
+    optimizer="adamw",
+    lr=1.5e-2,
+    schedule="onecycle",
+    weight_decay=5e-2,
+    val_fraction=0,  # every training image trains; the benchmark's held-out split tests
+    channels_last=True,
+    amp=True,
+)

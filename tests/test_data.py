@@ -455,6 +455,17 @@ def test_augment_shifts_each_image_by_a_whole_window():
         assert any(torch.equal(out[i], w) for w in windows)
 
 
+def test_augment_takes_the_window_its_generator_draws():
+    """Rows then columns from the generator: a resumed run replays the same shifts."""
+    x = torch.randint(0, 256, (9, 3, 5, 6), dtype=torch.uint8)
+    out = augment(x, torch.Generator().manual_seed(4), shift=1)
+    gen = torch.Generator().manual_seed(4)
+    dy, dx = (torch.randint(0, 3, (9,), generator=gen) for _ in range(2))
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    for i in range(9):
+        assert torch.equal(out[i], padded[i, :, dy[i] : dy[i] + 5, dx[i] : dx[i] + 6])
+
+
 def test_augment_flip_mirrors_some_images():
     x = torch.arange(64 * 4, dtype=torch.float32).view(64, 1, 1, 4)
     out = augment(x, torch.Generator().manual_seed(0), shift=0, flip=True)
