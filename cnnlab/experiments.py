@@ -385,17 +385,20 @@ def _last(column: np.ndarray) -> float | None:
     return float(finite[-1]) if len(finite) else None
 
 
+def array(store: Any, run: Any, owner: str | None, name: str) -> np.ndarray | None:
+    """A named array of the owner's run, or of a shared run (``owner`` None)."""
+    if owner is None:
+        return store.get_shared_array(run.run_id, name)
+    return store.get_array(owner, run.run_id, name)
+
+
 def curves(store: Any, run: Any, owner: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each arm's (steps, epochs) tables so far: the owner's run, or a shared one (owner None)."""
     out = []
     for i in range(len(run.meta.get("arms", [])) or 1):
-        if owner is None:
-            steps = store.get_shared_array(run.run_id, f"arm{i}.steps")
-            epochs = store.get_shared_array(run.run_id, f"arm{i}.epochs")
-        else:
-            steps = store.get_array(owner, run.run_id, f"arm{i}.steps")
-            epochs = store.get_array(owner, run.run_id, f"arm{i}.epochs")
+        steps = array(store, run, owner, f"arm{i}.steps")
         if steps is None:
             break
+        epochs = array(store, run, owner, f"arm{i}.epochs")
         out.append((steps, epochs if epochs is not None else _table([], EPOCH_FIELDS)))
     return out
