@@ -114,7 +114,8 @@ st.markdown(
     "Gradients at the start are a prediction; training is the test. The four networks of "
     f"section 1 ({RESIDUAL_DEPTH} conv layers of 8 channels each) train one after another in "
     "the training queue, on the same images, from the same seed, with the same SGD + "
-    "momentum: the plain net without batch norm should barely move, while the skips let "
-    "the residual nets learn."
+    "momentum. Expect the plain net without batch norm to stay near chance (10 %) while the "
+    "others learn, and skips with batch norm to learn fastest; the table below the chart "
+    "gives what your run measured."
 )
 experiments.launcher("res.exp", ("residual",))

@@ -250,8 +250,8 @@ def single_shot_result(store: Any, run: Any, owner: str | None) -> None:
     found = array(store, run, owner, "detector.predictions")
     if images is None or truth is None or found is None:
         return
-    cols = st.columns(len(images))
-    for i, col in enumerate(cols):
+    cols = st.columns(2) * ((len(images) + 1) // 2)  # two a row: the labels stay readable
+    for i, col in enumerate(cols[: len(images)]):
         mine, theirs = truth[truth[:, 0] == i, 1:], found[found[:, 0] == i, 1:]
         col.image(
             single_shot_picture(images[i], mine, theirs),

@@ -72,11 +72,19 @@ def curves_figure(
                 )  # fmt: skip
     fig.update_xaxes(title_text="step", row=1, col=1)
     fig.update_xaxes(title_text="epoch", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=1)
+    if _spread(curves) > 50:  # an arm that blew up would flatten every other line
+        fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.25})  # fmt: skip
     return fig
+
+
+def _spread(curves: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Largest over smallest positive finite step loss of all arms (1 without any)."""
+    losses = np.concatenate([steps[:, 1] for steps, _ in curves if len(steps)] or [np.ones(1)])
+    losses = losses[np.isfinite(losses) & (losses > 0)]
+    return float(losses.max() / losses.min()) if len(losses) else 1.0
 
 
 def results_table(run: Run) -> pd.DataFrame:
@@ -200,8 +208,8 @@ def show(store: Any, run: Run, owner: str | None, key: str) -> None:
             f"{p['total_steps']}",
         )
     curves = experiments.curves(store, run, owner)
+    detector = run.spec.get("experiment") == "detector"
     if curves:
-        detector = run.spec.get("experiment") == "detector"
         st.plotly_chart(
             curves_figure(run.meta.get("arms", []), curves, detector),
             key=f"{key}.chart.{run.run_id}",
@@ -214,10 +222,10 @@ def show(store: Any, run: Run, owner: str | None, key: str) -> None:
         st.dataframe(results_table(run), hide_index=True)
     if run.final:
         quick = "quick setting, " if run.final.get("quick") else ""
+        lines = "" if detector else " Solid lines: validation; dotted: training."
         st.caption(
             f"Seed **{run.final['seed']}** ({quick}{run.final['seconds']:.0f} s in the worker): "
-            "the same seed trains the same curves again. Solid lines: validation; dotted: "
-            "training."
+            f"the same seed trains the same curves again.{lines}"
         )
 
 
