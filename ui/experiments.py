@@ -71,7 +71,7 @@ def curves_figure(
                     showlegend=False, row=1, col=2,
                 )  # fmt: skip
     fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", row=1, col=2)
+    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
     if _spread(curves) > 50:  # an arm that blew up would flatten every other line
         fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
