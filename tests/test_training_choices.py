@@ -15,6 +15,15 @@ from cnnlab.models import ModelSpec, build_model
 from cnnlab.training import LOSSES, TrainConfig, l1_penalty, train, training_loss
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _no_dropout_model(data):
     # Dropout masks follow the batch order, which the loop permutes: leave dropout out here.
     spec = ModelSpec(tuple(layer for layer in TINY.layers if layer.kind != "dropout"), "tiny")
