@@ -131,11 +131,13 @@ def build_detector(num_classes: int) -> nn.Module:
             nn.ReLU(),
         ]
 
+    # Twice these widths in the first three convs (16, 32, 64) took twice as long to train and
+    # were no better on held-out canvases (mAP@0.5 0.31 vs 0.34, quick setting, seed 0).
     return nn.Sequential(
-        *block(1, 16, 2),  # 56×56
-        *block(16, 32, 2),  # 28×28
-        *block(32, 64, 2),  # 14×14
-        *block(64, 64, 2),  # 7×7
+        *block(1, 8, 2),  # 56×56
+        *block(8, 16, 2),  # 28×28
+        *block(16, 32, 2),  # 14×14
+        *block(32, 64, 2),  # 7×7
         *block(64, 64, 1),
         nn.Conv2d(64, BOX + num_classes, 1),
     )
