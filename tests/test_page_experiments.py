@@ -4,8 +4,6 @@ an unshared one never does."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from pagetest import app_test
 from test_experiments import tiny
@@ -100,3 +98,14 @@ def test_detection_trains_a_single_shot_detector_and_reports_held_out_map():
     table = at.dataframe[-1].value
     assert list(table.columns) == ["x1", "y1", "x2", "y2", "label", "confidence"]
     assert len(at.get("imgs")) or at.get("image")
+
+
+def test_the_train_page_leaves_the_labs_experiments_to_their_labs():
+    from test_experiments import _Sched
+
+    store, owner = SqliteRunStore(default_data_dir()), "f" * 32
+    run = worker.execute(store, experiments.submit(_Sched(store), owner, "losses", 0, True))
+    assert run.status == "finished"
+    at = _page("pages/train.py", **{"owner.id": owner})
+    assert any("Press **Train** to start" in i.value for i in at.info)
+    assert any("No runs yet" in i.value for i in at.info)
