@@ -115,7 +115,7 @@ st.markdown(
     f"section 1 ({RESIDUAL_DEPTH} conv layers of 8 channels each) train one after another in "
     "the training queue, on the same images, from the same seed, with the same SGD + "
     "momentum. Expect the plain net without batch norm to stay near chance (10 %) while the "
-    "others learn, and skips with batch norm to learn fastest; the table below the chart "
-    "gives what your run measured."
+    "nets with skips learn; the table below the chart gives what your run measured (two "
+    "quick epochs are noisy: try another seed, or switch *Quick* off)."
 )
 experiments.launcher("res.exp", ("residual",))
