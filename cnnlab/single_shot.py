@@ -13,6 +13,7 @@ width and height as fractions of the canvas (0–1), then one score per class.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -332,8 +333,7 @@ def run_detector_experiment(
 ) -> dict[str, Any]:
     """The worker's side of the "detector" experiment: train, record curves, store predictions
     on held-out canvases, and return the final metrics (with ``stopped``)."""
-    settings = QUICK if plan.quick else FULL
-    settings = DetectorSettings(**{**settings.__dict__, "seed": plan.seed})
+    settings = dataclasses.replace(QUICK if plan.quick else FULL, seed=plan.seed)
     steps: list[list[float]] = []
     epochs: list[list[float]] = []
 
