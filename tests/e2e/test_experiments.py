@@ -39,7 +39,7 @@ def test_an_experiment_trains_in_the_queue_and_opens_for_another_browser(
     link = page.locator("[data-testid=stCode]").last.inner_text().strip()
     assert re.search(r"/choices\?experiment=[0-9a-f]{16}$", link), link
     page.get_by_text("Share with my class").scroll_into_view_if_needed()
-    screenshot(page, "choices-experiment-losses")
+    screenshot(page, "choices-experiment")
 
     # Another browser (its own owner cookie) opens the link: the experiment, read-only.
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
