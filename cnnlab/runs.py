@@ -18,6 +18,7 @@ is the repository root when the app runs with ``streamlit run app.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -191,6 +192,18 @@ class RunStore(Protocol):
 
     def weights_path(self, owner: str, run_id: str) -> Path | None:
         """The owner's run's last saved weights file, or None before the first epoch ends."""
+        ...
+
+    def set_shared(self, owner: str, run_id: str, shared: bool) -> None:
+        """Let anyone with the run's id read it, or stop that; owner only."""
+        ...
+
+    def get_shared_run(self, run_id: str) -> Run:
+        """The run if its owner shared it (owner id blanked), else :class:`RunNotFoundError`."""
+        ...
+
+    def get_shared_array(self, run_id: str, name: str) -> np.ndarray | None:
+        """A named array of a shared run."""
         ...
 
     # The worker's side: it was handed the run id by the scheduler, so no owner check.
@@ -860,6 +873,45 @@ class SqlRunStore:
         self.get_run(owner, run_id)
         key = self._key(run_id, WEIGHTS_FILE)
         return self.storage.path(key) if self.storage.exists(key) else None
+
+    # -- sharing: a finished run opened read-only by anyone who has its link -------------------
+    def set_shared(self, owner: str, run_id: str, shared: bool) -> None:
+        """Let anyone with the run's id read it (``shared``), or stop that; owner only.
+
+        The flag lives in the run's metadata; the id (64 random bits) is the unguessable part
+        of the link.
+        """
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT meta_json FROM runs WHERE id=? AND owner=?{self.dialect.for_update}",
+                (run_id, owner),
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id)
+            meta = {**json.loads(row["meta_json"]), "shared": bool(shared)}
+            db.execute("UPDATE runs SET meta_json=? WHERE id=?", (json.dumps(meta), run_id))
+
+    def get_shared_run(self, run_id: str) -> Run:
+        """The run ``run_id`` if its owner shared it, else :class:`RunNotFoundError`.
+
+        The owner id is blanked: it is a browser's credential, not something to hand out.
+        """
+        try:
+            run = self.load_run(run_id)
+        except (RunNotFoundError, ValueError):
+            raise RunNotFoundError(run_id) from None
+        if run.meta.get("shared") is not True:
+            raise RunNotFoundError(run_id)
+        return dataclasses.replace(run, owner="")
+
+    def get_shared_array(self, run_id: str, name: str) -> np.ndarray | None:
+        """A named array of a shared run (see :meth:`get_shared_run`)."""
+        self.get_shared_run(run_id)
+        with self._read() as db:
+            row = db.execute(
+                "SELECT data FROM arrays WHERE run_id=? AND name=?", (run_id, name)
+            ).fetchone()
+        return None if row is None else _array_from(row["data"])
 
     # -- the worker's and scheduler's side ---------------------------------------------------
     def load_run(self, run_id: str) -> Run:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab import experiments
 from cnnlab.jobs import RUN_MARK
 from cnnlab.runs import EpochRecord, Run, RunStore, StepPoint, host_id, open_store
 
@@ -216,6 +217,12 @@ def execute(
         torch.set_num_threads(threads)
     run = store.load_run(run_id)
     started = time.monotonic()
+    if experiments.is_experiment(run.spec):  # a lab's experiment: several short arms in a row
+        budget = _attempt_budget(time_budget_s, compute_budget_s, run.compute_seconds)
+        deadline = started + budget if budget is not None else None
+        stop = StopSignal(store, run_id, deadline, watch_parent)
+        experiments.execute(store, run_id, time_budget_s=budget, should_stop=stop)
+        return store.load_run(run_id)
     claimed_at = run.started_at or time.time()
     budget = _attempt_budget(time_budget_s, compute_budget_s, run.compute_seconds)
     phases = dict.fromkeys(("data", "model", "train", "evaluate", "record"), 0.0)

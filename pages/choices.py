@@ -6,10 +6,12 @@ import streamlit as st
 
 from cnnlab.choices import LANDSCAPES, OPTIMIZER_LABELS, OPTIMIZERS
 from ui import choices as ui
+from ui import experiments
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 st.title("Training choices")
+experiments.shared_view(ui.EXPERIMENTS, "ch.exp", None)
 st.markdown(
     "The same network learns fast, slowly or not at all depending on choices that never "
     "appear in its diagram: the loss, the optimiser, the learning rate, the augmentation. "
@@ -138,3 +140,16 @@ def augmentation() -> None:
 
 
 augmentation()
+
+
+st.header("5. Train with each choice")
+st.markdown(
+    "The sections above measure one step or a toy landscape; here real networks train in the "
+    "training queue, one after another on the same built-in shapes from the same seed, each "
+    "differing from the others in **one** choice: the optimiser, the loss, the learning rate "
+    "and batch size, or a regulariser. *Overfitting* trains on only a few hundred images for "
+    "many epochs, so training accuracy (dotted) races ahead of validation accuracy (solid); "
+    "each cure (the augmentation shown in section 4, dropout, weight decay, L1, early "
+    "stopping) is one more line on the same chart."
+)
+experiments.launcher("ch.exp", ui.EXPERIMENTS, ui.EXPERIMENT_LABELS)

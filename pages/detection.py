@@ -5,11 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.data import SHAPE_CLASSES
+from cnnlab.single_shot import GRID, SIDE
 from ui import detection as ui
+from ui import experiments
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 st.title("From classifier to detector")
+experiments.shared_view(("detector",), "det.exp", ui.single_shot_result)
 st.markdown(
     "A classifier answers *what* is in an image; a detector answers *what* and *where*, for "
     "every object. The oldest way to turn one into the other: **slide the classifier over the "
@@ -129,3 +132,17 @@ st.markdown(
     "Both end exactly as above: confidence threshold, then NMS, then boxes, labels and "
     "confidences, scored by mAP."
 )
+
+
+st.header("6. A single-shot detector, trained")
+st.markdown(
+    f"A small CNN turns the whole {SIDE}×{SIDE} canvas into a {GRID}×{GRID} grid in one "
+    f"forward pass. Each cell predicts **an objectness score, a box** (its centre's offset "
+    f"inside the cell, its width and height) **and scores for the 10 classes**; the cell "
+    "that holds a true box's centre learns to predict that box, every other cell learns to "
+    "say *nothing here*. A cell's confidence is objectness × its best class probability; "
+    "boxes above a small threshold go through the same NMS as above and come out as boxes, "
+    "labels and confidences. It trains in the training queue on canvases composed of "
+    "shapes, and is scored on **held-out canvases** made of other shapes."
+)
+experiments.launcher("det.exp", ("detector",), render_result=ui.single_shot_result)

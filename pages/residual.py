@@ -5,12 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.blocks import KIND_LABELS, KINDS
+from cnnlab.experiments import RESIDUAL_DEPTH
 from cnnlab.gradient_flow import MAX_DEPTH
+from ui import experiments
 from ui import residual as ui
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 st.title("Skip connections and gradient flow")
+experiments.shared_view(("residual",), "res.exp", None)
 st.markdown(
     "Stacking more layers should never hurt — a deeper net could copy a shallower one and "
     "make the extra layers the identity. Yet plain deep nets train *worse*. Below, four "
@@ -104,3 +107,15 @@ def block_lab() -> None:
 
 
 block_lab()
+
+
+st.header("3. Train them side by side")
+st.markdown(
+    "Gradients at the start are a prediction; training is the test. The four networks of "
+    f"section 1 ({RESIDUAL_DEPTH} conv layers of 8 channels each) train one after another in "
+    "the training queue, on the same images, from the same seed, with the same SGD + "
+    "momentum. Expect the plain net without batch norm to stay near chance (10 %) while the "
+    "nets with skips learn; the table below the chart gives what your run measured (two "
+    "quick epochs are noisy: try another seed, or switch *Quick* off)."
+)
+experiments.launcher("res.exp", ("residual",))

@@ -275,7 +275,7 @@ def test_threads_setting_is_applied():
     ("kw", "words"),
     [
         ({"epochs": 0}, "epochs"),
-        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
         ({"schedule": "step"}, "schedule"),
         ({"lr": 0}, "learning rate"),
         ({"label_smoothing": 1.0}, "label smoothing"),

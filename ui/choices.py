@@ -34,6 +34,14 @@ PATH_COLOURS = {
     "adamw": "#16a34a",
 }
 RANGE_IMAGES = 1000
+EXPERIMENTS = ("optimizers", "losses", "lr_batch", "regularisation")  # trained on the page
+EXPERIMENT_LABELS = {
+    "optimizers": "Optimisers: SGD, momentum, RMSprop, Adam, AdamW",
+    "losses": "Losses: cross-entropy, binary cross-entropy, MSE",
+    "lr_batch": "Learning rate (too small / good / too large) × batch size (16 / 128)",
+    "regularisation": "Overfitting a small set: augmentation, dropout, weight decay, L1, early "
+    "stopping",
+}
 LANDSCAPE_LABELS = {
     "rosenbrock": "Rosenbrock's banana valley",
     "narrow_valley": "A narrow straight valley (50× steeper across)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from cnnlab.detection import (
 )
 from cnnlab.models import PRESETS, build_model
 from cnnlab.seeding import seeded
+from cnnlab.single_shot import MIN_SCORE, NMS_IOU
 from cnnlab.training import TrainConfig, train
 from cnnlab.viz import sequential_rgb, upscale
 
@@ -199,3 +201,64 @@ def step_table(found: Detections, step: int) -> pd.DataFrame:
             "IoU with the kept box": [round(iou, 3) for _, iou in current.suppressed],
         }
     )
+
+
+def single_shot_picture(
+    image: np.ndarray, truth: np.ndarray, predictions: np.ndarray
+) -> Image.Image:
+    """A held-out canvas with its true boxes (green) and the detector's boxes (blue, with label
+    and confidence). ``truth`` rows: x1, y1, x2, y2, label; ``predictions``: … score, label."""
+    picture = _base(torch.from_numpy(image))
+    draw = ImageDraw.Draw(picture)
+    for *box, _label in truth.tolist():
+        _box(draw, box, TRUE, 2, "")
+    for *box, score, label in predictions.tolist():
+        _box(draw, box, KEPT, 2, f"{SHAPE_CLASSES[int(label)]} {score:.2f}")
+    return picture
+
+
+def single_shot_table(predictions: np.ndarray) -> pd.DataFrame:
+    """One canvas's detections in the usual output format, best confidence first."""
+    rows = predictions.tolist()
+    return pd.DataFrame(
+        {
+            "x1": [round(r[0]) for r in rows],
+            "y1": [round(r[1]) for r in rows],
+            "x2": [round(r[2]) for r in rows],
+            "y2": [round(r[3]) for r in rows],
+            "label": [SHAPE_CLASSES[int(r[5])] for r in rows],
+            "confidence": [round(r[4], 3) for r in rows],
+        }
+    )
+
+
+def single_shot_result(store: Any, run: Any, owner: str | None) -> None:
+    """The trained single-shot detector: mAP@0.5 on held-out canvases and its boxes on four."""
+    from cnnlab.experiments import array
+
+    final = run.final
+    if "map50" not in final:
+        return
+    st.metric("mAP@0.5 on held-out canvases", f"{final['map50']:.3f}")
+    st.caption(
+        f"{final['held_out_canvases']} canvases composed of shapes the detector never saw in "
+        f"training ({final['train_canvases']} training canvases, {final['epochs']} epochs); "
+        f"confidence threshold {MIN_SCORE}, then NMS at IoU {NMS_IOU}."
+    )
+    images = array(store, run, owner, "detector.images")
+    truth = array(store, run, owner, "detector.truth")
+    found = array(store, run, owner, "detector.predictions")
+    if images is None or truth is None or found is None:
+        return
+    cols = st.columns(2) * ((len(images) + 1) // 2)  # two a row: the labels stay readable
+    for i, col in enumerate(cols[: len(images)]):
+        mine, theirs = truth[truth[:, 0] == i, 1:], found[found[:, 0] == i, 1:]
+        col.image(
+            single_shot_picture(images[i], mine, theirs),
+            alt=f"Held-out canvas {i + 1}: {len(mine)} true boxes in green, {len(theirs)} "
+            "detections in blue",
+            caption=f"held-out canvas {i + 1}: {len(theirs)} detections",
+        )
+    first = found[found[:, 0] == 0, 1:]
+    st.markdown("What the detector outputs for the first canvas, after NMS:")
+    st.dataframe(single_shot_table(first), hide_index=True)

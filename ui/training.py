@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import viz
+from cnnlab.experiments import is_experiment
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.queue_estimate import QueueEstimate
 from cnnlab.runs import Run, RunStore, open_store
@@ -689,9 +690,14 @@ def current_run(store: RunStore, owner: str, key: str) -> Run | None:
             return store.get_run(owner, run_id)
         except KeyError:
             st.session_state.pop(key, None)
-    runs = store.list_runs(owner)
+    runs = _train_runs(store, owner)
     active = [r for r in runs if r.active]
     return (active or runs or [None])[0]
+
+
+def _train_runs(store: RunStore, owner: str) -> list[Run]:
+    """The owner's runs of this page: the labs' experiments are shown on their own pages."""
+    return [r for r in store.list_runs(owner) if not is_experiment(r.spec)]
 
 
 def progress_panel(store: RunStore, sched: Scheduler, owner: str, run: Run) -> None:
@@ -1130,7 +1136,7 @@ def _live_body(
 
 def history(store: RunStore, sched: Scheduler, owner: str, export: Any) -> None:
     """The owner's runs: table, comparison chart, and per-run actions."""
-    runs = store.list_runs(owner)
+    runs = _train_runs(store, owner)
     if not runs:
         st.info("No runs yet: train a network and it will be listed here.")
         return
