@@ -49,14 +49,22 @@ def test_bad_cells_of_the_chain_table_are_explained(value):
         layers_from_frame(frame)
 
 
-def test_pooling_grid_cells_that_are_not_numbers_keep_their_generated_value() -> None:
+def test_pooling_grid_cells_are_taken_as_typed_or_refused_by_name() -> None:
     from ui.pooling import checked_grid
 
-    fallback = np.arange(9, dtype=np.float64).reshape(3, 3)
-    edited = pd.DataFrame([["7", "x", 2.5], [np.nan, -7, 500], [float("inf"), 99, None]])
-    grid, refused = checked_grid(edited, fallback)
-    assert refused == 6  # "x", NaN, −7, 500, inf, None
-    assert grid.tolist() == [[7.0, 1.0, 2.5], [3.0, 4.0, 5.0], [6.0, 99.0, 8.0]]
+    fallback = np.arange(12, dtype=np.float64).reshape(3, 4)
+    typed = [["7", "x", "2.5", "−7"], [np.nan, -7, "500", "1e308"], [float("inf"), 99, "", " 3 "]]
+    grid, refused = checked_grid(pd.DataFrame(typed), fallback)
+    # Numbers from −99 to 99 are used exactly as typed (no 2.5 → 25, −7 → 7, 500 → 99).
+    assert grid.tolist() == [[7.0, 1.0, 2.5, -7.0], [4.0, -7.0, 6.0, 7.0], [8.0, 99.0, 10.0, 3.0]]
+    assert refused == [
+        "row 0, column 1: 'x'",
+        "row 1, column 0: 'nan'",
+        "row 1, column 2: '500'",
+        "row 1, column 3: '1e308'",
+        "row 2, column 0: 'inf'",
+        "row 2, column 2: 'empty'",
+    ]
     untouched, none = checked_grid(pd.DataFrame(fallback + 1), fallback)
-    assert none == 0
+    assert none == []
     assert untouched.tolist() == (fallback + 1).tolist()

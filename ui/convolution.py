@@ -21,7 +21,7 @@ from PIL import Image
 
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
-from cnnlab.viz import ColourScale, scale_rgb
+from cnnlab.viz import ColourScale, readable_aspect, scale_rgb
 from ui.image_source import ImageSource, cache_key
 
 CUSTOM = "Custom…"
@@ -199,6 +199,7 @@ class MapView:
     lo: float
     hi: float
     scale: ColourScale
+    stretch: int = 1  # a hairline map's thin side is drawn this many times thicker
 
 
 @dataclass(frozen=True)
@@ -262,8 +263,9 @@ def _scale(values: np.ndarray) -> ColourScale:
 
 
 def _map_view(label: str, values: np.ndarray, scale: ColourScale) -> MapView:
-    rgb = with_colour_bar(upscale_small(scale_rgb(display_size(values), scale, gray=True)), scale)
-    return MapView(label, encode(rgb), float(values.min()), float(values.max()), scale)
+    rgb, stretch = readable_aspect(scale_rgb(display_size(values), scale, gray=True))
+    rgb = with_colour_bar(upscale_small(rgb), scale)
+    return MapView(label, encode(rgb), float(values.min()), float(values.max()), scale, stretch)
 
 
 def with_colour_bar(rgb: np.ndarray, scale: ColourScale) -> np.ndarray:
@@ -335,7 +337,7 @@ def _input_preview(key: str, _source: ImageSource, _gray: bool, _patch: tuple) -
     rgb[max(r1 - thick, 0) : r1, c0:c1] = blue
     rgb[r0:r1, c0 : c0 + thick] = blue
     rgb[r0:r1, max(c1 - thick, 0) : c1] = blue
-    return encode(display_size(rgb))
+    return encode(readable_aspect(display_size(rgb))[0])
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -446,8 +448,10 @@ def show_map_grid(view: LayerView) -> None:
 
 def _show_map(target: Any, view: MapView) -> None:
     """One map (its colour bar drawn below it) in ``target`` (the page or a column)."""
+    drawn = f"; drawn {view.stretch}× thicker across to be seen" if view.stretch > 1 else ""
     target.image(
-        view.image, width="stretch", caption=f"{view.label}: {range_text(view)}; {bar_text(view)}",
+        view.image, width="stretch",
+        caption=f"{view.label}: {range_text(view)}; {bar_text(view)}{drawn}",
         alt=f"Feature map of {view.label}, {range_text(view)}, with its colour bar below",
     )  # fmt: skip
 
