@@ -129,6 +129,9 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
     )
     st.caption(presets[preset].source)
     frame = pd.DataFrame(st.session_state["rf.base"], columns=list(COLUMNS))
+    # Rows are counted from 1 here as in the layer table, the layer picker, "Row to move" and
+    # every message (a new row continues the numbering).
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
     edited = st.data_editor(
         frame,
         key=_editor_key(),
@@ -238,13 +241,33 @@ def _png_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+MAX_CROP_ASPECT = 4  # a longer image loses over 3/4 of itself to a centre crop: stretch it
+
+
 def square_input(image: Image.Image, size: int) -> np.ndarray:
-    """The learner's image centre-cropped to a square and resized to ``size``×``size`` RGB."""
+    """The learner's image as ``size``×``size`` RGB: centre-cropped to a square, or stretched
+    whole when it is so long and thin that the centre square would be a sliver of it."""
     w, h = image.size
     side = min(w, h)
     box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    if max(w, h) > MAX_CROP_ASPECT * side:
+        box = (0, 0, w, h)
     square = image.convert("RGB").crop(box).resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(square)
+
+
+def square_text(image: Image.Image, size: int) -> str:
+    """How :func:`square_input` made the image square, in words."""
+    w, h = image.size
+    if w == h:
+        return f"resized to the {size}×{size} input"
+    side = min(w, h)
+    if max(w, h) > MAX_CROP_ASPECT * side:
+        return (
+            f"**stretched** whole to the {size}×{size} input, distorted: it is {w}×{h}, and its "
+            f"centre square ({side}×{side}) would keep too little of it"
+        )
+    return f"centre-cropped to a {side}×{side} square and resized to the {size}×{size} input"
 
 
 def _on_pick() -> None:
@@ -270,8 +293,29 @@ def _on_pick() -> None:
     st.session_state["rf.col"] = int(min(max(c, 0), f.output_hw[1] - 1))
 
 
+def _keep_place() -> None:
+    """The layer changed: choose the new layer's neuron centred nearest the old one's field
+    centre, so the field stays where the learner was looking."""
+    shown = st.session_state.get("rf._picker")
+    new = st.session_state.get("rf.layer")
+    if shown is None or new is None:
+        return
+    fields, old = shown
+    if not (0 <= old < len(fields) and 0 <= new < len(fields)):
+        return
+    oh, ow = fields[old].output_hw
+    neuron = (
+        min(int(st.session_state.get("rf.row", oh // 2)), oh - 1),
+        min(int(st.session_state.get("rf.col", ow // 2)), ow - 1),
+    )
+    st.session_state["rf.row"], st.session_state["rf.col"] = fields[new].same_place(
+        fields[old], neuron
+    )
+
+
 def pick_layer(fields: Sequence[LayerField]) -> int:
-    """Layer select box (defaults to the last layer); returns its 0-based index."""
+    """Layer select box (defaults to the last layer); returns its 0-based index (shown, like
+    every row of the page, counted from 1)."""
     options = list(range(len(fields)))
     if st.session_state.get("rf.layer") not in options:
         st.session_state["rf.layer"] = options[-1]
@@ -279,6 +323,7 @@ def pick_layer(fields: Sequence[LayerField]) -> int:
         "Layer",
         options,
         key="rf.layer",
+        on_change=_keep_place,
         format_func=lambda i: (
             f"{i + 1} · {fields[i].layer.name or fields[i].layer.kind} "
             f"({fields[i].layer.describe()}) → {fields[i].output_hw[0]}×{fields[i].output_hw[1]}"
