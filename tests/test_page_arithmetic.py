@@ -133,11 +133,17 @@ def test_chain_error_is_shown_not_raised(at):
     ]
 
 
+def _answer(at):
+    """The quiz's answer box (one per question: its key names difficulty and seed)."""
+    (box,) = [n for n in at.number_input if n.key.startswith("arith.quiz.answer.")]
+    return box
+
+
 def test_quiz_scores_a_right_and_a_wrong_answer(at):
     seed = at.number_input(key="arith.quiz.seed").value
     question = ar.make_question(seed, "easy")
     assert any(question.prompt() == m.value for m in at.markdown)
-    at.number_input(key="arith.quiz.answer").set_value(question.answer).run()
+    _answer(at).set_value(question.answer).run()
     at.button(key="arith.quiz.check").click().run()
     assert any(s.value.startswith("Right") for s in at.success)
     assert any(x.value.strip("$\n").endswith(f"= {question.answer}") for x in at.latex)
@@ -145,14 +151,14 @@ def test_quiz_scores_a_right_and_a_wrong_answer(at):
 
     at.button(key="arith.quiz.new").click().run()
     assert at.number_input(key="arith.quiz.seed").value == seed + 1
-    assert at.number_input(key="arith.quiz.answer").value is None
+    assert _answer(at).value is None
     nxt = ar.make_question(seed + 1, "easy")
-    at.number_input(key="arith.quiz.answer").set_value(nxt.answer + 1).run()
+    _answer(at).set_value(nxt.answer + 1).run()
     at.button(key="arith.quiz.check").click().run()
     assert any(f"the output is {nxt.answer}" in e.value for e in at.error)
     assert metric(at, "Score") == "1 / 2"
     # Checking the same question again gives feedback but does not count twice.
-    at.number_input(key="arith.quiz.answer").set_value(nxt.answer).run()
+    _answer(at).set_value(nxt.answer).run()
     at.button(key="arith.quiz.check").click().run()
     assert metric(at, "Score") == "1 / 2"
 
@@ -162,3 +168,19 @@ def test_quiz_seed_and_difficulty_reproduce_a_question(at):
     at.number_input(key="arith.quiz.seed").set_value(42).run()
     assert any(ar.make_question(42, "hard").prompt() == m.value for m in at.markdown)
     assert not at.exception
+
+
+@pytest.mark.parametrize("change", ["difficulty", "seed"])
+def test_an_answer_is_scored_only_against_its_own_question(at, change):
+    easy = ar.make_question(1, "easy")
+    _answer(at).set_value(easy.answer).run()
+    if change == "difficulty":
+        at.radio(key="arith.quiz.difficulty").set_value("hard").run()
+    else:
+        at.number_input(key="arith.quiz.seed").set_value(2).run()
+    assert _answer(at).value is None  # the new question starts with an empty box
+    at.button(key="arith.quiz.check").click().run()
+    assert any("Type a number first" in w.value for w in at.warning)
+    assert not [s for s in at.success if s.value.startswith("Right")]
+    assert not [e for e in at.error if e.value.startswith("Not quite")]
+    assert metric(at, "Score") == "0 / 0"

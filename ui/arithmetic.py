@@ -697,7 +697,6 @@ def render_chain() -> None:
 
 def _new_question() -> None:
     st.session_state["arith.quiz.seed"] = int(st.session_state.get("arith.quiz.seed", 1)) + 1
-    st.session_state.pop("arith.quiz.answer", None)
 
 
 def render_quiz() -> None:
@@ -731,7 +730,9 @@ def render_quiz() -> None:
         max_value=100_000,
         value=None,
         step=1,
-        key="arith.quiz.answer",
+        # One answer box per question: an answer typed for another question (before the
+        # difficulty or the seed changed) is never scored against this one.
+        key=f"arith.quiz.answer.{difficulty}.{int(seed)}",
         placeholder="type a number",
     )
     checked = st.button("Check", key="arith.quiz.check", type="primary")
