@@ -201,3 +201,20 @@ def test_every_pooled_picture_is_framed_so_a_white_global_max_shows() -> None:
         assert (pixels[0] == 148).all(), picture.kind
         assert (pixels[:, -1] == 148).all(), picture.kind
         assert (pixels[1:-1, 1:-1] == 255).all(), picture.kind  # the white result itself
+
+
+def test_window_text_tells_padding_from_ceil_modes_overhang() -> None:
+    at = app_test(PAGE, timeout=120).run()
+    at.slider(key="pool.grid_size").set_value(5).run()
+    at.checkbox(key="pool.ceil").check().run()  # 5 wide, window 2, stride 2: a partial 3rd
+    at.slider(key="pool.step").set_value(3).run()
+    text = _explanation(at)
+    assert "columns 4–5" in text
+    assert "2 of its cells are past the padded input" in text
+    assert "padding)" not in text  # padding is 0: nothing here is padding
+    at.checkbox(key="pool.ceil").uncheck().run()
+    at.slider(key="pool.padding").set_value(1).run()
+    at.slider(key="pool.step").set_value(1).run()
+    text = _explanation(at)
+    assert "rows −1 to 0, columns −1 to 0" in text  # not "rows -1–0"
+    assert "(3 of its cells are padding)" in text

@@ -192,3 +192,12 @@ def test_how_the_image_was_made_square_is_said(at) -> None:
     at = _upload(at, Image.new("RGB", (100, 60), (9, 9, 9)))
     caption = next(c.value for c in at.caption if c.value.startswith("mine.png, "))
     assert "centre-cropped to a 60×60 square" in caption
+
+
+@pytest.mark.parametrize(
+    ("size", "later"), [(6, "The 2 layers after it add "), (12, "The layer after it adds ")]
+)
+def test_the_whole_input_warning_counts_in_words(at, size: int, later: str) -> None:
+    at.number_input(key="rf.size").set_value(size).run()
+    (warning,) = [w.value for w in at.warning if "already sees the whole" in w.value]
+    assert later in warning

@@ -62,25 +62,41 @@ class Config:
         )
 
 
+# Each axis has a letter for its size; 1-D inputs are a row of pixels, so their length is kept
+# with the width when the learner switches between 1-, 2- and 3-D.
+AXIS_LETTERS = {"Length": "L", "Depth": "D", "Height": "H", "Width": "W"}
+AXIS_KEYS = {"Length": "width", "Depth": "depth", "Height": "height", "Width": "width"}
+_KEPT = "arith._kept"  # the last value of every calculator number, shown or not
+
+
+def _kept_number(label: str, key: str, default: int, **kw) -> int:
+    """A number input that keeps its value while hidden: Streamlit forgets a widget's state
+    when a run does not draw it (a 3-D depth while in 2-D), so it is restored from here."""
+    kept = st.session_state.setdefault(_KEPT, {})
+    if key not in st.session_state:
+        st.session_state[key] = kept.get(key, default)
+    value = st.number_input(label, step=1, key=key, **kw)
+    kept[key] = value
+    return int(value)
+
+
 def _numbers(name: str, label: str, ndim: int, per_dim: bool, default: int, **kw) -> tuple:
-    """One number input (all dimensions) or one per dimension, keyed ``arith.<name>.<axis>``."""
+    """One number input for every dimension (keyed ``arith.<name>.all``) or one per dimension
+    (``arith.<name>.<axis>``, the axis named as in :data:`AXIS_KEYS`)."""
     if not per_dim:
-        value = st.number_input(label, value=default, step=1, key=f"arith.{name}.0", **kw)
-        return (int(value),) * ndim
-    columns = st.columns(ndim)
+        return (_kept_number(label, f"arith.{name}.all", default, **kw),) * ndim
     values = []
-    for axis, column in enumerate(columns):
+    for name_of_axis, column in zip(ar.axis_names(ndim), st.columns(ndim), strict=True):
         with column:
             values.append(
-                st.number_input(
-                    f"{label} · {ar.axis_names(ndim)[axis]}",
-                    value=default,
-                    step=1,
-                    key=f"arith.{name}.{axis}",
+                _kept_number(
+                    f"{label} · {name_of_axis}",
+                    f"arith.{name}.{AXIS_KEYS[name_of_axis]}",
+                    default,
                     **kw,
                 )
             )
-    return tuple(int(v) for v in values)
+    return tuple(values)
 
 
 def calculator_controls() -> Config:
@@ -97,18 +113,17 @@ def calculator_controls() -> Config:
         format_func=lambda n: f"{n}-D",
     )
     # Inputs are often not square (28×32), so sizes are always per dimension.
-    columns = st.columns(ndim)
     sizes = []
-    for axis, column in enumerate(columns):
+    for name, column in zip(ar.axis_names(ndim), st.columns(ndim), strict=True):
         with column:
             sizes.append(
-                st.number_input(
-                    f"Input {ar.axis_names(ndim)[axis].lower()} W",
+                _kept_number(
+                    f"Input {name.lower()} {AXIS_LETTERS[name]}",
+                    f"arith.size.{AXIS_KEYS[name]}",
+                    28,
                     min_value=0,
                     max_value=1024,
-                    value=28,
-                    step=1,
-                    key=f"arith.size.{axis}",
+                    help="The input size along this axis: the formula's W.",
                 )
             )
     per_dim = ndim > 1 and not st.toggle(
@@ -222,18 +237,7 @@ def _explain(layer: ar.LayerArithmetic) -> None:
                 f"{dim.pad_right}) zeros, then the convolution with padding 0."
             )
         if dim.op == "conv_transpose":
-            eq = ar.transposed_as_conv(
-                dim.size, dim.kernel, dim.stride, dim.pad_left, dim.output_padding, dim.dilation
-            )
-            notes.append(
-                f"{where}as a stride-1 convolution: put {dim.stride - 1} zero(s) between the "
-                f"{dim.size} pixels ({eq.inserted_size} cells), pad D·(K−1) − P = "
-                f"{eq.pad_left} on the left and {eq.pad_right} on the right "
-                f"(+ output padding {dim.output_padding}) → {eq.conv_input_size} cells; a "
-                f"{dim.kernel}-tap kernel (dilation {dim.dilation}) slides over them with "
-                f"stride 1 → {eq.output} outputs."
-                + (" A negative pad crops cells instead." if eq.pad_left < 0 else "")
-            )
+            notes.append(f"{where}{_transposed_note(dim)}")
             continue
         cov = ar.coverage(dim)
         if dim.remainder and not dim.ceil_mode:
@@ -265,6 +269,30 @@ def _explain(layer: ar.LayerArithmetic) -> None:
             )
     for note in notes:
         st.markdown(f"- {note}")
+
+
+def _transposed_note(dim: ar.DimArithmetic) -> str:
+    """The transposed convolution as zero insertion, padding and a stride-1 convolution, each
+    step's arithmetic written out so that the numbers add up to the output size."""
+    eq = ar.transposed_as_conv(
+        dim.size, dim.kernel, dim.stride, dim.pad_left, dim.output_padding, dim.dilation
+    )
+    k, s, d, p = dim.kernel, dim.stride, dim.dilation, dim.pad_left
+    span = d * (k - 1) + 1
+    crop = (
+        " (a negative pad crops that many cells instead)"
+        if min(eq.pad_left, eq.pad_right) < 0
+        else ""
+    )
+    return (
+        f"as a stride-1 convolution: put S − 1 = {s - 1} zero(s) between neighbouring pixels, "
+        f"(W − 1)·S + 1 = ({dim.size} − 1)·{s} + 1 = {eq.inserted_size} cells; pad "
+        f"D·(K − 1) − P = {d}·({k} − 1) − {p} = {eq.pad_left} on the left and, with the output "
+        f"padding, {eq.pad_left} + {dim.output_padding} = {eq.pad_right} on the right{crop}: "
+        f"{eq.inserted_size} + {eq.pad_left} + {eq.pad_right} = {eq.conv_input_size} cells. "
+        f"The flipped kernel spans D·(K − 1) + 1 = {span} cells and slides with stride 1: "
+        f"{eq.conv_input_size} − {span} + 1 = **{eq.output}** outputs."
+    )
 
 
 def _list(values: tuple[int, ...]) -> str:

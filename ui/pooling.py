@@ -222,21 +222,52 @@ def explain_step(trace: PoolTrace, index: int) -> str:
         if not trace.spec.is_global
         else "the whole input"
     )
-    pad = sum(1 for r in step.rows for c in step.cols) - len(step.cells)
-    pad_note = f" ({pad} of its cells are padding)" if pad and not trace.spec.is_global else ""
+    pad_note = "" if trace.spec.is_global else _outside_note(trace, step)
     return (
         f"**Window {index + 1} of {n}** → output row {step.out_row}, column {step.out_col}. "
         f"It reads input {where}{pad_note}:\n\n`{step.expression}`"
     )
 
 
+def _outside_note(trace: PoolTrace, step: WindowStep) -> str:
+    """`` (2 of its cells are padding)``, or past the input for ceil_mode's partial window."""
+    h, w = trace.input.shape
+    (pad_h, pad_w) = trace.spec.padding_hw
+    padding = beyond = 0
+    for r in step.rows:
+        for c in step.cols:
+            if 0 <= r < h and 0 <= c < w:
+                continue
+            inside_padding = -pad_h <= r < h + pad_h and -pad_w <= c < w + pad_w
+            padding += inside_padding
+            beyond += not inside_padding
+    parts = []
+    if padding:
+        parts.append(f"{_cells(padding)} padding")
+    if beyond:
+        parts.append(
+            f"{_cells(beyond)} past the padded input (ceil_mode's partial window: not counted)"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _cells(n: int) -> str:
+    return f"{n} of its cells {'is' if n == 1 else 'are'}"
+
+
+def _number(i: int) -> str:
+    return str(i) if i >= 0 else f"−{-i}"  # a true minus sign: "-1–0" reads as a dash
+
+
 def _span(indices: tuple[int, ...]) -> str:
-    """``2–4`` or ``0, 2, 4`` (dilated) — negative or too-large indices are padding."""
+    """``2–4``, ``−1 to 0`` or ``0, 2, 4`` (dilated) — negative or too-large indices are outside
+    the input."""
     if len(indices) == 1:
-        return str(indices[0])
+        return _number(indices[0])
     if indices[1] - indices[0] == 1:
-        return f"{indices[0]}–{indices[-1]}"
-    return ", ".join(str(i) for i in indices)
+        dash = "–" if indices[0] >= 0 else " to "
+        return f"{_number(indices[0])}{dash}{_number(indices[-1])}"
+    return ", ".join(_number(i) for i in indices)
 
 
 def _extent(trace: PoolTrace) -> tuple[int, int, int, int]:

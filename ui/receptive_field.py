@@ -219,12 +219,18 @@ def layer_table(
     if covering:
         first = covering[0]
         later = len(fields) - first.index - 1
-        extra = (
-            f" The {later} layer{'s' if later > 1 else ''} after it add depth but no more "
-            "context: their fields are bigger than the image, the extra part is padding."
-            if later
-            else ""
-        )
+        if later == 1:
+            extra = (
+                " The layer after it adds depth but no more context: its field is bigger than "
+                "the image, the extra part is padding."
+            )
+        elif later:
+            extra = (
+                f" The {later} layers after it add depth but no more context: their fields are "
+                "bigger than the image, the extra part is padding."
+            )
+        else:
+            extra = ""
         st.warning(
             f"From row {first.index + 1} on, every neuron already sees the whole {size}×{size} "
             f"input (field {_axis_text(first, 'rf')} px).{extra}",
