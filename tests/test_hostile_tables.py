@@ -68,3 +68,28 @@ def test_pooling_grid_cells_are_taken_as_typed_or_refused_by_name() -> None:
     untouched, none = checked_grid(pd.DataFrame(fallback + 1), fallback)
     assert none == []
     assert untouched.tolist() == (fallback + 1).tolist()
+
+
+def test_cells_a_layer_kind_does_not_use_are_named_not_dropped() -> None:
+    from ui.training import ignored_cells
+
+    rows = pd.concat(
+        [layer_rows(kind="relu", p=0.5), layer_rows(kind="linear", kernel=3, bias=False)],
+        ignore_index=True,
+    )
+    assert ignored_cells(rows) == [
+        "layer 1 (relu) has no dropout p, so 0.5 is not used",
+        "layer 2 (linear) has no kernel, so 3 is not used",
+    ]
+    # A dropout p on a dropout row, an unticked bias anywhere: nothing to report.
+    assert ignored_cells(layer_rows(kind="dropout", p=0.2, bias=False)) == []
+    # The spec itself is unchanged: the ReLU is built as a ReLU.
+    assert [layer.kind for layer in rows_spec(rows, "custom").layers] == ["relu", "linear"]
+
+
+@pytest.mark.parametrize("value", [2.5, -0.5, "2.5"])
+def test_a_fractional_chain_cell_is_refused_not_cut(value):
+    frame = pd.DataFrame([{"layer": "conv", "out": 8, "kernel": value, "stride": None,
+                           "padding": "0", "dilation": None}])  # fmt: skip
+    with pytest.raises(ValueError, match=r"Layer 1: .* is not a whole number"):
+        layers_from_frame(frame)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -229,3 +231,18 @@ def test_the_transposed_convolution_note_adds_up_as_torch_computes(at):
     assert (
         F.conv_transpose1d(inserted, weight, stride=2, padding=1, output_padding=1).shape[-1] == 14
     )
+
+
+def test_the_chain_editor_passes_on_what_is_typed(at):
+    editor = next(d for d in at.dataframe if d.proto.editing_mode)
+    configs = json.loads(editor.proto.columns)
+    for column in ("out", "kernel", "stride", "dilation"):
+        assert set(configs[column].get("type_config", {})) <= {"type", "format"}, column
+    key = f"arith.chain.editor.{at.session_state['arith.chain.version']}"
+    at.session_state[key] = {
+        "edited_rows": {0: {"kernel": 2.5}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert any("Layer 1: 2.5 is not a whole number" in e.value for e in at.error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import numpy as np
@@ -302,3 +303,32 @@ def test_summary_markdown_escape_keeps_file_names_literal() -> None:
     from ui.convolution import markdown_escape
 
     assert markdown_escape("a*b_[c](d).png") == r"a\*b\_\[c\]\(d\)\.png"
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("1e308", "row 2, column 3"),  # refused in words (a number column made it 1308)
+        ("nan", "row 2, column 3) is empty or not a number"),
+        ("lots", "row 2, column 3) is 'lots', not a number"),
+        ("-2.5e-1", None),  # taken as typed: −0.25
+    ],
+)
+def test_custom_kernel_cells_are_taken_as_typed_or_refused(at, typed: str, message) -> None:
+    at.selectbox(key="conv.kernel").set_value("Custom…").run()
+    editor = next(df for df in at.dataframe if df.proto.editing_mode)
+    configs = json.loads(editor.proto.columns)
+    assert {configs[c]["type_config"]["type"] for c in ("1", "2", "3")} == {"text"}
+    key = custom_editor_key("Sobel x", 3, 3)
+    at.session_state[key] = {"edited_rows": {1: {"3": typed}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    if message is None:
+        assert not at.error
+        weights = preset("Sobel x").weights.copy()
+        weights[1, 2] = -0.25
+        _expect_range(
+            at, F.conv2d(_gray_sample(), torch.from_numpy(weights)[None, None], padding=1)
+        )
+    else:
+        assert any(message in e.value for e in at.error), [e.value for e in at.error]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -201,3 +202,15 @@ def test_the_whole_input_warning_counts_in_words(at, size: int, later: str) -> N
     at.number_input(key="rf.size").set_value(size).run()
     (warning,) = [w.value for w in at.warning if "already sees the whole" in w.value]
     assert later in warning
+
+
+def test_the_stack_editor_passes_on_what_is_typed(at) -> None:
+    (editor,) = [df for df in at.dataframe if df.editing_mode != "read_only"]
+    configs = json.loads(editor.proto.columns)
+    for column in ("kernel", "stride", "padding", "dilation", "channels"):
+        assert "min_value" not in configs[column]["type_config"], column
+        assert "max_value" not in configs[column]["type_config"], column
+    at = _edit(at, edited={0: {"kernel": 2.5}})  # the browser used to make this 25
+    assert any("kernel must be a whole number, got 2.5" in e.value for e in at.error)
+    at = _edit(at, edited={0: {"kernel": 500}})  # and this 64
+    assert any("500×500" in e.value for e in at.error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -590,7 +591,10 @@ def textbook_frame() -> pd.DataFrame:
         }
         for layer in ar.TEXTBOOK_CHAIN
     ]
-    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS))
+    # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
+    # page could refuse it.
+    numbers = {c: "float64" for c in ("out", "kernel", "stride", "dilation")}
+    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS)).astype(numbers)
 
 
 def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
@@ -605,9 +609,12 @@ def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
             if value is None or pd.isna(value):
                 return default
             try:
-                return int(value)
-            except (TypeError, ValueError, OverflowError):  # infinity, or text sent by a script
-                raise ValueError(f"Layer {number}: {value!r:.20} is not a whole number.") from None
+                whole = float(value)
+            except (TypeError, ValueError, OverflowError):  # text sent by a script
+                whole = math.nan
+            if not math.isfinite(whole) or whole != int(whole):  # 2.5 is not cut to 2
+                raise ValueError(f"Layer {number}: {value!r:.20} is not a whole number.")
+            return int(whole)
 
         padding = str(row.get("padding") or "0").strip().lower()
         if padding not in ("same", "valid"):
@@ -653,15 +660,13 @@ def render_chain() -> None:
             "layer": st.column_config.SelectboxColumn(
                 "Layer", options=ar.CHAIN_KINDS, required=True
             ),
-            "out": st.column_config.NumberColumn(
-                "Channels / features", min_value=1, max_value=4096, step=1
-            ),
-            "kernel": st.column_config.NumberColumn("Kernel", min_value=1, max_value=15, step=1),
-            "stride": st.column_config.NumberColumn(
-                "Stride (blank: default)", min_value=1, max_value=8, step=1
-            ),
+            # No bounds or steps: the browser would quietly change what is typed (2.5 → 25,
+            # 40 → 15); layers_from_frame and the engine refuse a bad value in words instead.
+            "out": st.column_config.NumberColumn("Channels / features", format="plain"),
+            "kernel": st.column_config.NumberColumn("Kernel", format="plain"),
+            "stride": st.column_config.NumberColumn("Stride (blank: default)", format="plain"),
             "padding": st.column_config.TextColumn("Padding (n, same, valid)"),
-            "dilation": st.column_config.NumberColumn("Dilation", min_value=1, max_value=8, step=1),
+            "dilation": st.column_config.NumberColumn("Dilation", format="plain"),
         },
     )
     input_shape = (int(channels), int(height), int(width))

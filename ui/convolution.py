@@ -66,14 +66,20 @@ def _custom_kernel() -> KernelChoice:
     rows = rows_col.number_input("Rows", 1, side, 3, key="conv.custom.rows")
     cols = cols_col.number_input("Columns", 1, side, 3, key="conv.custom.cols")
     base = kernels.embed(kernels.preset(seed).weights, int(rows), int(cols))
-    frame = pd.DataFrame(base, columns=[str(c + 1) for c in range(int(cols))])
+    columns = [str(c + 1) for c in range(int(cols))]
+    shown = np.vectorize(lambda v: f"{v:.6g}", otypes=[object])(base)
     st.caption("Edit any cell; the lab recomputes when you leave it.")
+    # Text cells: a number column changes what is typed (1e308 became 1308; NaN and words were
+    # dropped) before the page sees it; the engine reads the text and refuses it in words.
     # The editor's edits are tied to its shape and starting point, hence the key.
     edited = st.data_editor(
-        frame, key=custom_editor_key(seed, int(rows), int(cols)), hide_index=True,
-        num_rows="fixed", width="content",
+        pd.DataFrame(shown, columns=columns), key=custom_editor_key(seed, int(rows), int(cols)),
+        hide_index=True, num_rows="fixed", width="content",
+        column_config={c: st.column_config.TextColumn(c) for c in columns},
     )  # fmt: skip
-    weights = kernels.validate_kernel(edited.to_numpy(dtype=object))
+    cells = edited.to_numpy(dtype=object)
+    # Untouched cells keep the preset's exact weight, not its six-digit text.
+    weights = kernels.validate_kernel(np.where(cells == shown, base, cells))
     return KernelChoice(
         f"Custom {weights.shape[0]}×{weights.shape[1]}",
         weights,

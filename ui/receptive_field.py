@@ -128,7 +128,10 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
         "Input size (pixels, square)", 1, 512, key="rf.size", help="Height and width of the input."
     )
     st.caption(presets[preset].source)
-    frame = pd.DataFrame(st.session_state["rf.base"], columns=list(COLUMNS))
+    # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
+    # engine could refuse it.
+    numbers = {c: "float64" for c in ("kernel", "stride", "padding", "dilation", "channels")}
+    frame = pd.DataFrame(st.session_state["rf.base"], columns=list(COLUMNS)).astype(numbers)
     # Rows are counted from 1 here as in the layer table, the layer picker, "Row to move" and
     # every message (a new row continues the numbering).
     frame.index = pd.RangeIndex(1, len(frame) + 1)
@@ -144,16 +147,14 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
             "kind": st.column_config.SelectboxColumn(
                 "Kind", options=list(KINDS), required=True, default="conv"
             ),
-            "kernel": st.column_config.NumberColumn("Kernel", min_value=1, max_value=64, default=3),
-            "stride": st.column_config.NumberColumn("Stride", min_value=1, max_value=16, default=1),
-            "padding": st.column_config.NumberColumn(
-                "Padding", min_value=0, max_value=32, default=0
-            ),
-            "dilation": st.column_config.NumberColumn(
-                "Dilation", min_value=1, max_value=16, default=1
-            ),
+            # No bounds: the browser would quietly change what is typed (500 → 64); the
+            # engine refuses a bad value in words, naming its row.
+            "kernel": st.column_config.NumberColumn("Kernel", default=3, format="plain"),
+            "stride": st.column_config.NumberColumn("Stride", default=1, format="plain"),
+            "padding": st.column_config.NumberColumn("Padding", default=0, format="plain"),
+            "dilation": st.column_config.NumberColumn("Dilation", default=1, format="plain"),
             "channels": st.column_config.NumberColumn(
-                "Channels", min_value=1, max_value=1024, help="Conv output channels (ERF only)."
+                "Channels", help="Conv output channels (ERF only).", format="plain"
             ),
         },
     )
