@@ -332,3 +332,28 @@ def test_custom_kernel_cells_are_taken_as_typed_or_refused(at, typed: str, messa
         )
     else:
         assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_true_convolution_rotates_the_kernel_shown_at_the_top(at) -> None:
+    sobel = preset("Sobel x").weights
+    at.radio(key="conv.flip").set_value(True).run()
+    assert not at.exception
+    top = next(h.value for h in at.html if "kmat" in h.value)
+    assert "rotated by 180°" in top
+    # The matrix shown is the rotated Sobel x: its first row reads 1, 0, −1 (the kernel's is
+    # −1, 0, 1).
+    first_row = re.findall(r"<td>([^<]*)</td>", top)[:3]
+    assert [float(v.replace("−", "-")) for v in first_row] == list(np.rot90(sobel, 2)[0])
+    at.radio(key="conv.flip").set_value(False).run()
+    top = next(h.value for h in at.html if "kmat" in h.value)
+    assert "rotated" not in top
+
+
+def test_a_crop_larger_than_a_thin_image_says_why_it_shrank(at) -> None:
+    at.radio(key="conv.image.source").set_value("Upload").run()
+    strip = np.full((400, 3), 128, np.uint8)  # 3 pixels wide: a 7×7 crop cannot fit
+    at.file_uploader(key="conv.image.upload").set_value(("strip.png", _png(strip), "image/png"))
+    at.run()
+    _show(at, "Step by step")
+    assert not at.exception
+    assert any("crop is 3×3 instead of 7×7" in i.value for i in at.info), [i.value for i in at.info]

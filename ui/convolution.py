@@ -54,8 +54,29 @@ def kernel_picker() -> KernelChoice:
     if name == "Gaussian blur":
         sigma = st.slider("Sigma σ", 0.3, 3.0, 1.0, 0.1, key="conv.sigma")
     kernel = kernels.preset(name, size=size, sigma=sigma)
-    st.html(matrix_html(kernel.weights) + _note(kernel.detects))
+    st.html(applied_matrix_html(kernel.weights) + _note(kernel.detects))
     return KernelChoice(kernel.name, kernel.weights, kernel.detects)
+
+
+def applied_matrix_html(weights: np.ndarray) -> str:
+    """The kernel as the lab applies it: rotated by 180° in true-convolution mode (set by
+    :func:`operation_picker`, read here from its state since it is drawn below)."""
+    if not st.session_state.get("conv.flip", False):
+        return matrix_html(weights)
+    return (
+        "<div style='font-size:13px;margin-bottom:2px'>True convolution applies it rotated by "
+        "180°:</div>" + matrix_html(np.rot90(np.asarray(weights), 2), highlight=True)
+    )
+
+
+def operation_picker() -> bool:
+    """Cross-correlation or true convolution (the kernel flipped). Drawn with the kernel, outside
+    the lab's fragment, so that the kernel matrix above it follows the choice."""
+    return st.radio(
+        "Operation", [False, True], key="conv.flip",
+        format_func=lambda f: "True convolution (kernel flipped)" if f
+        else "Cross-correlation (what PyTorch computes)",
+    )  # fmt: skip
 
 
 def _custom_kernel() -> KernelChoice:
@@ -80,6 +101,8 @@ def _custom_kernel() -> KernelChoice:
     cells = edited.to_numpy(dtype=object)
     # Untouched cells keep the preset's exact weight, not its six-digit text.
     weights = kernels.validate_kernel(np.where(cells == shown, base, cells))
+    if st.session_state.get("conv.flip", False):
+        st.html(applied_matrix_html(weights))
     return KernelChoice(
         f"Custom {weights.shape[0]}×{weights.shape[1]}",
         weights,
@@ -156,8 +179,9 @@ def channels_picker() -> Channels:
     return Channels(layout)
 
 
-def options_panel(channels: Channels) -> Options:
-    """Stride, dilation, padding, bias, ReLU and flip widgets, in one row of columns."""
+def options_panel(channels: Channels, flip: bool) -> Options:
+    """Stride, dilation, padding, bias and ReLU widgets, in one row of columns; ``flip`` comes
+    from :func:`operation_picker`."""
     moves, padding_col, output_col = st.columns(3, gap="medium")
     stride = moves.slider("Stride", 1, 8, 1, key="conv.stride")
     dilation = moves.slider("Dilation", 1, 5, 1, key="conv.dilation")
@@ -175,11 +199,6 @@ def options_panel(channels: Channels) -> Options:
         padding = int(padding_col.number_input("Padding cells", 0, 20, 1, key="conv.padding_cells"))
     bias = output_col.number_input("Bias", -255.0, 255.0, 0.0, 1.0, key="conv.bias")
     relu = output_col.toggle("ReLU after", key="conv.relu", help="max(0, x): negatives become 0.")
-    flip = output_col.radio(
-        "Operation", [False, True], key="conv.flip",
-        format_func=lambda f: "True convolution (kernel flipped)" if f
-        else "Cross-correlation (what PyTorch computes)",
-    )  # fmt: skip
     settings = ConvSettings(stride, padding, mode, dilation, flip, relu)  # type: ignore[arg-type]
     return Options(channels, settings, float(bias))
 
@@ -524,6 +543,13 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
         "Crop size", STEP_SIDES, key="conv.step.size", value=STEP_SIDES[2]
     )  # the value is read by patch_location before this widget renders
     top, left, side = patch
+    wanted = int(st.session_state.get("conv.step.size", side))
+    if side < wanted:
+        st.info(
+            f"The image is only {h}×{w} pixels, so the crop is {side}×{side} instead of "
+            f"{wanted}×{wanted}: a square crop cannot be larger than the image's shorter side.",
+            icon=":material/info:",
+        )
     top_col.number_input("Crop top row", 0, max(h - side, 0), key="conv.step.top")
     left_col.number_input("Crop left column", 0, max(w - side, 0), key="conv.step.left")
     out_index = 0
