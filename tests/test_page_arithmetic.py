@@ -246,3 +246,18 @@ def test_the_chain_editor_passes_on_what_is_typed(at):
     }
     at.run()
     assert any("Layer 1: 2.5 is not a whole number" in e.value for e in at.error)
+
+
+def test_every_output_cell_is_bordered_so_13_by_13_can_be_counted():
+    from ui.arithmetic import window_figure
+
+    layer = ar.analyse("conv", (28, 28), (5, 5), (2, 2), (1, 1))
+    figure = window_figure(layer, 0)  # one cell computed, 168 still white on white
+    (borders,) = [t for t in figure.data if t.name == "output cell borders"]
+    xs, ys = list(borders.x), list(borders.y)
+    segments = [(xs[i : i + 2], ys[i : i + 2]) for i in range(0, len(xs), 3)]
+    horizontal = sorted(y[0] for x, y in segments if y[0] == y[1])
+    vertical = sorted(x[0] for x, y in segments if x[0] == x[1])
+    assert horizontal == [i - 0.5 for i in range(14)]  # 13 rows need 14 lines
+    assert len(vertical) == 14
+    assert vertical[1] - vertical[0] == 1  # one line between each pair of columns

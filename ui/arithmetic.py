@@ -406,23 +406,13 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             hoverinfo="text",
         ),
     ]
+    traces.append(_grid_lines(x0, out_rows, out_cols))
     # Shapes are collected and set once: each fig.add_shape re-validates every shape added
     # before it, which made this picture cost ~0.2 s per window position.
-    # Outline of the whole output grid so white "not yet" cells stay visible.
-    shapes: list[dict] = [
-        {
-            "type": "rect",
-            "x0": x0 - 0.5,
-            "x1": x0 + out_cols - 0.5,
-            "y0": -0.5,
-            "y1": out_rows - 0.5,
-            "line": {"color": "#888888", "width": 1},
-        }
-    ]
     # The window: its full (dilated) footprint dashed, each tap a thick square.
     taps_r = [t + row_shift for t in row_taps]
     taps_c = [t + col_shift for t in col_taps]
-    shapes.append(
+    shapes: list[dict] = [
         {
             "type": "rect",
             "x0": min(taps_c) - 0.5,
@@ -431,7 +421,7 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             "y1": max(taps_r) + 0.5,
             "line": {"color": TAP_COLOUR, "width": 2, "dash": "dash"},
         }
-    )
+    ]
     shapes += [
         {
             "type": "rect",
@@ -466,6 +456,7 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
         ("kernel taps now", TAP_COLOUR, "square-open"),
         ("output now", CURRENT_COLOUR, "square"),
         ("output done", DONE_COLOUR, "square"),
+        ("output to come", PENDING_COLOUR, "square"),
     ):
         traces.append(
             go.Scatter(
@@ -501,6 +492,23 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
         dragmode=False,
     )
     return fig
+
+
+def _grid_lines(x0: int, rows: int, cols: int) -> go.Scatter:
+    """A border around every output cell, so white cells still to come can be counted (one
+    trace of line segments: a shape per cell would cost a validation each)."""
+    x: list[float | None] = []
+    y: list[float | None] = []
+    for i in range(rows + 1):
+        x += [x0 - 0.5, x0 + cols - 0.5, None]
+        y += [i - 0.5, i - 0.5, None]
+    for j in range(cols + 1):
+        x += [x0 + j - 0.5, x0 + j - 0.5, None]
+        y += [-0.5, rows - 0.5, None]
+    return go.Scatter(
+        x=x, y=y, mode="lines", line={"color": "#9E9E9E", "width": 1}, hoverinfo="skip",
+        showlegend=False, name="output cell borders",
+    )  # fmt: skip
 
 
 def position_label(layer: ar.LayerArithmetic, position: int) -> str:
