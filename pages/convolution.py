@@ -62,7 +62,7 @@ def lab(
             with left:
                 st.image(
                     ui.input_preview(source, bank.gray, patch),
-                    width="stretch",
+                    width=ui.display_width(*x.shape[1:]),
                     caption=f"Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]} (channels × "
                     "height × width); blue frame: the crop of the step-by-step view",
                     alt=f"The input image, {source.name}, with the step-by-step crop framed",

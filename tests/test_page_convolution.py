@@ -357,3 +357,13 @@ def test_a_crop_larger_than_a_thin_image_says_why_it_shrank(at) -> None:
     _show(at, "Step by step")
     assert not at.exception
     assert any("crop is 3×3 instead of 7×7" in i.value for i in at.info), [i.value for i in at.info]
+
+
+@pytest.mark.parametrize(
+    ("shape", "width"),
+    [((512, 512), "stretch"), ((400, 300), "stretch"), ((300, 100), 160), ((1024, 1), 120)],
+)
+def test_tall_strips_are_drawn_a_screen_tall_not_column_wide(shape, width) -> None:
+    from ui.convolution import display_width
+
+    assert display_width(*shape) == width

@@ -21,7 +21,7 @@ from PIL import Image
 
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
-from cnnlab.viz import ColourScale, readable_aspect, scale_rgb
+from cnnlab.viz import MAX_ASPECT, ColourScale, readable_aspect, scale_rgb
 from ui.image_source import ImageSource, cache_key
 
 CUSTOM = "Custom…"
@@ -225,6 +225,7 @@ class MapView:
     hi: float
     scale: ColourScale
     stretch: int = 1  # a hairline map's thin side is drawn this many times thicker
+    shape: tuple[int, int] = (1, 1)  # height and width of the picture as drawn
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def _layer_view(
     composite = None
     if groups > 1:
         rgb = np.clip(np.rint(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
-        composite = encode(display_size(rgb))
+        composite = encode(readable_aspect(display_size(rgb))[0])
     return LayerView((int(out.shape[0]), int(out.shape[1]), int(out.shape[2])), maps, composite)
 
 
@@ -290,7 +291,8 @@ def _scale(values: np.ndarray) -> ColourScale:
 def _map_view(label: str, values: np.ndarray, scale: ColourScale) -> MapView:
     rgb, stretch = readable_aspect(scale_rgb(display_size(values), scale, gray=True))
     rgb = with_colour_bar(upscale_small(rgb), scale)
-    return MapView(label, encode(rgb), float(values.min()), float(values.max()), scale, stretch)
+    lo, hi = float(values.min()), float(values.max())
+    return MapView(label, encode(rgb), lo, hi, scale, stretch, (rgb.shape[0], rgb.shape[1]))
 
 
 def with_colour_bar(rgb: np.ndarray, scale: ColourScale) -> np.ndarray:
@@ -455,7 +457,7 @@ def show_output(view: LayerView) -> None:
     if view.composite is not None:
         caption = "The three channel maps recombined as colour (clipped to 0–255)"
         alt = "The feature maps of the red, green and blue channels recombined as one colour image"
-        st.image(view.composite, width="stretch", caption=caption, alt=alt)
+        st.image(view.composite, width=display_width(*view.shape[1:]), caption=caption, alt=alt)
     elif len(view.maps) == 1:
         _show_map(st, view.maps[0])
     else:
@@ -471,11 +473,23 @@ def show_map_grid(view: LayerView) -> None:
         _show_map(columns[i % len(columns)], map_view)
 
 
+TALL_PX = 480  # a picture much taller than wide is drawn this tall, not column-wide
+
+
+def display_width(height: int, width: int) -> int | str:
+    """``st.image`` width for a picture of ``height``×``width``: the column's width, or for a
+    tall strip a width that keeps it about :data:`TALL_PX` tall (a column-wide 1×4 picture
+    would run four screens down)."""
+    if height <= 2 * width:
+        return "stretch"
+    return round(TALL_PX / min(height / width, MAX_ASPECT))  # drawn at most MAX_ASPECT : 1
+
+
 def _show_map(target: Any, view: MapView) -> None:
     """One map (its colour bar drawn below it) in ``target`` (the page or a column)."""
     drawn = f"; drawn {view.stretch}× thicker across to be seen" if view.stretch > 1 else ""
     target.image(
-        view.image, width="stretch",
+        view.image, width=display_width(*view.shape),
         caption=f"{view.label}: {range_text(view)}; {bar_text(view)}{drawn}",
         alt=f"Feature map of {view.label}, {range_text(view)}, with its colour bar below",
     )  # fmt: skip
