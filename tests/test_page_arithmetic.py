@@ -261,3 +261,9 @@ def test_every_output_cell_is_bordered_so_13_by_13_can_be_counted():
     assert horizontal == [i - 0.5 for i in range(14)]  # 13 rows need 14 lines
     assert len(vertical) == 14
     assert vertical[1] - vertical[0] == 1  # one line between each pair of columns
+
+
+def test_padding_taps_are_written_with_a_true_minus(at):
+    assert any(
+        "taps at rows −1, 0, 1, 2, 3 × columns −1, 0, 1, 2, 3" in m.value for m in at.markdown
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -516,11 +517,15 @@ def position_label(layer: ar.LayerArithmetic, position: int) -> str:
     dims, covs = picture_grid(layer)
     if len(dims) == 1:
         taps = covs[0].windows[position]
-        return f"Output {position}: taps at input position(s) {', '.join(map(str, taps))}"
+        return f"Output {position}: taps at input position(s) {_signed(taps)}"
     r, c = divmod(position, dims[1].output)
-    rows = ", ".join(map(str, covs[0].windows[r]))
-    cols = ", ".join(map(str, covs[1].windows[c]))
+    rows, cols = _signed(covs[0].windows[r]), _signed(covs[1].windows[c])
     return f"Output ({r}, {c}): taps at rows {rows} × columns {cols}"
+
+
+def _signed(indices: Sequence[int]) -> str:
+    """``−1, 0, 1``: a true minus sign, which a hyphen next to a comma or dash is not."""
+    return ", ".join(str(i) if i >= 0 else f"−{-i}" for i in indices)
 
 
 def _step(delta: int, count: int) -> None:
