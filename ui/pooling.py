@@ -330,6 +330,7 @@ def input_figure(trace: PoolTrace, step: WindowStep) -> go.Figure:
     pad_z = np.where(padded, 1.0, np.where(inside, np.nan, 0.0))
     pad_text = np.where(padded, _padding_text(trace.spec), "")
     vmax = max(float(np.nanmax(trace.input)), 1.0)
+    vmin = min(float(np.nanmin(trace.input)), 0.0)  # typed cells may be negative
     fig = go.Figure(
         [
             go.Heatmap(
@@ -340,7 +341,7 @@ def input_figure(trace: PoolTrace, step: WindowStep) -> go.Figure:
             ),
             go.Heatmap(
                 z=z, x=cols, y=rows, text=text, texttemplate="%{text}",
-                colorscale=INPUT_SCALE, zmin=0, zmax=vmax, showscale=False, xgap=2, ygap=2,
+                colorscale=INPUT_SCALE, zmin=vmin, zmax=vmax, showscale=False, xgap=2, ygap=2,
                 hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
                 textfont={"color": "#0f172a", "size": 15},
             ),
