@@ -77,3 +77,9 @@ def test_odd_images_render_the_whole_page(script: str, key: str) -> None:
         # The explorer draws one picture per preprocessing step, and their number varies.
         slack = 2 if "explorer" in script else 0
         assert shown["images"] >= usual["images"] - slack, (name, shown, usual)
+        if "convolution" in script:  # its tabs run only when open: the step-by-step one too
+            at.session_state["conv.view"] = "Step by step"
+            at.run()
+            assert not at.exception, (name, [e.value for e in at.exception])
+            assert at.code, name  # the window's sum, written out
+            at.session_state["conv.view"] = "Feature map"
