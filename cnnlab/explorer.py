@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from cnnlab import images
 from cnnlab.attribution import feature_maps, feature_units
 from cnnlab.viz import DIVERGING_STOPS, SEQUENTIAL_STOPS, ColourScale, _apply_stops
 
@@ -135,16 +136,17 @@ def _centre_square(image: Image.Image) -> Image.Image:
 
 def preprocess(image: Image.Image, target: Explorable) -> Preprocessed:
     """Turn ``image`` into the tensor ``target`` receives, keeping every intermediate step."""
-    if min(image.size) < MIN_SIDE:
-        raise ValueError(
-            f"The image is {image.width}×{image.height}; it needs at least {MIN_SIDE} pixels on "
-            f"each side."
-        )
     mode = "L" if target.channels == 1 else "RGB"
     converted = image.convert(mode)
     steps: list[tuple[str, Image.Image]] = [(f"your image ({image.width}×{image.height})", image)]
     if mode != image.mode:
         steps.append(("grayscale" if mode == "L" else "as RGB", converted))
+    if min(image.size) < MIN_SIDE:
+        # A network's first layers need a few pixels each way: enlarge tiny images and strips
+        # (each pixel becomes a block) rather than refuse them.
+        converted = images.working_image(converted, max(image.size), MIN_SIDE)
+        size = f"{converted.width}×{converted.height}"
+        steps.append((f"enlarged to {size}, at least {MIN_SIDE} pixels each way", converted))
     if target.resize == "digits":
         steps += _digits(converted)
         final = steps[-1][1]

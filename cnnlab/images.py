@@ -300,6 +300,38 @@ def downscale_notice(image: Image.Image) -> str | None:
     )
 
 
+def working_size(width: int, height: int, longer: int, shortest: int = 1) -> tuple[int, int]:
+    """``(width, height)`` scaled so the longer side is ``longer``, each side at least
+    ``shortest``: a strip far thinner than any filter is stretched across instead."""
+    if min(width, height, longer, shortest) < 1:
+        raise ValueError(f"An image size must be positive, got {width}×{height}.")
+    scale = longer / max(width, height)
+    return max(shortest, round(width * scale)), max(shortest, round(height * scale))
+
+
+def working_image(image: Image.Image, longer: int, shortest: int = 1) -> Image.Image:
+    """``image`` resized to :func:`working_size` with a box filter (no ringing; a stretched
+    side repeats its pixels, so a 1-pixel strip becomes bands, not a blur)."""
+    size = working_size(image.width, image.height, longer, shortest)
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def stretch_notice(width: int, height: int, longer: int, shortest: int, why: str) -> str | None:
+    """The sentence saying an image was stretched by :func:`working_size`, or ``None``."""
+    scale = longer / max(width, height)
+    natural = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = working_size(width, height, longer, shortest)
+    if size == natural:
+        return None
+    return (
+        f"Your image is {width}×{height} pixels: at {longer} px on its longer side it would be "
+        f"{natural[0]}×{natural[1]}, too small for {why}. It is stretched to {size[0]}×{size[1]} "
+        f"(its pixels repeated), so shapes in it look distorted."
+    )
+
+
 def image_digest(image: Image.Image) -> str:
     """SHA-256 over mode, size and every pixel byte: a collision-free cache key for an image."""
     digest = hashlib.sha256()

@@ -32,7 +32,10 @@ FILTERS = torch.tensor(
 FILTER_NAMES = ("vertical edges", "horizontal edges", "Laplacian", "3×3 sum (brightness)")
 
 
-def feature_batch(gray: np.ndarray, batch: int, crop: int = 48, seed: int = 0) -> torch.Tensor:
+CROP = 48  # the side of each image of a batch: big enough to show structure, small to compute
+
+
+def feature_batch(gray: np.ndarray, batch: int, crop: int = CROP, seed: int = 0) -> torch.Tensor:
     """(batch, 4, crop−2, crop−2) feature maps of random crops of a (H, W) 0–1 gray image,
     each crop with its own brightness and contrast, as varied as the images of a real batch."""
     h, w = gray.shape

@@ -25,6 +25,7 @@ Layers are numbered from 1 in every message, as on the page's table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -175,6 +176,11 @@ class AxisField:
         """Input coordinate of the centre of output ``index``'s field."""
         return self.start + index * self.jump
 
+    def nearest(self, coordinate: float) -> int:
+        """The output whose field is centred nearest input ``coordinate`` (ties: the lower)."""
+        index = math.ceil((coordinate - self.start) / self.jump - 0.5)
+        return min(max(index, 0), self.output_size - 1)
+
     @property
     def covers_input(self) -> bool:
         """True when every output neuron's field already contains the whole input."""
@@ -287,6 +293,12 @@ class LayerField:
     def covers_input(self) -> bool:
         """True when every neuron of this layer already sees the whole input image."""
         return self.rows.covers_input and self.cols.covers_input
+
+    def same_place(self, other: LayerField, neuron: Pair) -> Pair:
+        """The neuron of this layer whose field is centred nearest that of ``other``'s
+        ``neuron``: where a learner's eye stays when they switch layers."""
+        row, col = neuron
+        return self.rows.nearest(other.rows.centre(row)), self.cols.nearest(other.cols.centre(col))
 
 
 def _size_pair(input_size: int | Sequence[int]) -> Pair:

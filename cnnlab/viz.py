@@ -98,6 +98,27 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
+MAX_ASPECT = 4  # a picture longer than this many times its width is drawn thicker
+
+
+def readable_aspect(image: np.ndarray, max_ratio: int = MAX_ASPECT) -> tuple[np.ndarray, int]:
+    """``image`` (H, W[, C]) with its shorter side's pixels repeated until the longer side is
+    at most ``max_ratio`` times it, and that repeat factor (1: unchanged). A 1×1024 map drawn
+    as it is would be a hairline; repeating whole pixels keeps every value visible and exact."""
+    h, w = image.shape[:2]
+    factor = max(1, -(-max(h, w) // (max_ratio * min(h, w))))
+    if factor == 1:
+        return image, 1
+    axis = 1 if w < h else 0
+    return np.repeat(image, factor, axis=axis), factor
+
+
+def framed(rgb: np.ndarray, width: int = 1, grey: int = 148) -> np.ndarray:
+    """An ``(H, W, 3)`` picture inside a grey frame ``width`` pixels thick, so a white or pale
+    picture (a global max of a bright image is one white cell) still shows where it is."""
+    return np.pad(rgb, ((width, width), (width, width), (0, 0)), constant_values=grey)
+
+
 def tile(images: np.ndarray, columns: int, gap: int = 1, fill: int = 255) -> np.ndarray:
     """Tile ``(N, H, W[, 3])`` images into one grid image, ``columns`` wide, with a ``gap``."""
     images = np.asarray(images)

@@ -23,6 +23,8 @@ st.markdown(
 )
 source = image_picker("norm.image", default_sample="camera", allow_draw=False)
 gray = ui.gray_array(source.image)
+if notice := ui.enlarged_notice(source.image):
+    st.info(notice, icon=":material/info:")
 
 st.header("1. Activation functions")
 st.fragment(ui.activation_section)("norm.act", gray)

@@ -28,6 +28,7 @@ with kernel_col:
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
         choice = None
+    flip = ui.operation_picker()
     channels = ui.channels_picker()
 
 
@@ -35,9 +36,11 @@ with kernel_col:
 # and the open tab; the title, the image picker and the kernel picker are not sent again. Tabs
 # that track state run only the open one: every element in the fragment costs browser time.
 @st.fragment
-def lab(source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channels) -> None:
+def lab(
+    source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channels, flip: bool
+) -> None:
     """The settings, then the input and feature map, the step-by-step view or the maths."""
-    options = ui.options_panel(channels)
+    options = ui.options_panel(channels, flip)
     try:
         if choice is None:
             raise ValueError("Fix the kernel above to see the feature map.")
@@ -59,7 +62,7 @@ def lab(source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channe
             with left:
                 st.image(
                     ui.input_preview(source, bank.gray, patch),
-                    width="stretch",
+                    width=ui.display_width(*x.shape[1:]),
                     caption=f"Input {x.shape[0]} × {x.shape[1]} × {x.shape[2]} (channels × "
                     "height × width); blue frame: the crop of the step-by-step view",
                     alt=f"The input image, {source.name}, with the step-by-step crop framed",
@@ -78,4 +81,4 @@ def lab(source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channe
             st.markdown(ui.maths_text(tuple(x.shape), view.shape, kernel_hw, options, pad, counts))
 
 
-lab(source, choice, channels)
+lab(source, choice, channels, flip)

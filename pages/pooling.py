@@ -51,6 +51,9 @@ def every_type(source: ImageSource, spec: PoolSpec) -> None:
         f"Same settings for every type (dilation is max-only; the others use 1). Pooling works "
         f"on each colour channel separately. **{source.name}** at {side} px:"
     )
+    notice = ui.stretch_notice(source, side)
+    if notice:
+        st.info(notice, icon=":material/info:")
     ui.pooled_row(ui.pooled_pictures(source, side, spec))
 
 
@@ -70,6 +73,9 @@ def invariance(source: ImageSource, spec: PoolSpec) -> None:
     stage = cols[3].radio(
         "Pool what", ("conv output", "image"), horizontal=True, key="pool.inv_stage"
     )
+    notice = ui.stretch_notice(source, ui.INVARIANCE_SIDE, ui.INVARIANCE_MIN_SIDE)
+    if notice:
+        st.caption(notice)
     try:
         result = ui.image_invariance(source, ui.INVARIANCE_SIDE, spec, max_shift, direction, mode)
     except ValueError as error:

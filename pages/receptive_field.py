@@ -79,7 +79,7 @@ def neuron_view(source: ImageSource, fields: list, index: int, size: int) -> Non
     overlay, growth = rf.field_figures(source, size, fields, index, neuron)
     rf.show_field(overlay, fields, index, neuron)
     st.caption(
-        f"{source.name}, centre-cropped to a square and resized to the {size}×{size} input. "
+        f"{source.name}, {rf.square_text(source.image, size)}. "
         "Dots are the neurons of this layer, placed at the centre of their fields."
     )
     st.subheader("The field growing layer by layer")

@@ -68,9 +68,19 @@ def test_square_fit_and_imagenet_resizing():
     torch.testing.assert_close(prep.x[0, :, 0, 0], torch.tensor([10, 200, 30]) / 255.0)
 
 
-def test_bad_images_and_networks_are_refused():
-    with pytest.raises(ValueError, match="at least 8 pixels"):
-        preprocess(Image.new("L", (4, 30)), _digits_target())
+def test_a_tiny_or_thin_image_is_enlarged_and_says_so():
+    strip = Image.new("L", (4, 30), 200)
+    strip.putpixel((1, 10), 0)
+    prep = preprocess(strip, _digits_target())
+    captions = [caption for caption, _ in prep.steps]
+    enlarged = next(p for c, p in prep.steps if c.startswith("enlarged to 8×30"))
+    assert enlarged.size == (8, 30)
+    assert any("centred" in c for c in captions)  # the usual digit steps follow
+    assert tuple(prep.x.shape) == (1, 1, 28, 28)
+    assert preprocess(Image.new("RGB", (1, 1)), _digits_target()).x.shape == (1, 1, 28, 28)
+
+
+def test_bad_networks_are_refused():
     huge = torch.nn.Linear(MAX_PARAMS, 1, bias=True)
     with pytest.raises(ValueError, match="at most"):
         Explorable("h", "h", huge.eval(), 1, 28, "square", (0,), (1,), ("a", "b"))

@@ -49,14 +49,47 @@ def test_bad_cells_of_the_chain_table_are_explained(value):
         layers_from_frame(frame)
 
 
-def test_pooling_grid_cells_that_are_not_numbers_keep_their_generated_value() -> None:
+def test_pooling_grid_cells_are_taken_as_typed_or_refused_by_name() -> None:
     from ui.pooling import checked_grid
 
-    fallback = np.arange(9, dtype=np.float64).reshape(3, 3)
-    edited = pd.DataFrame([["7", "x", 2.5], [np.nan, -7, 500], [float("inf"), 99, None]])
-    grid, refused = checked_grid(edited, fallback)
-    assert refused == 6  # "x", NaN, −7, 500, inf, None
-    assert grid.tolist() == [[7.0, 1.0, 2.5], [3.0, 4.0, 5.0], [6.0, 99.0, 8.0]]
+    fallback = np.arange(12, dtype=np.float64).reshape(3, 4)
+    typed = [["7", "x", "2.5", "−7"], [np.nan, -7, "500", "1e308"], [float("inf"), 99, "", " 3 "]]
+    grid, refused = checked_grid(pd.DataFrame(typed), fallback)
+    # Numbers from −99 to 99 are used exactly as typed (no 2.5 → 25, −7 → 7, 500 → 99).
+    assert grid.tolist() == [[7.0, 1.0, 2.5, -7.0], [4.0, -7.0, 6.0, 7.0], [8.0, 99.0, 10.0, 3.0]]
+    assert refused == [
+        "row 0, column 1: 'x'",
+        "row 1, column 0: 'nan'",
+        "row 1, column 2: '500'",
+        "row 1, column 3: '1e308'",
+        "row 2, column 0: 'inf'",
+        "row 2, column 2: 'empty'",
+    ]
     untouched, none = checked_grid(pd.DataFrame(fallback + 1), fallback)
-    assert none == 0
+    assert none == []
     assert untouched.tolist() == (fallback + 1).tolist()
+
+
+def test_cells_a_layer_kind_does_not_use_are_named_not_dropped() -> None:
+    from ui.training import ignored_cells
+
+    rows = pd.concat(
+        [layer_rows(kind="relu", p=0.5), layer_rows(kind="linear", kernel=3, bias=False)],
+        ignore_index=True,
+    )
+    assert ignored_cells(rows) == [
+        "layer 1 (relu) has no dropout p, so 0.5 is not used",
+        "layer 2 (linear) has no kernel, so 3 is not used",
+    ]
+    # A dropout p on a dropout row, an unticked bias anywhere: nothing to report.
+    assert ignored_cells(layer_rows(kind="dropout", p=0.2, bias=False)) == []
+    # The spec itself is unchanged: the ReLU is built as a ReLU.
+    assert [layer.kind for layer in rows_spec(rows, "custom").layers] == ["relu", "linear"]
+
+
+@pytest.mark.parametrize("value", [2.5, -0.5, "2.5"])
+def test_a_fractional_chain_cell_is_refused_not_cut(value):
+    frame = pd.DataFrame([{"layer": "conv", "out": 8, "kernel": value, "stride": None,
+                           "padding": "0", "dilation": None}])  # fmt: skip
+    with pytest.raises(ValueError, match=r"Layer 1: .* is not a whole number"):
+        layers_from_frame(frame)

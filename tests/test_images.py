@@ -26,7 +26,10 @@ from cnnlab.images import (
     load_image,
     pattern_image,
     sample_image,
+    stretch_notice,
     to_array,
+    working_image,
+    working_size,
 )
 
 LOSSLESS = ("PNG", "BMP", "TIFF")
@@ -559,3 +562,31 @@ def test_stripes_run_at_thirty_degrees() -> None:
     across = [pixels[round(y + t * math.sqrt(3) / 2), round(x - t * 0.5)] for t in range(0, 40)]
     assert np.ptp(along) < 0.8
     assert np.ptp(across) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("size", "longer", "shortest", "expected"),
+    [
+        ((512, 256), 64, 1, (64, 32)),  # aspect kept
+        ((1, 1024), 128, 16, (16, 128)),  # a strip is stretched across, not 0 pixels thin
+        ((600, 10), 64, 16, (64, 16)),
+        ((3, 3), 128, 48, (128, 128)),  # tiny images are enlarged whole
+        ((40, 24), 128, 16, (128, 77)),
+    ],
+)
+def test_working_size(size: tuple, longer: int, shortest: int, expected: tuple) -> None:
+    assert working_size(*size, longer, shortest) == expected
+    image = working_image(Image.new("L", size, 7), longer, shortest)
+    assert image.size == expected
+    assert np.all(np.asarray(image) == 7)  # a box filter keeps a flat image flat
+
+
+def test_stretch_notice_says_what_happened_only_when_it_did() -> None:
+    notice = stretch_notice(600, 10, 64, 16, "the windows")
+    assert notice is not None
+    for part in ("600×10", "64×1,", "64×16", "the windows"):
+        assert part in notice
+    assert stretch_notice(512, 256, 64, 16, "the windows") is None
+    assert stretch_notice(3, 3, 128, 48, "the windows") is None  # enlarged, not distorted
+    with pytest.raises(ValueError, match="positive"):
+        working_size(0, 10, 64)

@@ -157,7 +157,7 @@ def test_pooled_pictures_and_invariance_figure_equal_the_direct_computation() ->
     assert [p.kind for p in pictures] == ["max", "avg", "lp", "global_avg", "global_max"]
     avg = pictures[1]
     assert avg.shape == (3, 16, 16)
-    assert _decoded(avg.picture).shape == (192, 192, 3)  # 16 px × 12, nearest
+    assert _decoded(avg.picture).shape == (194, 194, 3)  # 16 px × 12, nearest, 1-px frame
     result = ui_pool.image_invariance(source, 64, spec, 3, "right", "crop")
     pixels = ui_pool.to_array(ui_pool.working_image(source.image, 64), grayscale=True)
     assert result == invariance_experiment(pixels, spec, 3, "right", "crop")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from pagetest import app_test, rendered
 from pagetest import metrics as read_metrics
-from pagetest import rendered
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnnlab import conv_variants as cv
@@ -95,3 +98,23 @@ def test_play_slides_the_kernel_and_a_bigger_kernel_keeps_the_position_valid() -
     at.slider(key="variants.1d.size").set_value(31).run()
     assert not at.exception
     assert at.slider(key="variants.1d.pos").value <= 200 - 31
+
+
+def test_a_tall_strip_is_drawn_thicker_and_a_screen_tall() -> None:
+    at = app_test("pages/conv_variants.py", timeout=120).run()
+    at.radio(key="variants.image.source").set_value("Upload").run()
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((1200, 4, 3), 90, np.uint8)).save(buffer, format="PNG")
+    at.file_uploader(key="variants.image.upload").set_value(
+        ("strip.png", buffer.getvalue(), "image/png")
+    )
+    at.run()
+    assert not at.exception
+    (maps,) = [i for i in at.image if "output maps" in " ".join(i.captions)]
+    assert "drawn 40× thicker across" in maps.captions[0]  # 160×1 maps drawn 160×40
+    # Drawn a screen tall, not at the usual width (which ran a strip screens down).
+    from ui.conv_variants import _width
+
+    assert _width(np.zeros((160, 40, 3)), 160, 160) == 80
+    assert _width(np.zeros((160, 128, 3)), 480, "content") == "content"
+    assert _width(np.zeros((160, 40, 3)), 480, "content") == 120

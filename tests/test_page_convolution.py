@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import numpy as np
@@ -302,3 +303,67 @@ def test_summary_markdown_escape_keeps_file_names_literal() -> None:
     from ui.convolution import markdown_escape
 
     assert markdown_escape("a*b_[c](d).png") == r"a\*b\_\[c\]\(d\)\.png"
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("1e308", "row 2, column 3"),  # refused in words (a number column made it 1308)
+        ("nan", "row 2, column 3) is empty or not a number"),
+        ("lots", "row 2, column 3) is 'lots', not a number"),
+        ("-2.5e-1", None),  # taken as typed: −0.25
+    ],
+)
+def test_custom_kernel_cells_are_taken_as_typed_or_refused(at, typed: str, message) -> None:
+    at.selectbox(key="conv.kernel").set_value("Custom…").run()
+    editor = next(df for df in at.dataframe if df.proto.editing_mode)
+    configs = json.loads(editor.proto.columns)
+    assert {configs[c]["type_config"]["type"] for c in ("1", "2", "3")} == {"text"}
+    key = custom_editor_key("Sobel x", 3, 3)
+    at.session_state[key] = {"edited_rows": {1: {"3": typed}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    if message is None:
+        assert not at.error
+        weights = preset("Sobel x").weights.copy()
+        weights[1, 2] = -0.25
+        _expect_range(
+            at, F.conv2d(_gray_sample(), torch.from_numpy(weights)[None, None], padding=1)
+        )
+    else:
+        assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_true_convolution_rotates_the_kernel_shown_at_the_top(at) -> None:
+    sobel = preset("Sobel x").weights
+    at.radio(key="conv.flip").set_value(True).run()
+    assert not at.exception
+    top = next(h.value for h in at.html if "kmat" in h.value)
+    assert "rotated by 180°" in top
+    # The matrix shown is the rotated Sobel x: its first row reads 1, 0, −1 (the kernel's is
+    # −1, 0, 1).
+    first_row = re.findall(r"<td>([^<]*)</td>", top)[:3]
+    assert [float(v.replace("−", "-")) for v in first_row] == list(np.rot90(sobel, 2)[0])
+    at.radio(key="conv.flip").set_value(False).run()
+    top = next(h.value for h in at.html if "kmat" in h.value)
+    assert "rotated" not in top
+
+
+def test_a_crop_larger_than_a_thin_image_says_why_it_shrank(at) -> None:
+    at.radio(key="conv.image.source").set_value("Upload").run()
+    strip = np.full((400, 3), 128, np.uint8)  # 3 pixels wide: a 7×7 crop cannot fit
+    at.file_uploader(key="conv.image.upload").set_value(("strip.png", _png(strip), "image/png"))
+    at.run()
+    _show(at, "Step by step")
+    assert not at.exception
+    assert any("crop is 3×3 instead of 7×7" in i.value for i in at.info), [i.value for i in at.info]
+
+
+@pytest.mark.parametrize(
+    ("shape", "width"),
+    [((512, 512), "stretch"), ((400, 300), "stretch"), ((300, 100), 160), ((1024, 1), 120)],
+)
+def test_tall_strips_are_drawn_a_screen_tall_not_column_wide(shape, width) -> None:
+    from ui.convolution import display_width
+
+    assert display_width(*shape) == width

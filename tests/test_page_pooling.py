@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 from pagetest import app_test
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnnlab.pooling import PoolSpec, compare_heads, pool2d, reference_pool2d
@@ -151,3 +155,66 @@ def test_play_advances_one_window_per_tick() -> None:
     assert at.slider(key="pool.step").value == 2
     assert "Window 2 of 9" in _explanation(at)
     assert not at.exception
+
+
+def test_grid_editor_headers_are_the_figures_column_numbers(fresh: AppTest) -> None:
+    # Keyed by position, the labels were shifted onto the hidden index: 1, 2, 3, 4, 5, 5.
+    editor = fresh.get("dataframe")[0].proto
+    columns = json.loads(editor.columns)
+    shown = {k: v for k, v in columns.items() if not v.get("hidden")}
+    assert [v["label"] for v in shown.values()] == [str(c) for c in range(6)]
+    assert list(shown) == [str(c) for c in range(6)]  # by name, not by position
+    # Text cells: the browser passes on what is typed, and the page decides (see checked_grid).
+    assert {v["type_config"]["type"] for v in shown.values()} == {"text"}
+
+
+def _upload(at: AppTest, image: Image.Image) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    at.radio(key="pool.image.source").set_value("Upload").run()
+    at.file_uploader(key="pool.image.upload").set_value(("odd.png", buffer.getvalue(), "image/png"))
+    at.run()
+
+
+@pytest.mark.parametrize("size", [(1, 4000), (600, 10)], ids=["1x4000 strip", "600x10 banner"])
+def test_extreme_aspect_ratios_are_stretched_and_said(size: tuple[int, int]) -> None:
+    at = app_test(PAGE, timeout=120).run()
+    _upload(at, Image.new("RGB", size, (200, 40, 40)))
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    notice = next(i.value for i in at.info if "stretched" in i.value)
+    assert "too small for the pooling windows" in notice
+    captions = [c.value for c in at.caption if c.value.startswith("output ")]
+    assert len(captions) == 5  # every pooling type drew its picture
+    assert any("equivariant" in m.value for m in at.markdown)  # section 3 ran
+    assert len(at.metric) == 3
+
+
+def test_every_pooled_picture_is_framed_so_a_white_global_max_shows() -> None:
+    from ui.image_source import ImageSource
+    from ui.pooling import pooled_pictures
+
+    white = Image.new("RGB", (32, 32), (255, 255, 255))
+    source = ImageSource(white, "white", "white-32", None)
+    for picture in pooled_pictures(source, 32, PoolSpec("max", 2, 2)):
+        pixels = np.asarray(Image.open(io.BytesIO(picture.picture)).convert("RGB"))
+        assert (pixels[0] == 148).all(), picture.kind
+        assert (pixels[:, -1] == 148).all(), picture.kind
+        assert (pixels[1:-1, 1:-1] == 255).all(), picture.kind  # the white result itself
+
+
+def test_window_text_tells_padding_from_ceil_modes_overhang() -> None:
+    at = app_test(PAGE, timeout=120).run()
+    at.slider(key="pool.grid_size").set_value(5).run()
+    at.checkbox(key="pool.ceil").check().run()  # 5 wide, window 2, stride 2: a partial 3rd
+    at.slider(key="pool.step").set_value(3).run()
+    text = _explanation(at)
+    assert "columns 4–5" in text
+    assert "2 of its cells are past the padded input" in text
+    assert "padding)" not in text  # padding is 0: nothing here is padding
+    at.checkbox(key="pool.ceil").uncheck().run()
+    at.slider(key="pool.padding").set_value(1).run()
+    at.slider(key="pool.step").set_value(1).run()
+    text = _explanation(at)
+    assert "rows −1 to 0, columns −1 to 0" in text  # not "rows -1–0"
+    assert "(3 of its cells are padding)" in text

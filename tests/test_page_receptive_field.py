@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+
+import numpy as np
 import pytest
 from pagetest import app_test
+from PIL import Image
 
 from cnnlab.receptive_field import PRESETS, analyse_stack, neuron_region
+from ui import receptive_field as ui_rf
 
 PAGE = "pages/receptive_field.py"
 
@@ -134,3 +140,77 @@ def test_tree_view_and_layer_change(at) -> None:
     assert at.slider(key="rf.cell").max == 7  # 16 input cells → 8 after the 2×2 pool
     at.slider(key="rf.tree_size").set_value(4).run()
     assert not at.exception
+
+
+def test_changing_the_layer_keeps_the_neurons_place(at) -> None:
+    preset = PRESETS["Small CNN"]
+    fields = analyse_stack(preset.layers, preset.input_size)
+    relu3 = [f.layer.name for f in fields].index("relu3")
+    at.selectbox(key="rf.layer").set_value(relu3).run()
+    at.slider(key="rf.row").set_value(4).run()
+    at.slider(key="rf.col").set_value(4).run()
+    centre = (fields[relu3].rows.centre(4), fields[relu3].cols.centre(4))
+    at.selectbox(key="rf.layer").set_value(0).run()  # conv1: one neuron per pixel
+    assert not at.exception
+    row, col = at.slider(key="rf.row").value, at.slider(key="rf.col").value
+    # The conv1 neuron whose field centre is nearest (within half a pixel) the relu3 one's.
+    assert abs(fields[0].rows.centre(row) - centre[0]) <= 0.5
+    assert abs(fields[0].cols.centre(col) - centre[1]) <= 0.5
+    assert (row, col) != (4, 4)
+    assert "**Neuron" in " ".join(m.value for m in at.markdown)
+
+
+def test_rows_are_counted_from_one_everywhere(at) -> None:
+    (editor,) = [df for df in at.dataframe if df.editing_mode != "read_only"]
+    n = len(_table(at))
+    assert list(editor.value.index) == list(range(1, n + 1))
+    assert _table(at)["Row"].tolist() == list(range(1, n + 1))
+    assert at.number_input(key="rf.move_row").min == 1
+    assert at.selectbox(key="rf.layer").options[0].startswith("1 · ")
+    # "Row 2" to move is the second row of the editor: relu1 (the first is conv1).
+    at.number_input(key="rf.move_row").set_value(2).run()
+    at.button(key="rf.up").click().run()
+    assert _table(at)["Name"].tolist()[:2] == ["relu1", "conv1"]
+
+
+def _upload(at, image: Image.Image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    at.radio(key="rf.image.source").set_value("Upload").run()
+    at.file_uploader(key="rf.image.upload").set_value(("mine.png", buffer.getvalue(), "image/png"))
+    return at.run()
+
+
+def test_how_the_image_was_made_square_is_said(at) -> None:
+    ramp = np.tile(np.linspace(0, 255, 600, dtype=np.uint8), (10, 1))
+    at = _upload(at, Image.fromarray(ramp))  # a 600×10 banner: its centre square is 10×10
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("mine.png, "))
+    assert "**stretched** whole to the 32×32 input" in caption
+    assert "600×10" in caption
+    # Stretched, the picture keeps the whole ramp (a centre crop was one flat grey).
+    assert np.ptp(ui_rf.square_input(Image.fromarray(ramp), 32)) > 200
+    at = _upload(at, Image.new("RGB", (100, 60), (9, 9, 9)))
+    caption = next(c.value for c in at.caption if c.value.startswith("mine.png, "))
+    assert "centre-cropped to a 60×60 square" in caption
+
+
+@pytest.mark.parametrize(
+    ("size", "later"), [(6, "The 2 layers after it add "), (12, "The layer after it adds ")]
+)
+def test_the_whole_input_warning_counts_in_words(at, size: int, later: str) -> None:
+    at.number_input(key="rf.size").set_value(size).run()
+    (warning,) = [w.value for w in at.warning if "already sees the whole" in w.value]
+    assert later in warning
+
+
+def test_the_stack_editor_passes_on_what_is_typed(at) -> None:
+    (editor,) = [df for df in at.dataframe if df.editing_mode != "read_only"]
+    configs = json.loads(editor.proto.columns)
+    for column in ("kernel", "stride", "padding", "dilation", "channels"):
+        assert "min_value" not in configs[column]["type_config"], column
+        assert "max_value" not in configs[column]["type_config"], column
+    at = _edit(at, edited={0: {"kernel": 2.5}})  # the browser used to make this 25
+    assert any("kernel must be a whole number, got 2.5" in e.value for e in at.error)
+    at = _edit(at, edited={0: {"kernel": 500}})  # and this 64
+    assert any("500×500" in e.value for e in at.error)

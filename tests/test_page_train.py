@@ -141,3 +141,17 @@ def test_class_samples_show_each_class():
 )  # fmt: skip
 def test_durations_keep_tenths_below_ten_seconds(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
+
+
+def test_a_cell_the_layer_kind_does_not_use_is_named_on_the_page():
+    from cnnlab.models import PRESETS
+
+    at = app_test("pages/train.py", timeout=120).run()
+    preset = at.selectbox(key="train.model.preset").value
+    relu = [layer.kind for layer in PRESETS[preset].layers].index("relu")
+    edits = {"edited_rows": {relu: {"p": 0.5}}, "added_rows": [], "deleted_rows": []}
+    at.session_state[f"train.model.layers.{preset}"] = edits
+    at.run()
+    assert not at.exception
+    expected = f"Layer {relu + 1} (relu) has no dropout p, so 0.5 is not used."
+    assert any(w.value == expected for w in at.warning), [w.value for w in at.warning]

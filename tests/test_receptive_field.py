@@ -457,3 +457,20 @@ def test_effective_field_is_reproducible_and_checks_layer() -> None:
     np.testing.assert_array_equal(a.gradient, b.gradient)
     with pytest.raises(ValueError, match="no layer 5"):
         effective_receptive_field(layers, 12, layer_index=4)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_same_place_is_the_neuron_centred_nearest(name: str) -> None:
+    preset = PRESETS[name]
+    fields = analyse_stack(preset.layers, preset.input_size)
+    last = fields[-1]
+    for neuron in ((0, 0), (last.output_hw[0] - 1, last.output_hw[1] // 2)):
+        y, x = last.rows.centre(neuron[0]), last.cols.centre(neuron[1])
+        for f in fields[:: max(1, len(fields) // 6)]:
+            row, col = f.same_place(last, neuron)
+            # Brute force over every neuron of the layer: none is centred nearer.
+            rows = [abs(f.rows.centre(r) - y) for r in range(f.output_hw[0])]
+            cols = [abs(f.cols.centre(c) - x) for c in range(f.output_hw[1])]
+            assert rows[row] == min(rows)
+            assert cols[col] == min(cols)
+            assert f.same_place(f, (row, col)) == (row, col)  # staying on a layer moves nothing

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from cnnlab import activations as act
+from cnnlab import images
 from cnnlab import normalisation as norm
 from cnnlab.viz import colourise, upscale
 
@@ -26,10 +27,31 @@ def _picture(values: np.ndarray, factor: int = 1) -> tuple[np.ndarray, str]:
 
 
 def gray_array(image: Image.Image, side: int = MAP_SIDE) -> np.ndarray:
-    """The picked image as a (H, W) float array in 0–1, longer side ``side``."""
+    """The picked image as a (H, W) float array in 0–1, longer side at most ``side``; a small
+    or thin image is enlarged (pixels repeated) until the batch-norm crops fit."""
     small = image.convert("L")
     small.thumbnail((side, side))
+    if min(small.size) < norm.CROP:
+        small = images.working_image(image.convert("L"), side, norm.CROP)
     return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def enlarged_notice(image: Image.Image, side: int = MAP_SIDE) -> str | None:
+    """What :func:`gray_array` did to a small or thin image, or ``None`` if nothing."""
+    width, height = image.size
+    if min(width, height) * side / max(width, height, side) >= norm.CROP:
+        return None
+    stretched = images.stretch_notice(width, height, side, norm.CROP, _WHY)
+    if stretched:
+        return stretched
+    return (
+        f"Your image is {width}×{height} pixels; it is enlarged to "
+        f"{'×'.join(map(str, images.working_size(width, height, side, norm.CROP)))} "
+        f"(each pixel a block) to leave room for {_WHY}."
+    )
+
+
+_WHY = f"the {norm.CROP}×{norm.CROP} batch-norm crops"
 
 
 def edge_map(gray: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -62,25 +64,41 @@ class Config:
         )
 
 
+# Each axis has a letter for its size; 1-D inputs are a row of pixels, so their length is kept
+# with the width when the learner switches between 1-, 2- and 3-D.
+AXIS_LETTERS = {"Length": "L", "Depth": "D", "Height": "H", "Width": "W"}
+AXIS_KEYS = {"Length": "width", "Depth": "depth", "Height": "height", "Width": "width"}
+_KEPT = "arith._kept"  # the last value of every calculator number, shown or not
+
+
+def _kept_number(label: str, key: str, default: int, **kw) -> int:
+    """A number input that keeps its value while hidden: Streamlit forgets a widget's state
+    when a run does not draw it (a 3-D depth while in 2-D), so it is restored from here."""
+    kept = st.session_state.setdefault(_KEPT, {})
+    if key not in st.session_state:
+        st.session_state[key] = kept.get(key, default)
+    value = st.number_input(label, step=1, key=key, **kw)
+    kept[key] = value
+    return int(value)
+
+
 def _numbers(name: str, label: str, ndim: int, per_dim: bool, default: int, **kw) -> tuple:
-    """One number input (all dimensions) or one per dimension, keyed ``arith.<name>.<axis>``."""
+    """One number input for every dimension (keyed ``arith.<name>.all``) or one per dimension
+    (``arith.<name>.<axis>``, the axis named as in :data:`AXIS_KEYS`)."""
     if not per_dim:
-        value = st.number_input(label, value=default, step=1, key=f"arith.{name}.0", **kw)
-        return (int(value),) * ndim
-    columns = st.columns(ndim)
+        return (_kept_number(label, f"arith.{name}.all", default, **kw),) * ndim
     values = []
-    for axis, column in enumerate(columns):
+    for name_of_axis, column in zip(ar.axis_names(ndim), st.columns(ndim), strict=True):
         with column:
             values.append(
-                st.number_input(
-                    f"{label} · {ar.axis_names(ndim)[axis]}",
-                    value=default,
-                    step=1,
-                    key=f"arith.{name}.{axis}",
+                _kept_number(
+                    f"{label} · {name_of_axis}",
+                    f"arith.{name}.{AXIS_KEYS[name_of_axis]}",
+                    default,
                     **kw,
                 )
             )
-    return tuple(int(v) for v in values)
+    return tuple(values)
 
 
 def calculator_controls() -> Config:
@@ -97,18 +115,17 @@ def calculator_controls() -> Config:
         format_func=lambda n: f"{n}-D",
     )
     # Inputs are often not square (28×32), so sizes are always per dimension.
-    columns = st.columns(ndim)
     sizes = []
-    for axis, column in enumerate(columns):
+    for name, column in zip(ar.axis_names(ndim), st.columns(ndim), strict=True):
         with column:
             sizes.append(
-                st.number_input(
-                    f"Input {ar.axis_names(ndim)[axis].lower()} W",
+                _kept_number(
+                    f"Input {name.lower()} {AXIS_LETTERS[name]}",
+                    f"arith.size.{AXIS_KEYS[name]}",
+                    28,
                     min_value=0,
                     max_value=1024,
-                    value=28,
-                    step=1,
-                    key=f"arith.size.{axis}",
+                    help="The input size along this axis: the formula's W.",
                 )
             )
     per_dim = ndim > 1 and not st.toggle(
@@ -222,18 +239,7 @@ def _explain(layer: ar.LayerArithmetic) -> None:
                 f"{dim.pad_right}) zeros, then the convolution with padding 0."
             )
         if dim.op == "conv_transpose":
-            eq = ar.transposed_as_conv(
-                dim.size, dim.kernel, dim.stride, dim.pad_left, dim.output_padding, dim.dilation
-            )
-            notes.append(
-                f"{where}as a stride-1 convolution: put {dim.stride - 1} zero(s) between the "
-                f"{dim.size} pixels ({eq.inserted_size} cells), pad D·(K−1) − P = "
-                f"{eq.pad_left} on the left and {eq.pad_right} on the right "
-                f"(+ output padding {dim.output_padding}) → {eq.conv_input_size} cells; a "
-                f"{dim.kernel}-tap kernel (dilation {dim.dilation}) slides over them with "
-                f"stride 1 → {eq.output} outputs."
-                + (" A negative pad crops cells instead." if eq.pad_left < 0 else "")
-            )
+            notes.append(f"{where}{_transposed_note(dim)}")
             continue
         cov = ar.coverage(dim)
         if dim.remainder and not dim.ceil_mode:
@@ -265,6 +271,30 @@ def _explain(layer: ar.LayerArithmetic) -> None:
             )
     for note in notes:
         st.markdown(f"- {note}")
+
+
+def _transposed_note(dim: ar.DimArithmetic) -> str:
+    """The transposed convolution as zero insertion, padding and a stride-1 convolution, each
+    step's arithmetic written out so that the numbers add up to the output size."""
+    eq = ar.transposed_as_conv(
+        dim.size, dim.kernel, dim.stride, dim.pad_left, dim.output_padding, dim.dilation
+    )
+    k, s, d, p = dim.kernel, dim.stride, dim.dilation, dim.pad_left
+    span = d * (k - 1) + 1
+    crop = (
+        " (a negative pad crops that many cells instead)"
+        if min(eq.pad_left, eq.pad_right) < 0
+        else ""
+    )
+    return (
+        f"as a stride-1 convolution: put S − 1 = {s - 1} zero(s) between neighbouring pixels, "
+        f"(W − 1)·S + 1 = ({dim.size} − 1)·{s} + 1 = {eq.inserted_size} cells; pad "
+        f"D·(K − 1) − P = {d}·({k} − 1) − {p} = {eq.pad_left} on the left and, with the output "
+        f"padding, {eq.pad_left} + {dim.output_padding} = {eq.pad_right} on the right{crop}: "
+        f"{eq.inserted_size} + {eq.pad_left} + {eq.pad_right} = {eq.conv_input_size} cells. "
+        f"The flipped kernel spans D·(K − 1) + 1 = {span} cells and slides with stride 1: "
+        f"{eq.conv_input_size} − {span} + 1 = **{eq.output}** outputs."
+    )
 
 
 def _list(values: tuple[int, ...]) -> str:
@@ -377,23 +407,13 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             hoverinfo="text",
         ),
     ]
+    traces.append(_grid_lines(x0, out_rows, out_cols))
     # Shapes are collected and set once: each fig.add_shape re-validates every shape added
     # before it, which made this picture cost ~0.2 s per window position.
-    # Outline of the whole output grid so white "not yet" cells stay visible.
-    shapes: list[dict] = [
-        {
-            "type": "rect",
-            "x0": x0 - 0.5,
-            "x1": x0 + out_cols - 0.5,
-            "y0": -0.5,
-            "y1": out_rows - 0.5,
-            "line": {"color": "#888888", "width": 1},
-        }
-    ]
     # The window: its full (dilated) footprint dashed, each tap a thick square.
     taps_r = [t + row_shift for t in row_taps]
     taps_c = [t + col_shift for t in col_taps]
-    shapes.append(
+    shapes: list[dict] = [
         {
             "type": "rect",
             "x0": min(taps_c) - 0.5,
@@ -402,7 +422,7 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
             "y1": max(taps_r) + 0.5,
             "line": {"color": TAP_COLOUR, "width": 2, "dash": "dash"},
         }
-    )
+    ]
     shapes += [
         {
             "type": "rect",
@@ -437,6 +457,7 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
         ("kernel taps now", TAP_COLOUR, "square-open"),
         ("output now", CURRENT_COLOUR, "square"),
         ("output done", DONE_COLOUR, "square"),
+        ("output to come", PENDING_COLOUR, "square"),
     ):
         traces.append(
             go.Scatter(
@@ -474,16 +495,37 @@ def window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
     return fig
 
 
+def _grid_lines(x0: int, rows: int, cols: int) -> go.Scatter:
+    """A border around every output cell, so white cells still to come can be counted (one
+    trace of line segments: a shape per cell would cost a validation each)."""
+    x: list[float | None] = []
+    y: list[float | None] = []
+    for i in range(rows + 1):
+        x += [x0 - 0.5, x0 + cols - 0.5, None]
+        y += [i - 0.5, i - 0.5, None]
+    for j in range(cols + 1):
+        x += [x0 + j - 0.5, x0 + j - 0.5, None]
+        y += [-0.5, rows - 0.5, None]
+    return go.Scatter(
+        x=x, y=y, mode="lines", line={"color": "#9E9E9E", "width": 1}, hoverinfo="skip",
+        showlegend=False, name="output cell borders",
+    )  # fmt: skip
+
+
 def position_label(layer: ar.LayerArithmetic, position: int) -> str:
     """Where the window is, in words: output cell and the input rows/columns its taps read."""
     dims, covs = picture_grid(layer)
     if len(dims) == 1:
         taps = covs[0].windows[position]
-        return f"Output {position}: taps at input position(s) {', '.join(map(str, taps))}"
+        return f"Output {position}: taps at input position(s) {_signed(taps)}"
     r, c = divmod(position, dims[1].output)
-    rows = ", ".join(map(str, covs[0].windows[r]))
-    cols = ", ".join(map(str, covs[1].windows[c]))
+    rows, cols = _signed(covs[0].windows[r]), _signed(covs[1].windows[c])
     return f"Output ({r}, {c}): taps at rows {rows} × columns {cols}"
+
+
+def _signed(indices: Sequence[int]) -> str:
+    """``−1, 0, 1``: a true minus sign, which a hyphen next to a comma or dash is not."""
+    return ", ".join(str(i) if i >= 0 else f"−{-i}" for i in indices)
 
 
 def _step(delta: int, count: int) -> None:
@@ -562,7 +604,10 @@ def textbook_frame() -> pd.DataFrame:
         }
         for layer in ar.TEXTBOOK_CHAIN
     ]
-    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS))
+    # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
+    # page could refuse it.
+    numbers = {c: "float64" for c in ("out", "kernel", "stride", "dilation")}
+    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS)).astype(numbers)
 
 
 def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
@@ -577,9 +622,12 @@ def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
             if value is None or pd.isna(value):
                 return default
             try:
-                return int(value)
-            except (TypeError, ValueError, OverflowError):  # infinity, or text sent by a script
-                raise ValueError(f"Layer {number}: {value!r:.20} is not a whole number.") from None
+                whole = float(value)
+            except (TypeError, ValueError, OverflowError):  # text sent by a script
+                whole = math.nan
+            if not math.isfinite(whole) or whole != int(whole):  # 2.5 is not cut to 2
+                raise ValueError(f"Layer {number}: {value!r:.20} is not a whole number.")
+            return int(whole)
 
         padding = str(row.get("padding") or "0").strip().lower()
         if padding not in ("same", "valid"):
@@ -625,15 +673,13 @@ def render_chain() -> None:
             "layer": st.column_config.SelectboxColumn(
                 "Layer", options=ar.CHAIN_KINDS, required=True
             ),
-            "out": st.column_config.NumberColumn(
-                "Channels / features", min_value=1, max_value=4096, step=1
-            ),
-            "kernel": st.column_config.NumberColumn("Kernel", min_value=1, max_value=15, step=1),
-            "stride": st.column_config.NumberColumn(
-                "Stride (blank: default)", min_value=1, max_value=8, step=1
-            ),
+            # No bounds or steps: the browser would quietly change what is typed (2.5 → 25,
+            # 40 → 15); layers_from_frame and the engine refuse a bad value in words instead.
+            "out": st.column_config.NumberColumn("Channels / features", format="plain"),
+            "kernel": st.column_config.NumberColumn("Kernel", format="plain"),
+            "stride": st.column_config.NumberColumn("Stride (blank: default)", format="plain"),
             "padding": st.column_config.TextColumn("Padding (n, same, valid)"),
-            "dilation": st.column_config.NumberColumn("Dilation", min_value=1, max_value=8, step=1),
+            "dilation": st.column_config.NumberColumn("Dilation", format="plain"),
         },
     )
     input_shape = (int(channels), int(height), int(width))
@@ -697,7 +743,6 @@ def render_chain() -> None:
 
 def _new_question() -> None:
     st.session_state["arith.quiz.seed"] = int(st.session_state.get("arith.quiz.seed", 1)) + 1
-    st.session_state.pop("arith.quiz.answer", None)
 
 
 def render_quiz() -> None:
@@ -731,7 +776,9 @@ def render_quiz() -> None:
         max_value=100_000,
         value=None,
         step=1,
-        key="arith.quiz.answer",
+        # One answer box per question: an answer typed for another question (before the
+        # difficulty or the seed changed) is never scored against this one.
+        key=f"arith.quiz.answer.{difficulty}.{int(seed)}",
         placeholder="type a number",
     )
     checked = st.button("Check", key="arith.quiz.check", type="primary")

@@ -9,7 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from cnnlab import conv_variants as cv
-from cnnlab.viz import colourise, tile, upscale
+from cnnlab.viz import colourise, readable_aspect, tile, upscale
 
 IMAGE_SIDE = 160
 PLAY_INTERVAL = 0.3  # seconds per step while the 1-D kernel slides on its own
@@ -128,7 +128,9 @@ def connectivity_view(variant: str, s: cv.Sizes) -> None:
 def _maps_picture(maps: np.ndarray) -> tuple[np.ndarray, str]:
     # Each map on its own scale: a blur's 0–1 would otherwise wash out an edge map's ±0.2.
     coloured = [colourise(m) for m in maps]
-    picture = tile(np.stack([rgb for rgb, _ in coloured]), min(len(maps), 3), gap=4)
+    # A strip's maps are drawn thicker (whole pixels repeated), or they would be hairlines.
+    shown = [readable_aspect(rgb)[0] for rgb, _ in coloured]
+    picture = tile(np.stack(shown), min(len(maps), 3), gap=4)
     ranges = "; ".join(f"{s.vmin:.2g} to {s.vmax:.2g}" for _, s in coloured)
     return picture, (
         f"each map on its own scale: blue–white–red where it has negative values, viridis "
@@ -147,22 +149,32 @@ def _applied(
     return rgb, cv.apply_to_image(variant, rgb, dilation)
 
 
+def _width(picture: np.ndarray, side: int, usual: int | str) -> int | str:
+    """``usual``, or for a picture over twice as tall as wide a width that keeps it ``side``
+    pixels tall (drawn at the usual width, a strip would run screens down)."""
+    h, w = picture.shape[:2]
+    return usual if h <= 2 * w else max(80, round(side * w / h))  # room for a caption
+
+
 def image_view(variant: str, image: Image.Image, digest: str, dilation: int) -> None:
     """The image and what the variant's hand-set layer makes of it, map by map."""
     rgb, applied = _applied(digest, image, variant, dilation)
     picture, scale = _maps_picture(applied.maps)
+    shown, stretch = readable_aspect(rgb)
+    thicker = f" Input and maps drawn {stretch}× thicker across." if stretch > 1 else ""
     left, right = st.columns([1, 3])
     left.image(
-        rgb,
+        shown,
         caption=f"Input {rgb.shape[0]}×{rgb.shape[1]}×3",
-        width=IMAGE_SIDE,
+        width=_width(shown, IMAGE_SIDE, IMAGE_SIDE),
         alt="The input image",
     )
     right.image(
         picture,
+        width=_width(picture, 3 * IMAGE_SIDE, "content"),
         alt=f"Output maps of the {cv.TITLES[variant]} convolution",
         caption=f"{len(applied.maps)} output maps, {applied.maps.shape[1]}×"
-        f"{applied.maps.shape[2]}: " + ", ".join(applied.names) + f" ({scale}).",
+        f"{applied.maps.shape[2]}: " + ", ".join(applied.names) + f" ({scale}).{thicker}",
     )
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
-from cnnlab.viz import ColourScale, scale_rgb
+from cnnlab.viz import MAX_ASPECT, ColourScale, readable_aspect, scale_rgb
 from ui.image_source import ImageSource, cache_key
 
 CUSTOM = "Custom…"
@@ -54,8 +54,29 @@ def kernel_picker() -> KernelChoice:
     if name == "Gaussian blur":
         sigma = st.slider("Sigma σ", 0.3, 3.0, 1.0, 0.1, key="conv.sigma")
     kernel = kernels.preset(name, size=size, sigma=sigma)
-    st.html(matrix_html(kernel.weights) + _note(kernel.detects))
+    st.html(applied_matrix_html(kernel.weights) + _note(kernel.detects))
     return KernelChoice(kernel.name, kernel.weights, kernel.detects)
+
+
+def applied_matrix_html(weights: np.ndarray) -> str:
+    """The kernel as the lab applies it: rotated by 180° in true-convolution mode (set by
+    :func:`operation_picker`, read here from its state since it is drawn below)."""
+    if not st.session_state.get("conv.flip", False):
+        return matrix_html(weights)
+    return (
+        "<div style='font-size:13px;margin-bottom:2px'>True convolution applies it rotated by "
+        "180°:</div>" + matrix_html(np.rot90(np.asarray(weights), 2), highlight=True)
+    )
+
+
+def operation_picker() -> bool:
+    """Cross-correlation or true convolution (the kernel flipped). Drawn with the kernel, outside
+    the lab's fragment, so that the kernel matrix above it follows the choice."""
+    return st.radio(
+        "Operation", [False, True], key="conv.flip",
+        format_func=lambda f: "True convolution (kernel flipped)" if f
+        else "Cross-correlation (what PyTorch computes)",
+    )  # fmt: skip
 
 
 def _custom_kernel() -> KernelChoice:
@@ -66,14 +87,22 @@ def _custom_kernel() -> KernelChoice:
     rows = rows_col.number_input("Rows", 1, side, 3, key="conv.custom.rows")
     cols = cols_col.number_input("Columns", 1, side, 3, key="conv.custom.cols")
     base = kernels.embed(kernels.preset(seed).weights, int(rows), int(cols))
-    frame = pd.DataFrame(base, columns=[str(c + 1) for c in range(int(cols))])
+    columns = [str(c + 1) for c in range(int(cols))]
+    shown = np.vectorize(lambda v: f"{v:.6g}", otypes=[object])(base)
     st.caption("Edit any cell; the lab recomputes when you leave it.")
+    # Text cells: a number column changes what is typed (1e308 became 1308; NaN and words were
+    # dropped) before the page sees it; the engine reads the text and refuses it in words.
     # The editor's edits are tied to its shape and starting point, hence the key.
     edited = st.data_editor(
-        frame, key=custom_editor_key(seed, int(rows), int(cols)), hide_index=True,
-        num_rows="fixed", width="content",
+        pd.DataFrame(shown, columns=columns), key=custom_editor_key(seed, int(rows), int(cols)),
+        hide_index=True, num_rows="fixed", width="content",
+        column_config={c: st.column_config.TextColumn(c) for c in columns},
     )  # fmt: skip
-    weights = kernels.validate_kernel(edited.to_numpy(dtype=object))
+    cells = edited.to_numpy(dtype=object)
+    # Untouched cells keep the preset's exact weight, not its six-digit text.
+    weights = kernels.validate_kernel(np.where(cells == shown, base, cells))
+    if st.session_state.get("conv.flip", False):
+        st.html(applied_matrix_html(weights))
     return KernelChoice(
         f"Custom {weights.shape[0]}×{weights.shape[1]}",
         weights,
@@ -150,8 +179,9 @@ def channels_picker() -> Channels:
     return Channels(layout)
 
 
-def options_panel(channels: Channels) -> Options:
-    """Stride, dilation, padding, bias, ReLU and flip widgets, in one row of columns."""
+def options_panel(channels: Channels, flip: bool) -> Options:
+    """Stride, dilation, padding, bias and ReLU widgets, in one row of columns; ``flip`` comes
+    from :func:`operation_picker`."""
     moves, padding_col, output_col = st.columns(3, gap="medium")
     stride = moves.slider("Stride", 1, 8, 1, key="conv.stride")
     dilation = moves.slider("Dilation", 1, 5, 1, key="conv.dilation")
@@ -169,11 +199,6 @@ def options_panel(channels: Channels) -> Options:
         padding = int(padding_col.number_input("Padding cells", 0, 20, 1, key="conv.padding_cells"))
     bias = output_col.number_input("Bias", -255.0, 255.0, 0.0, 1.0, key="conv.bias")
     relu = output_col.toggle("ReLU after", key="conv.relu", help="max(0, x): negatives become 0.")
-    flip = output_col.radio(
-        "Operation", [False, True], key="conv.flip",
-        format_func=lambda f: "True convolution (kernel flipped)" if f
-        else "Cross-correlation (what PyTorch computes)",
-    )  # fmt: skip
     settings = ConvSettings(stride, padding, mode, dilation, flip, relu)  # type: ignore[arg-type]
     return Options(channels, settings, float(bias))
 
@@ -199,6 +224,8 @@ class MapView:
     lo: float
     hi: float
     scale: ColourScale
+    stretch: int = 1  # a hairline map's thin side is drawn this many times thicker
+    shape: tuple[int, int] = (1, 1)  # height and width of the picture as drawn
 
 
 @dataclass(frozen=True)
@@ -249,7 +276,7 @@ def _layer_view(
     composite = None
     if groups > 1:
         rgb = np.clip(np.rint(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
-        composite = encode(display_size(rgb))
+        composite = encode(readable_aspect(display_size(rgb))[0])
     return LayerView((int(out.shape[0]), int(out.shape[1]), int(out.shape[2])), maps, composite)
 
 
@@ -262,8 +289,10 @@ def _scale(values: np.ndarray) -> ColourScale:
 
 
 def _map_view(label: str, values: np.ndarray, scale: ColourScale) -> MapView:
-    rgb = with_colour_bar(upscale_small(scale_rgb(display_size(values), scale, gray=True)), scale)
-    return MapView(label, encode(rgb), float(values.min()), float(values.max()), scale)
+    rgb, stretch = readable_aspect(scale_rgb(display_size(values), scale, gray=True))
+    rgb = with_colour_bar(upscale_small(rgb), scale)
+    lo, hi = float(values.min()), float(values.max())
+    return MapView(label, encode(rgb), lo, hi, scale, stretch, (rgb.shape[0], rgb.shape[1]))
 
 
 def with_colour_bar(rgb: np.ndarray, scale: ColourScale) -> np.ndarray:
@@ -335,7 +364,7 @@ def _input_preview(key: str, _source: ImageSource, _gray: bool, _patch: tuple) -
     rgb[max(r1 - thick, 0) : r1, c0:c1] = blue
     rgb[r0:r1, c0 : c0 + thick] = blue
     rgb[r0:r1, max(c1 - thick, 0) : c1] = blue
-    return encode(display_size(rgb))
+    return encode(readable_aspect(display_size(rgb))[0])
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -428,7 +457,7 @@ def show_output(view: LayerView) -> None:
     if view.composite is not None:
         caption = "The three channel maps recombined as colour (clipped to 0–255)"
         alt = "The feature maps of the red, green and blue channels recombined as one colour image"
-        st.image(view.composite, width="stretch", caption=caption, alt=alt)
+        st.image(view.composite, width=display_width(*view.shape[1:]), caption=caption, alt=alt)
     elif len(view.maps) == 1:
         _show_map(st, view.maps[0])
     else:
@@ -444,10 +473,24 @@ def show_map_grid(view: LayerView) -> None:
         _show_map(columns[i % len(columns)], map_view)
 
 
+TALL_PX = 480  # a picture much taller than wide is drawn this tall, not column-wide
+
+
+def display_width(height: int, width: int) -> int | str:
+    """``st.image`` width for a picture of ``height``×``width``: the column's width, or for a
+    tall strip a width that keeps it about :data:`TALL_PX` tall (a column-wide 1×4 picture
+    would run four screens down)."""
+    if height <= 2 * width:
+        return "stretch"
+    return round(TALL_PX / min(height / width, MAX_ASPECT))  # drawn at most MAX_ASPECT : 1
+
+
 def _show_map(target: Any, view: MapView) -> None:
     """One map (its colour bar drawn below it) in ``target`` (the page or a column)."""
+    drawn = f"; drawn {view.stretch}× thicker across to be seen" if view.stretch > 1 else ""
     target.image(
-        view.image, width="stretch", caption=f"{view.label}: {range_text(view)}; {bar_text(view)}",
+        view.image, width=display_width(*view.shape),
+        caption=f"{view.label}: {range_text(view)}; {bar_text(view)}{drawn}",
         alt=f"Feature map of {view.label}, {range_text(view)}, with its colour bar below",
     )  # fmt: skip
 
@@ -514,6 +557,13 @@ def step_by_step(x: np.ndarray, bank: FilterBank, options: Options, patch: tuple
         "Crop size", STEP_SIDES, key="conv.step.size", value=STEP_SIDES[2]
     )  # the value is read by patch_location before this widget renders
     top, left, side = patch
+    wanted = int(st.session_state.get("conv.step.size", side))
+    if side < wanted:
+        st.info(
+            f"The image is only {h}×{w} pixels, so the crop is {side}×{side} instead of "
+            f"{wanted}×{wanted}: a square crop cannot be larger than the image's shorter side.",
+            icon=":material/info:",
+        )
     top_col.number_input("Crop top row", 0, max(h - side, 0), key="conv.step.top")
     left_col.number_input("Crop left column", 0, max(w - side, 0), key="conv.step.left")
     out_index = 0

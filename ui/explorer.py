@@ -31,7 +31,7 @@ from cnnlab.explorer import (
     tile_maps,
     top5,
 )
-from cnnlab.viz import ColourScale
+from cnnlab.viz import ColourScale, readable_aspect
 
 SHOWN_INPUT_SIDE = 224  # the enlarged input and channel are drawn at this width
 
@@ -84,6 +84,10 @@ def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
     for column, (caption, picture) in zip(columns, prep.steps, strict=False):
         with column:
             shown = picture if max(picture.size) >= 96 else _nearest(picture, 112)
+            # A strip would be drawn less than a pixel thick (Streamlit then fails to resize it).
+            shown, stretch = readable_aspect(np.asarray(shown))
+            if stretch > 1:
+                caption += f"; drawn {stretch}× thicker across"
             st.image(shown, caption=caption, width=150, alt=caption)
     _, c, h, w = prep.shape
     mean = ", ".join(f"{m:.3f}" for m in target.mean)

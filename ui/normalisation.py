@@ -30,12 +30,12 @@ def _batch_norm(
 ) -> tuple[torch.Tensor, norm.BatchNormResult, np.ndarray]:
     """The batch, its batch-norm result and the before/after picture, per image (``digest``
     stands for ``_gray``)."""
-    x = norm.feature_batch(_gray, batch, crop=48, seed=1)
+    x = norm.feature_batch(_gray, batch, crop=norm.CROP, seed=1)
     # Eval mode needs running statistics: 20 training batches of 8 set them first.
     warm = (
         ()
         if training
-        else tuple(norm.feature_batch(_gray, 8, crop=48, seed=100 + i) for i in range(20))
+        else tuple(norm.feature_batch(_gray, 8, crop=norm.CROP, seed=100 + i) for i in range(20))
     )
     result = norm.batch_norm(x, gamma, beta, training=training, warmup_batches=warm)
     # The first six images' first channel, before (top) and after (bottom), one scale each.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from cnnlab import images
 from cnnlab.images import to_array
 from cnnlab.invariance import InvarianceResult, ShiftCurve, edge_conv, invariance_experiment
 from cnnlab.pooling import (
@@ -31,7 +33,7 @@ from cnnlab.pooling import (
     pool_module,
     spec_for_kind,
 )
-from cnnlab.viz import png_bytes, sequential_rgb, tile, upscale
+from cnnlab.viz import framed, png_bytes, sequential_rgb, tile, upscale
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key, cache_on_image
 
@@ -117,36 +119,46 @@ def grid_input() -> np.ndarray:
     cols[2].button("New numbers", key="pool.shuffle", on_click=_bump_seed)
     values = np.random.default_rng(int(seed)).integers(0, 10, (size, size))
     with st.expander("Edit the numbers"):
-        # Keyed by size and seed: new numbers start a fresh editor instead of replaying old edits.
+        # Text cells, headed 0…n−1 like the figure's axes: a number column would change what
+        # is typed (2.5 → 25, −7 → 7, 500 → 99) before the page could see it.
+        columns = [str(c) for c in range(size)]
         edited = st.data_editor(
-            pd.DataFrame(values),
+            pd.DataFrame(values.astype(str), columns=columns),
+            # Keyed by size and seed: new numbers start a fresh editor instead of replaying edits.
             key=f"pool.grid_edit.{size}.{seed}",
             hide_index=True,
-            column_config={
-                c: st.column_config.NumberColumn(str(c), min_value=0, max_value=99, step=1)
-                for c in range(size)
-            },
+            column_config={c: st.column_config.TextColumn(c) for c in columns},
         )
     grid, refused = checked_grid(edited, values)
     if refused:
-        cells, keep = (
-            ("1 cell is", "it keeps its")
-            if refused == 1
-            else (f"{refused} cells are", "they keep their")
-        )
         st.warning(
-            f"{cells} not a number from 0 to 99; {keep} generated value.",
+            "Not used (each keeps its generated number): "
+            + "; ".join(refused)
+            + f". A cell takes a number from {GRID_MIN} to {GRID_MAX}.",
             icon=":material/warning:",
         )
     return grid
 
 
-def checked_grid(edited: pd.DataFrame, fallback: np.ndarray) -> tuple[np.ndarray, int]:
-    """The edited grid as floats, with cells that are not numbers in 0–99 (text sent over the
-    websocket, NaN, infinities) replaced by ``fallback``'s; also how many were replaced."""
-    numbers = edited.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(numbers) | (numbers < 0) | (numbers > 99)
-    return np.where(bad, fallback, numbers), int(bad.sum())
+GRID_MIN, GRID_MAX = -99, 99  # two digits each way keep the figure's cells readable
+
+
+def checked_grid(edited: pd.DataFrame, fallback: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The edited grid as floats, and one phrase per refused cell: text, NaN, infinities and
+    numbers outside ``GRID_MIN``…``GRID_MAX`` keep ``fallback``'s value."""
+    grid = np.asarray(fallback, dtype=np.float64).copy()
+    refused = []
+    for (row, col), cell in np.ndenumerate(edited.to_numpy(dtype=object)):
+        text = "" if cell is None else str(cell).strip()
+        try:
+            number = float(text.replace("−", "-"))
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and GRID_MIN <= number <= GRID_MAX:
+            grid[row, col] = number
+        else:
+            refused.append(f"row {row}, column {col}: {text[:20] or 'empty'!r}")
+    return grid, refused
 
 
 def _move(delta: int, n: int) -> None:
@@ -210,21 +222,52 @@ def explain_step(trace: PoolTrace, index: int) -> str:
         if not trace.spec.is_global
         else "the whole input"
     )
-    pad = sum(1 for r in step.rows for c in step.cols) - len(step.cells)
-    pad_note = f" ({pad} of its cells are padding)" if pad and not trace.spec.is_global else ""
+    pad_note = "" if trace.spec.is_global else _outside_note(trace, step)
     return (
         f"**Window {index + 1} of {n}** → output row {step.out_row}, column {step.out_col}. "
         f"It reads input {where}{pad_note}:\n\n`{step.expression}`"
     )
 
 
+def _outside_note(trace: PoolTrace, step: WindowStep) -> str:
+    """`` (2 of its cells are padding)``, or past the input for ceil_mode's partial window."""
+    h, w = trace.input.shape
+    (pad_h, pad_w) = trace.spec.padding_hw
+    padding = beyond = 0
+    for r in step.rows:
+        for c in step.cols:
+            if 0 <= r < h and 0 <= c < w:
+                continue
+            inside_padding = -pad_h <= r < h + pad_h and -pad_w <= c < w + pad_w
+            padding += inside_padding
+            beyond += not inside_padding
+    parts = []
+    if padding:
+        parts.append(f"{_cells(padding)} padding")
+    if beyond:
+        parts.append(
+            f"{_cells(beyond)} past the padded input (ceil_mode's partial window: not counted)"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _cells(n: int) -> str:
+    return f"{n} of its cells {'is' if n == 1 else 'are'}"
+
+
+def _number(i: int) -> str:
+    return str(i) if i >= 0 else f"−{-i}"  # a true minus sign: "-1–0" reads as a dash
+
+
 def _span(indices: tuple[int, ...]) -> str:
-    """``2–4`` or ``0, 2, 4`` (dilated) — negative or too-large indices are padding."""
+    """``2–4``, ``−1 to 0`` or ``0, 2, 4`` (dilated) — negative or too-large indices are outside
+    the input."""
     if len(indices) == 1:
-        return str(indices[0])
+        return _number(indices[0])
     if indices[1] - indices[0] == 1:
-        return f"{indices[0]}–{indices[-1]}"
-    return ", ".join(str(i) for i in indices)
+        dash = "–" if indices[0] >= 0 else " to "
+        return f"{_number(indices[0])}{dash}{_number(indices[-1])}"
+    return ", ".join(_number(i) for i in indices)
 
 
 def _extent(trace: PoolTrace) -> tuple[int, int, int, int]:
@@ -287,6 +330,7 @@ def input_figure(trace: PoolTrace, step: WindowStep) -> go.Figure:
     pad_z = np.where(padded, 1.0, np.where(inside, np.nan, 0.0))
     pad_text = np.where(padded, _padding_text(trace.spec), "")
     vmax = max(float(np.nanmax(trace.input)), 1.0)
+    vmin = min(float(np.nanmin(trace.input)), 0.0)  # typed cells may be negative
     fig = go.Figure(
         [
             go.Heatmap(
@@ -297,7 +341,7 @@ def input_figure(trace: PoolTrace, step: WindowStep) -> go.Figure:
             ),
             go.Heatmap(
                 z=z, x=cols, y=rows, text=text, texttemplate="%{text}",
-                colorscale=INPUT_SCALE, zmin=0, zmax=vmax, showscale=False, xgap=2, ygap=2,
+                colorscale=INPUT_SCALE, zmin=vmin, zmax=vmax, showscale=False, xgap=2, ygap=2,
                 hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
                 textfont={"color": "#0f172a", "size": 15},
             ),
@@ -442,11 +486,24 @@ def torch_agreement(trace: PoolTrace) -> str:
     return text
 
 
-def working_image(image: Image.Image, side: int) -> Image.Image:
-    """The image scaled so its longer side is ``side`` pixels (box filter: no ringing)."""
-    scale = side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BOX)
+# The shorter side a working image keeps, however thin the upload: the widest window the
+# settings allow (6 cells, dilation 3: 16 pixels) fits; the shift experiment also needs room
+# for the largest shift on both sides around the 3×3 edge filters (2 × 12 + 3 = 27).
+MIN_SIDE = 16
+INVARIANCE_MIN_SIDE = 32
+
+
+def working_image(image: Image.Image, side: int, shortest: int = MIN_SIDE) -> Image.Image:
+    """The image scaled so its longer side is ``side`` pixels, the shorter at least
+    ``shortest`` (box filter: no ringing)."""
+    return images.working_image(image, side, shortest)
+
+
+def stretch_notice(source: ImageSource, side: int, shortest: int = MIN_SIDE) -> str | None:
+    """What happened to a strip too thin to pool at ``side`` px, or ``None``."""
+    width, height = source.image.size
+    why = "the pooling windows and the 3×3 edge filters"
+    return images.stretch_notice(width, height, side, shortest, why)
 
 
 @dataclass(frozen=True)
@@ -483,10 +540,8 @@ def pooled_pictures(source: ImageSource, side: int, spec: PoolSpec) -> list[Pool
         else:
             rgb = np.round(np.clip(pooled / vmax, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
         factor = max(1, DISPLAY_PX // max(rgb.shape[:2]))
-        out.append(
-            PooledPicture(kind, kind_spec.label, png_bytes(upscale(rgb, factor)), pooled.shape,
-                          vmax, params, None)
-        )  # fmt: skip
+        picture = png_bytes(framed(upscale(rgb, factor)))
+        out.append(PooledPicture(kind, kind_spec.label, picture, pooled.shape, vmax, params, None))
     return out
 
 
@@ -515,14 +570,14 @@ def image_invariance(
     source: ImageSource, side: int, spec: PoolSpec, max_shift: int, direction: str, mode: str
 ) -> InvarianceResult:
     """The shift experiment on the learner's image in grayscale (cached on the image)."""
-    pixels = to_array(working_image(source.image, side), grayscale=True)
+    pixels = to_array(working_image(source.image, side, INVARIANCE_MIN_SIDE), grayscale=True)
     return invariance_experiment(pixels, spec, max_shift, direction, mode)
 
 
 @cache_on_image(max_entries=32)
 def edge_features(source: ImageSource, side: int) -> tuple[np.ndarray, np.ndarray]:
     """ReLU(edge convolution) feature maps of the grayscale image and their global averages."""
-    pixels = to_array(working_image(source.image, side), grayscale=True)
+    pixels = to_array(working_image(source.image, side, INVARIANCE_MIN_SIDE), grayscale=True)
     with torch.no_grad():
         maps = F.relu(edge_conv()(torch.from_numpy(pixels)[None, None]))[0]
     check_spec(PoolSpec("global_avg"), *maps.shape[-2:])

@@ -128,7 +128,13 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
         "Input size (pixels, square)", 1, 512, key="rf.size", help="Height and width of the input."
     )
     st.caption(presets[preset].source)
-    frame = pd.DataFrame(st.session_state["rf.base"], columns=list(COLUMNS))
+    # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
+    # engine could refuse it.
+    numbers = {c: "float64" for c in ("kernel", "stride", "padding", "dilation", "channels")}
+    frame = pd.DataFrame(st.session_state["rf.base"], columns=list(COLUMNS)).astype(numbers)
+    # Rows are counted from 1 here as in the layer table, the layer picker, "Row to move" and
+    # every message (a new row continues the numbering).
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
     edited = st.data_editor(
         frame,
         key=_editor_key(),
@@ -141,16 +147,14 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
             "kind": st.column_config.SelectboxColumn(
                 "Kind", options=list(KINDS), required=True, default="conv"
             ),
-            "kernel": st.column_config.NumberColumn("Kernel", min_value=1, max_value=64, default=3),
-            "stride": st.column_config.NumberColumn("Stride", min_value=1, max_value=16, default=1),
-            "padding": st.column_config.NumberColumn(
-                "Padding", min_value=0, max_value=32, default=0
-            ),
-            "dilation": st.column_config.NumberColumn(
-                "Dilation", min_value=1, max_value=16, default=1
-            ),
+            # No bounds: the browser would quietly change what is typed (500 → 64); the
+            # engine refuses a bad value in words, naming its row.
+            "kernel": st.column_config.NumberColumn("Kernel", default=3, format="plain"),
+            "stride": st.column_config.NumberColumn("Stride", default=1, format="plain"),
+            "padding": st.column_config.NumberColumn("Padding", default=0, format="plain"),
+            "dilation": st.column_config.NumberColumn("Dilation", default=1, format="plain"),
             "channels": st.column_config.NumberColumn(
-                "Channels", min_value=1, max_value=1024, help="Conv output channels (ERF only)."
+                "Channels", help="Conv output channels (ERF only).", format="plain"
             ),
         },
     )
@@ -216,12 +220,18 @@ def layer_table(
     if covering:
         first = covering[0]
         later = len(fields) - first.index - 1
-        extra = (
-            f" The {later} layer{'s' if later > 1 else ''} after it add depth but no more "
-            "context: their fields are bigger than the image, the extra part is padding."
-            if later
-            else ""
-        )
+        if later == 1:
+            extra = (
+                " The layer after it adds depth but no more context: its field is bigger than "
+                "the image, the extra part is padding."
+            )
+        elif later:
+            extra = (
+                f" The {later} layers after it add depth but no more context: their fields are "
+                "bigger than the image, the extra part is padding."
+            )
+        else:
+            extra = ""
         st.warning(
             f"From row {first.index + 1} on, every neuron already sees the whole {size}×{size} "
             f"input (field {_axis_text(first, 'rf')} px).{extra}",
@@ -238,13 +248,33 @@ def _png_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+MAX_CROP_ASPECT = 4  # a longer image loses over 3/4 of itself to a centre crop: stretch it
+
+
 def square_input(image: Image.Image, size: int) -> np.ndarray:
-    """The learner's image centre-cropped to a square and resized to ``size``×``size`` RGB."""
+    """The learner's image as ``size``×``size`` RGB: centre-cropped to a square, or stretched
+    whole when it is so long and thin that the centre square would be a sliver of it."""
     w, h = image.size
     side = min(w, h)
     box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    if max(w, h) > MAX_CROP_ASPECT * side:
+        box = (0, 0, w, h)
     square = image.convert("RGB").crop(box).resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(square)
+
+
+def square_text(image: Image.Image, size: int) -> str:
+    """How :func:`square_input` made the image square, in words."""
+    w, h = image.size
+    if w == h:
+        return f"resized to the {size}×{size} input"
+    side = min(w, h)
+    if max(w, h) > MAX_CROP_ASPECT * side:
+        return (
+            f"**stretched** whole to the {size}×{size} input, distorted: it is {w}×{h}, and its "
+            f"centre square ({side}×{side}) would keep too little of it"
+        )
+    return f"centre-cropped to a {side}×{side} square and resized to the {size}×{size} input"
 
 
 def _on_pick() -> None:
@@ -270,8 +300,29 @@ def _on_pick() -> None:
     st.session_state["rf.col"] = int(min(max(c, 0), f.output_hw[1] - 1))
 
 
+def _keep_place() -> None:
+    """The layer changed: choose the new layer's neuron centred nearest the old one's field
+    centre, so the field stays where the learner was looking."""
+    shown = st.session_state.get("rf._picker")
+    new = st.session_state.get("rf.layer")
+    if shown is None or new is None:
+        return
+    fields, old = shown
+    if not (0 <= old < len(fields) and 0 <= new < len(fields)):
+        return
+    oh, ow = fields[old].output_hw
+    neuron = (
+        min(int(st.session_state.get("rf.row", oh // 2)), oh - 1),
+        min(int(st.session_state.get("rf.col", ow // 2)), ow - 1),
+    )
+    st.session_state["rf.row"], st.session_state["rf.col"] = fields[new].same_place(
+        fields[old], neuron
+    )
+
+
 def pick_layer(fields: Sequence[LayerField]) -> int:
-    """Layer select box (defaults to the last layer); returns its 0-based index."""
+    """Layer select box (defaults to the last layer); returns its 0-based index (shown, like
+    every row of the page, counted from 1)."""
     options = list(range(len(fields)))
     if st.session_state.get("rf.layer") not in options:
         st.session_state["rf.layer"] = options[-1]
@@ -279,6 +330,7 @@ def pick_layer(fields: Sequence[LayerField]) -> int:
         "Layer",
         options,
         key="rf.layer",
+        on_change=_keep_place,
         format_func=lambda i: (
             f"{i + 1} · {fields[i].layer.name or fields[i].layer.kind} "
             f"({fields[i].layer.describe()}) → {fields[i].output_hw[0]}×{fields[i].output_hw[1]}"

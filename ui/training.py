@@ -236,8 +236,12 @@ def spec_rows(spec: Any) -> pd.DataFrame:
                 "bias": p.get("bias"),
             }
         )
-    # Numbered from 1, like the summary table and the messages ("Layer 1 (conv): …").
-    return pd.DataFrame(rows, columns=list(LAYER_COLUMNS), index=range(1, len(rows) + 1))
+    # Numbered from 1, like the summary table and the messages ("Layer 1 (conv): …"). Float
+    # columns: the editor casts a typed 2.5 to an integer column's type (2) before rows_spec
+    # could refuse it.
+    numbers = {c: "float64" for c in ("out", "kernel", "stride", "dilation", "groups", "p")}
+    frame = pd.DataFrame(rows, columns=list(LAYER_COLUMNS), index=range(1, len(rows) + 1))
+    return frame.astype(numbers)
 
 
 def rows_spec(rows: pd.DataFrame, name: str) -> Any:
@@ -258,12 +262,9 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
         params: dict[str, Any] = {}
         for column in LAYER_COLUMNS[1:]:
             value = row.get(column)
-            if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
-                continue
-            target = {"out": "out_channels" if kind in ("conv", "residual") else "out_features"}
-            field = target.get(column, column)
-            if field not in allowed:
-                continue
+            field = _field(kind, column)
+            if _empty(value) or field not in allowed:
+                continue  # an unused cell is reported by ignored_cells
             if column == "padding":
                 value = value if value in ("same", "valid") else _whole(i, kind, "padding", value)
             elif column == "p":
@@ -278,6 +279,37 @@ def rows_spec(rows: pd.DataFrame, name: str) -> Any:
             params[field] = value
         layers.append(LayerSpec(kind, params))
     return ModelSpec(tuple(layers), name)
+
+
+def _field(kind: str, column: str) -> str:
+    """The layer parameter a table column sets for this kind of layer."""
+    if column == "out":
+        return "out_channels" if kind in ("conv", "residual") else "out_features"
+    return column
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
+
+
+def ignored_cells(rows: pd.DataFrame) -> list[str]:
+    """Filled cells that the row's kind of layer has no use for (a dropout p on a ReLU row),
+    in words: the page says so rather than silently dropping what the learner typed."""
+    from cnnlab.models import _DEFAULTS, shown
+
+    ignored = []
+    for i, row in enumerate(rows.to_dict("records")):
+        kind = row.get("kind")
+        if kind not in _DEFAULTS:
+            continue  # blank or unknown: rows_spec explains those
+        for column in LAYER_COLUMNS[1:]:
+            value = row.get(column)
+            # An unticked bias box is the column's blank, not something typed.
+            if _empty(value) or value is False or _field(kind, column) in _DEFAULTS[kind]:
+                continue
+            name = "dropout p" if column == "p" else column
+            ignored.append(f"layer {i + 1} ({kind}) has no {name}, so {shown(value)} is not used")
+    return ignored
 
 
 def _whole(index: int, kind: str, column: str, value: Any) -> int:
@@ -315,18 +347,27 @@ def model_editor(key: str) -> Any:
         key=f"{key}.layers.{preset}",
         column_config={
             "kind": st.column_config.SelectboxColumn("layer", options=list(KINDS), required=True),
+            # No bounds or steps on number cells: the browser would quietly change what is
+            # typed (2.5 → 25, 1.5 → 0.99); the engine refuses a bad value in words instead.
             "out": st.column_config.NumberColumn(
-                "out", help="filters (conv) or outputs (linear; empty = one per class)", step=1
+                "out",
+                help="filters (conv) or outputs (linear; empty = one per class)",
+                format="plain",
             ),
-            "kernel": st.column_config.NumberColumn("kernel", min_value=1, step=1),
-            "stride": st.column_config.NumberColumn("stride", min_value=1, step=1),
+            "kernel": st.column_config.NumberColumn("kernel", format="plain"),
+            "stride": st.column_config.NumberColumn("stride", format="plain"),
             "padding": st.column_config.TextColumn("padding", help="a number, same or valid"),
-            "dilation": st.column_config.NumberColumn("dilation", min_value=1, step=1),
-            "groups": st.column_config.NumberColumn("groups", min_value=1, step=1),
-            "p": st.column_config.NumberColumn("dropout p", min_value=0.0, max_value=0.99),
+            "dilation": st.column_config.NumberColumn("dilation", format="plain"),
+            "groups": st.column_config.NumberColumn("groups", format="plain"),
+            "p": st.column_config.NumberColumn(
+                "dropout p", help="a probability in [0, 1)", format="plain"
+            ),
             "bias": st.column_config.CheckboxColumn("bias", help="conv and linear layers"),
         },
     )
+    if ignored := ignored_cells(edited):
+        text = "; ".join(ignored)
+        st.warning(text[:1].upper() + text[1:] + ".", icon=":material/warning:")
     return rows_spec(edited, preset if edited.equals(spec_rows(PRESETS[preset])) else "custom")
 
 

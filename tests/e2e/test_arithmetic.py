@@ -11,11 +11,11 @@ from streamlit_page import assert_no_exception, goto, screenshot, set_number, wa
 def test_stepping_the_window_picture(page: Page, base_url: str) -> None:
     goto(page, base_url, "arithmetic")
     # 8×8 input, 5×5 kernel, stride 2, padding 1 → a 3×3 output: 9 window positions.
-    set_number(page, "Input height W", 8)
+    set_number(page, "Input height H", 8)
     set_number(page, "Input width W", 8)
     label = page.locator("p", has_text=re.compile(r"Position \d+ of 9"))
     expect(label).to_contain_text("Position 1 of 9")
-    expect(label).to_contain_text("Output (0, 0): taps at rows -1, 0, 1, 2, 3")
+    expect(label).to_contain_text("Output (0, 0): taps at rows −1, 0, 1, 2, 3")
 
     page.get_by_role("button", name="Next ▶").click()
     wait_until_idle(page)
