@@ -6,6 +6,7 @@ import streamlit as st
 
 from cnnlab.choices import LANDSCAPES, OPTIMIZER_LABELS, OPTIMIZERS
 from ui import choices as ui
+from ui import url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -17,7 +18,7 @@ st.markdown(
 )
 
 
-@st.fragment
+@url_state.fragment
 def losses() -> None:
     """Three classification losses as functions of one logit."""
     st.header("1. Loss functions")
@@ -42,7 +43,7 @@ def losses() -> None:
 losses()
 
 
-@st.fragment
+@url_state.fragment
 def optimisers() -> None:
     """Optimiser paths on a 2-D landscape, step by step."""
     st.header("2. Optimisers on a loss landscape")
@@ -115,7 +116,7 @@ def learning_rate() -> None:
 learning_rate()
 
 
-@st.fragment
+@url_state.fragment
 def augmentation() -> None:
     """The training loop's own augmentation, on real examples."""
     st.header("4. Data augmentation")

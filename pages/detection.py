@@ -6,6 +6,7 @@ import streamlit as st
 
 from cnnlab.data import SHAPE_CLASSES
 from ui import detection as ui
+from ui import url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -38,7 +39,7 @@ st.image(
 )
 
 
-@st.fragment
+@url_state.fragment
 def scan_and_suppress() -> None:
     """Stride, thresholds and the NMS stepper: the student's part, rerun on its own."""
     st.header("2. Slide the classifier")

@@ -7,6 +7,7 @@ import streamlit as st
 from cnnlab.blocks import KIND_LABELS, KINDS
 from cnnlab.gradient_flow import MAX_DEPTH
 from ui import residual as ui
+from ui import url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -20,7 +21,7 @@ st.markdown(
 )
 
 
-@st.fragment
+@url_state.fragment
 def gradient_lab() -> None:
     """Depth, width, steps, seed → the four networks' gradient norms (cached per settings)."""
     st.header("1. Gradient norm, layer by layer")
@@ -63,7 +64,7 @@ def gradient_lab() -> None:
 gradient_lab()
 
 
-@st.fragment
+@url_state.fragment
 def block_lab() -> None:
     """A block type and its sizes → diagram, formula and parameter table."""
     st.header("2. The blocks, taken apart")
