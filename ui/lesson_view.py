@@ -15,12 +15,17 @@ BASE_CSS = """
 .katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
 [data-testid=stMarkdownContainer] table, [data-testid=stTable] { display: block; overflow-x: auto; }
 [data-testid=stHtml] { overflow-x: auto; }
+[data-testid=stImageContainer] { max-width: 100%; }
+[data-testid=stImageContainer] img { max-width: 100%; height: auto; }
 """
 
 # A projector: everything larger (Streamlit sizes in rem), the content using the whole width.
+# (Streamlit's own global style sets the root size after ours: hence !important.) HTML blocks
+# (kernel matrices, grids) are drawn in pixels, so they are zoomed by the same 22/16.
 PRESENTER_CSS = """
-html { font-size: 22px; }
+html { font-size: 22px !important; }
 [data-testid=stMainBlockContainer] { max-width: none; padding-left: 2rem; padding-right: 2rem; }
+[data-testid=stMain] [data-testid=stHtml] { zoom: 1.375; }
 """
 
 # The widgets of the page (not of the sidebar, which keeps the way back).

@@ -469,8 +469,9 @@ def growth_figure(image: np.ndarray, fields: Sequence[LayerField], index: int, n
     fig = _base_figure(image, f, "The same neuron's field, layer by layer")
     path = centre_path(fields, index, *neuron)
     window_layers = [i for i in range(index + 1) if fields[i].layer.is_window]
-    # Bright colours from cyan to red: every square stays visible on a photo and on the grey.
-    colours = sample_colorscale("Turbo", list(np.linspace(0.15, 0.95, max(len(window_layers), 2))))
+    # Plasma (purple to yellow) is ordered and colour-blind safe, unlike a rainbow such as Turbo;
+    # its ends are cut off so every square stays visible on a photo and on the grey.
+    colours = sample_colorscale("Plasma", list(np.linspace(0.2, 0.85, max(len(window_layers), 2))))
     for n, i in enumerate(window_layers):
         region = neuron_region(fields, i, *path[i])
         x, y = _rect_path(region.top, region.left, region.bottom, region.right)
