@@ -7,7 +7,7 @@ import torch
 
 from cnnlab.device import DeviceInfo, describe_device
 from cnnlab.explain import pipeline_dot, pipeline_stages
-from ui import lesson_view, url_state
+from ui import figure_text, lesson_view, url_state
 from ui.heap import freeze_import_heap
 from ui.navigation import PAGES, SECTIONS, sidebar_links
 
@@ -52,7 +52,7 @@ def home() -> None:
         "class, and **softmax** turns scores into probabilities. Because a filter is shared by "
         "every position, a CNN needs far fewer weights than a fully connected network would."
     )
-    st.graphviz_chart(_pipeline_dot(), width="stretch")
+    figure_text.graphviz_chart(_pipeline_dot(), width="stretch")
     st.caption(
         "Shapes and weight counts above are read off a real PyTorch model run on a blank "
         "28×28 grayscale image; training finds the weights, the shapes follow from the layers."

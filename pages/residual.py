@@ -6,8 +6,8 @@ import streamlit as st
 
 from cnnlab.blocks import KIND_LABELS, KINDS
 from cnnlab.gradient_flow import MAX_DEPTH
+from ui import figure_text, url_state
 from ui import residual as ui
-from ui import url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -35,7 +35,7 @@ def gradient_lab() -> None:
         "Gradients", ("at initialisation", f"after {steps} steps"), horizontal=True,
         key="res.when",
     )  # fmt: skip
-    st.plotly_chart(ui.norms_figure(results, when != "at initialisation"), key="res.norms")
+    figure_text.plotly_chart(ui.norms_figure(results, when != "at initialisation"), key="res.norms")
     plain, residual = results["plain"], results["residual"]
     st.markdown(
         f"At initialisation the first conv layer of the **plain** net gets "
@@ -54,7 +54,7 @@ def gradient_lab() -> None:
         "text alternative."
     )
     if steps:
-        st.plotly_chart(ui.losses_figure(results), key="res.losses")
+        figure_text.plotly_chart(ui.losses_figure(results), key="res.losses")
         st.caption(
             f"Training loss over the {steps} steps on that batch: the net whose early layers "
             "get no gradient barely moves."
@@ -94,7 +94,7 @@ def block_lab() -> None:
     st.latex(ui.FORMULAS[kind] if anatomy.combine != "none" else "y = F(x)")
     left, right = st.columns([2, 3])
     with left:
-        st.graphviz_chart(dot)
+        figure_text.graphviz_chart(dot)
     with right:
         st.markdown(ui.NOTES[kind])
         st.dataframe(ui.steps_table(anatomy), hide_index=True)

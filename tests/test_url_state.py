@@ -181,6 +181,10 @@ def test_a_link_opens_the_page_with_its_settings(page):
             assert widget.value == sent[setting.key], setting.name
         check_declaration(setting, widget)  # the proto holds the code's default, not the value
     assert shown >= len(declared) // 2, "most of the page's settings are on the page"
+    # Every chart and diagram has its text alternative (ui/figure_text.py) under it.
+    figures = len(at.get("plotly_chart")) + len(at.get("graphviz_chart"))
+    described = [e for e in at.expander if e.label.endswith(" as text")]
+    assert len(described) == figures
     # The link is rewritten without the junk: what the page shows is what it shares.
     assert "nonsense" not in at.query_params
     assert junk is None or junk.name not in at.query_params

@@ -10,7 +10,7 @@ from PIL import Image
 
 from cnnlab import conv_variants as cv
 from cnnlab.viz import colourise, tile, upscale
-from ui import url_state
+from ui import figure_text, url_state
 
 IMAGE_SIDE = 160
 PLAY_INTERVAL = 0.3  # seconds per step while the 1-D kernel slides on its own
@@ -218,7 +218,7 @@ def _signal_body(key: str, playing: bool) -> None:
         legend={"orientation": "h"},
         xaxis_title="sample",
     )
-    st.plotly_chart(fig, width="stretch", key=f"{key}.chart")
+    figure_text.plotly_chart(fig, width="stretch", key=f"{key}.chart")
     terms = " + ".join(f"{w:.3g}·{v:.3g}" for w, v in zip(k[:4], window[:4], strict=True))
     st.markdown(
         f"y[{position}] = Σ w·x = {terms}{' + …' if len(k) > 4 else ''} = **{products.sum():.4f}** "

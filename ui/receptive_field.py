@@ -41,6 +41,7 @@ from cnnlab.trained import (
     stack_prefix,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, upscale
+from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key
 
@@ -402,7 +403,7 @@ def show_field(overlay: go.Figure, fields: Sequence[LayerField], index: int, neu
     st.session_state["rf._picker"] = (fields, index)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(
+        figure_text.plotly_chart(
             overlay,
             key="rf.grid",
             on_select=_on_pick,
@@ -598,7 +599,7 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
         help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical field "
         "inside the image.",
     )
-    st.plotly_chart(pictures.profile, width="stretch", config={"displayModeBar": False})
+    figure_text.plotly_chart(pictures.profile, width="stretch", config={"displayModeBar": False})
 
 
 # --- the learner's trained networks -------------------------------------------------------------
@@ -706,7 +707,9 @@ def show_erf_pair(random: EffectiveField | None, trained: EffectiveField) -> Non
         xaxis_title="input column",
         legend={"orientation": "h", "y": 1.15},
     )
-    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key="rf.erf_pair")
+    figure_text.plotly_chart(
+        fig, width="stretch", config={"displayModeBar": False}, key="rf.erf_pair"
+    )
 
 
 # --- the 1-D tree -------------------------------------------------------------------------------

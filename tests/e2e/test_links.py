@@ -24,14 +24,22 @@ def test_a_copied_link_opens_the_same_settings(page, browser, base_url: str) -> 
     expect(stride).to_have_value("3")
     wait_until_idle(page)
     expect(page).to_have_url(re.compile(r"[?&]stride=3"))
+    # A setting inside a fragment (it reruns alone) reaches the link too.
+    side = page.get_by_role("slider", name="Working size (longer side, pixels)")
+    side.focus()
+    page.keyboard.press("ArrowRight")
+    wait_until_idle(page)
+    expect(page).to_have_url(re.compile(r"[?&]side=96"))
     link = urlsplit(page.url)
-    assert parse_qs(link.query) == {"kind": ["avg"], "stride": ["3"]}
+    assert parse_qs(link.query) == {"kind": ["avg"], "stride": ["3"], "side": ["96"]}
 
     fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         other = fresh.new_page()
         goto(other, base_url, f"{link.path.lstrip('/')}?{link.query}")
         expect(other.get_by_role("slider", name="Stride")).to_have_value("3")
+        working_size = other.get_by_role("slider", name="Working size (longer side, pixels)")
+        expect(working_size).to_have_attribute("aria-valuetext", "96")
         checked = other.get_by_role("radiogroup", name="Pooling type").get_by_role(
             "radio", checked=True
         )
