@@ -55,7 +55,13 @@ def _show_controls() -> None:
 
 def apply() -> None:
     """The sidebar switches, the styles they ask for, and a way back when controls are hidden."""
-    with st.sidebar:
+    # Folded away: a sidebar taller than the window becomes a scroller that Chromium focuses
+    # as one stop, and Tab then skips the page links inside it.
+    state = st.session_state
+    switched_on = any(
+        state.get(k) for k in ("view.present", "view.hide_text", "view.hide_controls")
+    )
+    with st.sidebar.expander("Lesson view", expanded=switched_on, icon=":material/co_present:"):
         st.toggle(
             "Presenter mode",
             key="view.present",
@@ -65,7 +71,6 @@ def apply() -> None:
         st.toggle(
             "Hide controls", key="view.hide_controls", help="For a lesson: show results only."
         )
-    state = st.session_state
     css = BASE_CSS
     if state.get("view.present"):
         css += PRESENTER_CSS

@@ -63,3 +63,23 @@ def test_presenter_mode_and_a_lesson_without_controls(page, base_url: str) -> No
     wait_until_idle(page)
     expect(main.get_by_role("slider", name="Stride")).to_have_value("2")
     assert "controls" not in parse_qs(urlsplit(page.url).query)
+
+
+def test_the_keyboard_reaches_the_navigation_then_the_controls_in_reading_order(
+    page, base_url: str
+) -> None:
+    goto(page, base_url, "pooling")
+    seen: list[str] = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        seen.append(
+            page.evaluate(
+                "() => { const e = document.activeElement;"
+                " return e.getAttribute('aria-label') || e.innerText.trim().split('\\n').pop(); }"
+            )
+        )
+        if seen[-1] == "Stride":
+            break
+    assert seen[0] == "Skip to main content"
+    order = [seen.index(name) for name in ("Convolution & kernels", "Pooling", "Window", "Stride")]
+    assert order == sorted(order), seen
