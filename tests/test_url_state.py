@@ -203,3 +203,15 @@ def test_settings_are_kept_across_page_visits_and_land_in_the_link():
     assert at.slider(key="pool.stride").value == 3
     assert at.radio(key="pool.kind").value == "avg"
     assert at.query_params["stride"] == "3"
+
+
+def test_lesson_switches_come_from_the_link_and_the_way_back_clears_them():
+    at = app_test("app.py")
+    at.query_params["present"] = "on"
+    at.query_params["controls"] = "hide"
+    at.run()
+    assert at.toggle(key="view.present").value
+    assert at.toggle(key="view.hide_controls").value
+    at.button(key="view.show_controls").click().run()
+    assert not at.toggle(key="view.hide_controls").value
+    assert dict(at.query_params) == {"present": "on"}
