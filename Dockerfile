@@ -1,7 +1,10 @@
-# CNN Lab image. CPU PyTorch by default; for a GPU image build with a CUDA base and wheel index:
-#   docker build --build-arg BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 \
-#     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 -t cnnlab:cuda .
-# (the base image must provide python3 with venv; run with `docker run --gpus all ...`).
+# CNN Lab image: the web app by default; the same image runs a training worker pool with
+#   python -m cnnlab.worker --serve   (see deploy/: compose.yaml and k8s/).
+# CPU PyTorch by default. For a GPU image, CUDA wheels are enough (they carry their CUDA
+# libraries; the NVIDIA container toolkit brings the driver):
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 -t cnnlab:cuda .
+# (or also a CUDA base image, --build-arg BASE_IMAGE=..., if it provides python3 with venv;
+# run with `docker run --gpus all ...`).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
@@ -10,9 +13,12 @@ ENV PIP_EXTRA_INDEX_URL=${TORCH_INDEX_URL} \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
-    CNNLAB_DATA_DIR=/home/cnnlab/data
+    CNNLAB_DATA_DIR=/data
 
-RUN useradd --create-home --uid 10001 cnnlab
+# Runs, weights, uploads and data sets: a volume, shared by every web and worker container.
+RUN useradd --create-home --uid 10001 cnnlab \
+    && install -d -o 10001 -g 10001 /data
+VOLUME ["/data"]
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall torch. Same steps as scripts/run.sh.
@@ -22,6 +28,8 @@ RUN python3 -m venv .venv \
 
 COPY --chown=10001:10001 . .
 USER 10001
+# Bytecode compiled now: containers may run with a read-only root filesystem.
+RUN .venv/bin/python -m compileall -q app.py cnnlab pages scripts ui
 
 EXPOSE 8501
 # Healthy once the server answers AND every page has run once (scripts/serving/warmup.py, started beside

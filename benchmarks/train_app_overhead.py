@@ -25,14 +25,14 @@ def reporting_overhead(repeats: int = 3) -> None:
 
     from cnnlab.data import load_dataset
     from cnnlab.models import PRESETS, build_model
-    from cnnlab.runs import SqliteRunStore
+    from cnnlab.runs import open_store
     from cnnlab.training import TrainConfig, train
     from cnnlab.worker import Reporter, StopSignal
 
     torch.set_num_threads(1)
     data = load_dataset("shapes", limit=3000)
     cfg = TrainConfig(epochs=2, batch_size=64)
-    store = SqliteRunStore()
+    store = open_store()
     times: dict[str, list[float]] = {"headless": [], "reporting": []}
     for _ in range(repeats):
         for mode in times:

@@ -6,13 +6,13 @@ times each:
 1. the reference: the classic PyTorch MNIST tutorial network and loop (a ``DataLoader`` with
    batch 64, Adam 1e-3, 4 epochs): ``shared/bench/reference_loop.py`` itself in a fresh process
    when that file is there (``--reference-script``), else the identical copy below in-process;
-2. the ``fast`` preset through :func:`cnnlab.training.train` with the default ``TrainConfig``
+2. the ``fast`` preset through :func:`cnnlab.training.train` with its tuned settings
    (all 8,000 images for training: ``val_fraction=0``), on 1 torch thread (as the app's worker
    runs it, and the setting a shared machine slows least) and on all threads;
 3. the 1-thread run with a "live charts" callback that buffers every step's progress and writes
    it to SQLite (WAL) every 100 ms, as the training worker does (right before or after the
    headless 1-thread run, alternating, so that the pair sees the same machine);
-4. the ``fast`` preset on the embedded shapes set (generation + training, default settings,
+4. the ``fast`` preset on the embedded shapes set (generation + training, tuned settings,
    1 thread).
 
 The reference always runs with torch's default thread count, as the original script does.
@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from cnnlab.data import load_dataset, make_shapes  # noqa: E402
 from cnnlab.models import PRESETS, build_model  # noqa: E402
-from cnnlab.training import Progress, TrainConfig, train  # noqa: E402
+from cnnlab.training import Progress, TrainConfig, train, tuned_config  # noqa: E402
 
 DEFAULT_THREADS = torch.get_num_threads()
 
@@ -156,14 +156,14 @@ class LiveCharts:
 def run_fast(
     data, seed: int, threads: int | None, device: str | None = None, on_step=None
 ) -> tuple[float, float, float]:
-    """The fast preset with the default config on all training images.
+    """The fast preset with its tuned settings on all training images.
 
     Returns (training seconds as the reference counts them, accuracy, whole wall seconds).
     """
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
-    cfg = TrainConfig(val_fraction=0, seed=seed, device=device, threads=threads)
+    cfg = tuned_config("fast", val_fraction=0, seed=seed, device=device, threads=threads)
     result = train(model, data, cfg, on_step=on_step)
     return result.train_seconds, result.test.accuracy, time.perf_counter() - t0
 
@@ -175,7 +175,7 @@ def run_shapes(seed: int) -> tuple[float, float, float]:
     generated = time.perf_counter() - t0
     torch.manual_seed(seed)
     model = build_model(PRESETS["fast"], data.input_shape, data.num_classes)
-    result = train(model, data, TrainConfig(seed=seed, threads=1))
+    result = train(model, data, tuned_config("fast", seed=seed, threads=1))
     return generated, time.perf_counter() - t0, result.test.accuracy
 
 

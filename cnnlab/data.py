@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -428,11 +429,75 @@ def fetch_dataset(name: str, cache_dir: str | Path, base_url: str | None = None)
                 f"again later or put the official files in a local folder."
             ) from exc
         except (requests.RequestException, OSError) as exc:
+            missing = [f for f, _ in source.files if not (folder / f).is_file()]
             raise ValueError(
-                f"Could not download {filename} for {name} from {url} ({exc}). Check the "
-                f"internet connection, or put the official files in a local folder."
+                f"Could not download {name}: {_download_problem(exc, url)}. "
+                f"{_offline_advice(name, missing)}"
             ) from exc
     return folder
+
+
+def _download_problem(exc: BaseException, url: str) -> str:
+    """What went wrong with a download, in words (not a urllib3 exception chain)."""
+    import requests
+
+    host = urlparse(url).hostname or url
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"{host} answered HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.Timeout):
+        return f"{host} did not answer in time"
+    if isinstance(exc, requests.ConnectionError):
+        return f"this server cannot reach {host} (no internet connection here?)"
+    if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+        return f"the files could not be saved ({exc.strerror or exc})"
+    return f"the download from {host} failed"
+
+
+def _offline_advice(name: str, missing: list[str]) -> str:
+    """Where to put the official files of ``name`` so that no download is needed."""
+    folder = f"{datasets_dir() or '$CNNLAB_DATASETS_DIR'}/{name}"
+    if name == "cifar10":
+        needs = "cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder)"
+    else:
+        needs = (
+            "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (enough on their own: "
+            "they are split 8,000 to train, 2,000 to test), plus the two train-… files for "
+            "the full set"
+        )
+    lacking = f" Missing here: {', '.join(missing)}." if missing else ""
+    return (
+        f"Whoever runs the server can put the official files in {folder} — {needs} — with "
+        f"CNNLAB_DATASETS_DIR set (see the README); then nothing is downloaded.{lacking}"
+    )
+
+
+def _placed_by_hand(folder: Path, name: str) -> bool:
+    """True when ``folder`` holds files someone put there rather than a download: the test files
+    alone (a download fetches the training files first) or an extracted CIFAR-10 folder. They
+    are used as they are, without trying to download the rest."""
+    if name == "cifar10":
+        return (folder / "cifar-10-batches-py").is_dir() and not (
+            folder / "cifar-10-python.tar.gz"
+        ).is_file()
+    has_test = all(
+        _find(folder, f"t10k-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    )
+    return has_test and _find(folder, "train-images-idx3-ubyte") is None
+
+
+def datasets_dir() -> Path | None:
+    """The server's folder of official data-set files (``$CNNLAB_DATASETS_DIR``, one folder per
+    set: ``mnist/``, ``cifar10/`` …), or None when not set."""
+    value = os.environ.get("CNNLAB_DATASETS_DIR", "").strip()
+    return Path(value) if value else None
+
+
+def local_folder(name: str) -> Path | None:
+    """The folder under :func:`datasets_dir` holding ``name``'s files, or None (download)."""
+    root = datasets_dir()
+    if root is None or not (root / name).is_dir():
+        return None
+    return root / name
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -535,9 +600,12 @@ def load_dataset(
 ) -> DataBundle:
     """Load a data set by name: ``shapes`` (generated from ``seed``), or a public one.
 
-    A public set is read from ``data_dir`` when given (the standard file names, validated by
-    their headers and counts; a folder with only the t10k files is split 80/20), else
-    downloaded into ``cache_dir`` with checksums. ``limit`` caps each split's size.
+    A public set is read from ``data_dir`` when given, else from the server's data-set folder
+    (:func:`local_folder`, ``$CNNLAB_DATASETS_DIR/<name>``) when it has one for ``name`` — the
+    standard file names, validated by their headers and counts; a folder with only the t10k
+    files is split 80/20 — else downloaded into ``cache_dir`` with checksums (unless files put
+    there by hand suffice: the t10k files alone, an extracted CIFAR-10 folder). ``limit`` caps
+    each split's size.
     CIFAR-10 batches are pickles: they are only read from the checksummed cache or a folder the
     operator chose, and through an unpickler that refuses everything but arrays.
     """
@@ -551,8 +619,12 @@ def load_dataset(
         folder = Path(data_dir)
         if not folder.is_dir():
             raise ValueError(f"The data folder {folder} does not exist.")
+    elif (local := local_folder(name)) is not None:
+        folder = local
     else:
-        folder = fetch_dataset(name, cache_dir if cache_dir is not None else default_cache_dir())
+        cache = Path(cache_dir if cache_dir is not None else default_cache_dir())
+        placed = _placed_by_hand(cache / name, name)
+        folder = cache / name if placed else fetch_dataset(name, cache)
     if name == "cifar10":
         train, test = _load_cifar_folder(folder)
     else:

@@ -16,15 +16,20 @@ Design:
 - The **queue is the database**: a submitted run is a row with status "queued". Fair-use caps
   (runs per browser, per client address, queue length) are checked in the transaction that
   inserts it. A worker claims the next run with one IMMEDIATE transaction that also counts the
-  running rows (:meth:`SqliteRunStore.claim_next`), so the concurrency cap holds however many
-  workers and server processes share the data directory; the order is round-robin across owners.
+  running rows (:meth:`cnnlab.runs.SqlRunStore.claim_next`), so the concurrency cap holds however
+  many workers, server processes and machines share the store; the order is round-robin across
+  owners.
 - The :class:`Scheduler` (one per server process, a daemon thread started lazily by
   :func:`get_scheduler`) keeps enough workers alive for the queue, up to the cap, and supervises
   them: a worker that dies takes only its own run with it ("failed", with the worker's last
   words), a worker hung past its run's time budget is killed ("timed_out"), and orphans of a
   server process that died are marked "interrupted", resumable from their last checkpoint.
   Workers leave by themselves when idle, when their server is gone, or after a number of runs.
-- A server database would implement the same claim with ``SELECT … FOR UPDATE SKIP LOCKED``.
+- Past one machine (``$CNNLAB_DATABASE_URL``: PostgreSQL), web processes run no workers
+  (``CNNLAB_LOCAL_WORKERS=0``) and worker pools (:func:`serve_pool`, ``python -m cnnlab.worker
+  --serve``) train on other machines. A worker heartbeats while it trains; any scheduler marks
+  a run whose heartbeat went stale "interrupted" (its machine or pool was lost), resumable from
+  its last checkpoint. Process ids are only checked on their own host (:func:`runs.host_id`).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.queue_estimate import QueueEstimate, estimate
-from cnnlab.runs import QueueCaps, Run, SqliteRunStore, default_data_dir, pid_alive
+from cnnlab.runs import QueueCaps, Run, RunStore, host_id, open_store, pid_alive
 
 WORKERS_DIR = "workers"  # under the data directory: one log per worker process
 RUN_MARK = "== cnnlab run "  # a worker's log line before each run it trains
@@ -86,7 +91,8 @@ class Limits:
     max_queue: int = 100
     worker_idle_s: float = 300.0
     worker_max_runs: int = 100  # a worker is replaced after this many runs (0: never)
-    # False: this process only queues; ``python -m cnnlab.jobs`` beside it runs the workers.
+    # False: this process only queues; worker pools (``python -m cnnlab.worker --serve``) beside
+    # it or on other machines train.
     spawn_workers: bool = True
 
     @classmethod
@@ -109,7 +115,9 @@ class Limits:
             max_queue=max(1, int(_env_number("CNNLAB_MAX_QUEUE", 100))),
             worker_idle_s=_env_number("CNNLAB_WORKER_IDLE_S", 300),
             worker_max_runs=max(0, int(_env_number("CNNLAB_WORKER_MAX_RUNS", 100))),
-            spawn_workers=not _env_number("CNNLAB_EXTERNAL_WORKERS", 0),
+            # CNNLAB_EXTERNAL_WORKERS=1 is the older name of CNNLAB_LOCAL_WORKERS=0.
+            spawn_workers=bool(_env_number("CNNLAB_LOCAL_WORKERS", 1))
+            and not _env_number("CNNLAB_EXTERNAL_WORKERS", 0),
         )
 
     @property
@@ -195,18 +203,27 @@ class _Worker:
 
 
 class Scheduler:
-    """Keeps a pool of worker processes for the queue, up to the cap, and supervises them."""
+    """Keeps a pool of worker processes for the queue, up to the cap, and supervises them.
+
+    ``slots``: worker processes this pool may run (default: the cap, ``limits.max_concurrent``,
+    which counts the runs training in all pools together); ``device``: the pool trains only the
+    runs a ``cpu`` or ``cuda`` pool may train (:func:`cnnlab.runs.device_need`).
+    """
 
     def __init__(
         self,
-        store: SqliteRunStore,
+        store: RunStore,
         limits: Limits | None = None,
         poll_s: float = 0.25,
         grace_s: float | None = None,
-        worker_command: tuple[str, ...] = (sys.executable, "-m", "cnnlab.worker", "--serve"),
+        worker_command: tuple[str, ...] = (sys.executable, "-m", "cnnlab.worker", "--slot"),
+        slots: int | None = None,
+        device: str | None = None,
     ) -> None:
         self.store = store
         self.limits = limits or Limits.from_env()
+        self.slots = slots or self.limits.max_concurrent
+        self.device = device
         self.poll_s = poll_s
         # A worker enforces its own budget (it checkpoints, stops cleanly and evaluates); the
         # grace period only catches a worker that hangs, which is then killed.
@@ -341,8 +358,7 @@ class Scheduler:
     def tick(self) -> None:
         """One supervision round: reap ended workers, kill hung ones, start enough workers."""
         with self._lock:
-            running = self.store.running()
-            self._reap(running)
+            self._reap(self._running_here())
             self.store.mark_interrupted(alive=self._alive)
             if not self._halt.is_set():
                 self._top_up()
@@ -352,7 +368,12 @@ class Scheduler:
         return worker.proc.poll() is None if worker is not None else pid_alive(pid)
 
     def _run_of(self, pid: int) -> Run | None:
-        return next((r for r in self.store.running() if r.worker_pid == pid), None)
+        return next((r for r in self._running_here() if r.worker_pid == pid), None)
+
+    def _running_here(self) -> list[Run]:
+        """The runs training on this machine: process ids of other machines (other pid
+        namespaces) may equal ours, so they never match one of our workers."""
+        return [r for r in self.store.running() if r.worker_host == host_id()]
 
     def _reap(self, running: list[Run]) -> None:
         by_pid = {r.worker_pid: r for r in running if r.worker_pid is not None}
@@ -394,13 +415,14 @@ class Scheduler:
         """Start workers so every run that may start now has one (never more than the cap)."""
         if not self.limits.spawn_workers or time.monotonic() < self._spawn_after:
             return
-        if not self.store.has_queued():
+        if not self.store.has_queued(self.device):
             return
         running = self.store.running()
-        busy = {r.worker_pid for r in running}
+        busy = {r.worker_pid for r in running if r.worker_host == host_id()}
         free = sum(1 for pid in self._workers if pid not in busy)
-        startable = min(len(self.store.queue()), self.limits.max_concurrent - len(running))
-        room = self.limits.max_concurrent - len(self._workers)
+        waiting = len(self.store.queue(self.device))
+        startable = min(waiting, self.limits.max_concurrent - len(running))
+        room = self.slots - len(self._workers)
         for _ in range(max(0, min(startable - free, room))):
             self._spawn()
 
@@ -424,6 +446,8 @@ class Scheduler:
             "MKL_NUM_THREADS": str(limits.worker_threads),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.device is not None:
+            env["CNNLAB_WORKER_DEVICE"] = self.device
         log = folder / f"worker-{time.time_ns()}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
@@ -442,7 +466,8 @@ class Scheduler:
             current = self.store.load_run(run.run_id)
         except KeyError:
             return  # deleted meanwhile
-        if current.status == "running" and current.worker_pid == run.worker_pid:
+        same_worker = (current.worker_host, current.worker_pid) == (run.worker_host, run.worker_pid)
+        if current.status == "running" and same_worker:
             self.store.finish(run.run_id, status, final=current.final, error=error)
 
     def running_workers(self) -> list[int]:
@@ -471,10 +496,10 @@ def get_scheduler() -> Scheduler:
     """The server-wide scheduler, created and started on first use (shared by all sessions)."""
     global _SCHEDULER, _AT_EXIT_REGISTERED
     with _SCHEDULER_LOCK:
-        data_dir = default_data_dir()
-        # A changed data directory (tests) gets a fresh scheduler rather than a stale one, and
-        # the old one's workers go: they would keep serving a folder nobody reads any more.
-        if _SCHEDULER is not None and _SCHEDULER.store.data_dir != data_dir:
+        store = open_store()
+        # A changed store (tests) gets a fresh scheduler rather than a stale one, and the old
+        # one's workers go: they would keep serving a store nobody reads any more.
+        if _SCHEDULER is not None and _SCHEDULER.store is not store:
             _SCHEDULER.shutdown()
             _SCHEDULER = None
         if _SCHEDULER is None:
@@ -482,7 +507,7 @@ def get_scheduler() -> Scheduler:
                 # A server that exits (Streamlit on SIGTERM) first lets its workers checkpoint.
                 atexit.register(shutdown_scheduler)
                 _AT_EXIT_REGISTERED = True
-            _SCHEDULER = Scheduler(SqliteRunStore(data_dir)).start()
+            _SCHEDULER = Scheduler(store).start()
         return _SCHEDULER
 
 
@@ -495,22 +520,34 @@ def shutdown_scheduler() -> None:
             _SCHEDULER = None
 
 
-def main() -> int:
-    """``python -m cnnlab.jobs``: the training side of a server whose web processes only queue
-    (``CNNLAB_EXTERNAL_WORKERS=1``): one pool for them all, with a worker kept warm, until
-    SIGINT or SIGTERM (then its workers stop and their runs become "interrupted")."""
+def serve_pool(workers: int | None = None, device: str | None = None) -> int:
+    """The worker service (``python -m cnnlab.worker --serve``): a pool of ``workers`` worker
+    processes training runs from the shared store, with one kept warm, until SIGINT or SIGTERM
+    (then its workers checkpoint and their runs become "interrupted", resumable).
+
+    The pools together train at most ``$CNNLAB_MAX_CONCURRENT_RUNS`` runs at once when it is
+    set; otherwise each pool's ``workers`` is its only limit.
+    """
     limits = dataclasses.replace(Limits.from_env(), spawn_workers=True)
-    sched = Scheduler(SqliteRunStore(), limits).start()
+    slots = workers or limits.max_concurrent
+    if not os.environ.get("CNNLAB_MAX_CONCURRENT_RUNS", "").strip():
+        limits = dataclasses.replace(limits, max_concurrent=10**6)
+    sched = Scheduler(open_store(), limits, slots=slots, device=device).start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"cnnlab training workers: {limits.max_concurrent} slot(s), data in "
-          f"{sched.store.data_dir}", flush=True)  # fmt: skip
+    print(f"cnnlab training workers: {slots} slot(s) for {device or 'any'} runs on "
+          f"{host_id()}, data in {sched.store.data_dir}", flush=True)  # fmt: skip
     sched.keep_warm()
     while not stop.wait(5.0):
         sched.keep_warm()
     sched.shutdown()
     return 0
+
+
+def main() -> int:
+    """``python -m cnnlab.jobs``: the older name of ``python -m cnnlab.worker --serve``."""
+    return serve_pool()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cnnlab.runs import Run, SqliteRunStore
+from cnnlab.runs import Run, RunStore
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def wait_for_slot(remaining: Sequence[float], ahead: Sequence[float], slots: int
 
 
 def estimate(
-    store: SqliteRunStore, run_id: str, slots: int, now: float | None = None
+    store: RunStore, run_id: str, slots: int, now: float | None = None
 ) -> QueueEstimate | None:
     """The queued run's position and expected wait; None when it is not queued."""
     queue = store.queue()

@@ -1,9 +1,12 @@
 """The runs store: every training run, its curves, metrics and weights, so no run is ever lost.
 
-``RunStore`` is the interface the app, the worker and the command line talk to; a server database
-(Postgres, …) could implement it later. ``SqliteRunStore`` is the implementation used today: one
-SQLite file in WAL mode (readers never block the writer, so the page can poll while a worker
-writes) plus a folder per run for the weights.
+``RunStore`` is the interface the app, the worker pools and the command line talk to;
+:func:`open_store` picks the implementation. ``SqlRunStore`` is the one implementation, its SQL
+written once for two backends: ``SqliteRunStore``, one SQLite file in the data directory (the
+embedded default: no server, no configuration; WAL mode, so readers never block the writer) and
+``PostgresRunStore``, a PostgreSQL server named by ``$CNNLAB_DATABASE_URL`` that any number of web
+processes and worker pools on any number of machines share. Weights and checkpoints live beside
+it on the shared storage (:mod:`cnnlab.storage`, the data directory by default).
 
 Ownership is enforced here, not in the page: every method a learner's session can reach takes the
 ``owner`` id and behaves as if another owner's run did not exist. Methods without an owner
@@ -15,11 +18,12 @@ is the repository root when the app runs with ``streamlit run app.py``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import socket
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
@@ -27,10 +31,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
+
+from cnnlab.storage import LocalStorage, Storage, atomic_write
+
+if TYPE_CHECKING:  # torch is imported where a checkpoint is written or read: a process that
+    import torch  # only queues or reads runs (a web page, a CLI query) starts seconds sooner
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "timed_out")
 ACTIVE_STATUSES = ("queued", "running")
@@ -112,6 +120,7 @@ class Run:
     resume: bool = False
     client: str | None = None  # the network address it was queued from, when known
     compute_seconds: float = 0.0  # slot time used over all its attempts (resumes included)
+    needs: str = "any"  # which worker pools may train it: "any", "cpu" or "cuda" (device_need)
 
     @property
     def active(self) -> bool:
@@ -125,9 +134,10 @@ class Run:
 
 
 class RunStore(Protocol):
-    """What the app needs from a runs store; SQLite today, a server database later."""
+    """What the app needs from a runs store (SQLite or PostgreSQL: :func:`open_store`)."""
 
     data_dir: Path
+    storage: Storage
 
     def create_run(
         self,
@@ -139,8 +149,10 @@ class RunStore(Protocol):
         name: str = "",
         meta: Mapping[str, Any] | None = None,
         status: str = "queued",
+        client: str | None = None,
+        caps: QueueCaps | None = None,
     ) -> str:
-        """Record a new run and return its id."""
+        """Record a new run (within the fair-use ``caps``) and return its id."""
         ...
 
     def get_run(self, owner: str, run_id: str) -> Run:
@@ -157,6 +169,12 @@ class RunStore(Protocol):
 
     def request_stop(self, owner: str, run_id: str) -> None:
         """Ask the worker to stop the owner's run after its current step."""
+        ...
+
+    def request_resume(
+        self, owner: str, run_id: str, client: str | None = None, caps: QueueCaps | None = None
+    ) -> None:
+        """Queue the owner's ended run again, to continue from its last checkpoint."""
         ...
 
     def step_curve(self, owner: str, run_id: str) -> dict[str, np.ndarray]:
@@ -200,6 +218,14 @@ class RunStore(Protocol):
         """Store a named array with the run."""
         ...
 
+    def set_meta(self, run_id: str, meta: Mapping[str, Any]) -> None:
+        """Merge ``meta`` into the run's metadata."""
+        ...
+
+    def truncate_after(self, run_id: str, epoch: int, step: int) -> None:
+        """Forget curve points recorded after a checkpoint, before resuming from it."""
+        ...
+
     def finish(
         self, run_id: str, status: str, final: Mapping[str, Any] | None = None, error: str = ""
     ) -> None:
@@ -220,6 +246,47 @@ class RunStore(Protocol):
 
     def save_final_weights(self, run_id: str, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Atomically replace the run's weights with those of the model as it ended."""
+        ...
+
+    # The scheduler's and worker pools' side: the shared queue.
+    def heartbeat(self, run_id: str, worker_host: str, worker_pid: int) -> bool:
+        """Record that the run's worker is alive; False once the run is no longer its own."""
+        ...
+
+    def queue(self, device: str | None = None) -> list[Run]:
+        """Queued runs in the order they will start (only those a ``device`` pool may train)."""
+        ...
+
+    def running(self) -> list[Run]:
+        """The runs training right now, on every machine."""
+        ...
+
+    def recent_finished(self, limit: int = 200) -> list[Run]:
+        """The most recent finished runs with measured slot time, newest first."""
+        ...
+
+    def has_queued(self, device: str | None = None) -> bool:
+        """True when some run waits that a ``device`` pool may train."""
+        ...
+
+    def claim_next(
+        self,
+        max_running: int,
+        worker_host: str | None = None,
+        worker_pid: int | None = None,
+        device: str | None = None,
+    ) -> Run | None:
+        """Atomically move the next queued run to "running" while fewer than ``max_running`` do."""
+        ...
+
+    def mark_interrupted(
+        self, alive: Callable[[int], bool] = ..., stale_after_s: float | None = None
+    ) -> list[str]:
+        """Mark "interrupted" the running runs whose worker is gone; return their ids."""
+        ...
+
+    def close(self) -> None:
+        """Close the connections the store holds."""
         ...
 
 
@@ -250,31 +317,31 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temp file beside ``path`` then rename it into place.
+def host_id() -> str:
+    """This machine's name in the runs store: ``$CNNLAB_HOST_ID``, else the host name.
 
-    A crash mid-write leaves the previous file intact: readers see the old or the new weights,
-    never half of them (os.replace is atomic on one file system).
+    A worker's process id only means something on its own machine; the scheduler checks it
+    there and relies on the heartbeat everywhere else.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return os.environ.get("CNNLAB_HOST_ID") or socket.gethostname()
+
+
+def heartbeat_timeout_s() -> float:
+    """Seconds without a heartbeat after which a run's worker counts as gone
+    (``$CNNLAB_HEARTBEAT_TIMEOUT_S``, default 60: twelve missed beats of 5 s)."""
+    return float(os.environ.get("CNNLAB_HEARTBEAT_TIMEOUT_S") or 60)
 
 
 def save_weights(path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Save a model's state dict as safetensors, atomically."""
+    atomic_write(path, lambda tmp: _write_safetensors(tmp, state_dict))
+
+
+def _write_safetensors(path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    save_file(tensors, str(path))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -284,8 +351,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path), device="cpu")
 
 
-# Each version is a list of statements; PRAGMA user_version records how far a file has come, so
-# an older database is upgraded in place when a newer app opens it.
+# Each version is a list of statements in SQL both backends read (the PostgreSQL dialect maps
+# REAL and BLOB to its own types); the schema_version table records how far a database has come,
+# so an older one is upgraded in place when a newer app opens it.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE runs (
@@ -350,27 +418,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN compute_seconds REAL NOT NULL DEFAULT 0",
         "CREATE INDEX runs_client ON runs(client, status)",
     ),
+    (
+        # Which worker pools may train the run (see device_need): 'cpu', 'cuda' or 'any'.
+        "ALTER TABLE runs ADD COLUMN needs TEXT NOT NULL DEFAULT 'any'",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+DEVICE_NEEDS = ("any", "cpu", "cuda")
 
 _RUN_COLUMNS = (
     "id, owner, name, status, dataset, config_json, spec_json, meta_json, created_at, "
     "started_at, finished_at, heartbeat_at, device, error, progress_json, final_json, "
-    "checkpoint_epoch, stop_requested, resume, worker_pid, worker_host, client, compute_seconds"
-)
-# Round-robin across owners: a queued run's turn is its place in its owner's own line (runs the
-# owner already has training count as earlier turns); the queue runs turn by turn, each turn in
-# order of arrival. A student who queues five runs cannot hold back one who queued a single run.
-_FAIR_QUEUE = (
-    "SELECT q.id, ROW_NUMBER() OVER (PARTITION BY q.owner ORDER BY q.queued_at, q.id) "
-    "+ (SELECT COUNT(*) FROM runs r WHERE r.owner = q.owner AND r.status = 'running') AS turn, "
-    "q.queued_at FROM runs q WHERE q.status = 'queued'"
-)
-_FAIR_ORDER = f"SELECT id FROM ({_FAIR_QUEUE}) ORDER BY turn, queued_at, id"
-# The slot time of the attempt that ends now (claim to end), added to the run's total.
-_ACCOUNT = (
-    "compute_seconds = compute_seconds + CASE WHEN status = 'running' AND started_at IS NOT NULL "
-    "THEN MAX(0, :now - started_at) ELSE 0 END"
+    "checkpoint_epoch, stop_requested, resume, worker_pid, worker_host, client, compute_seconds, "
+    "needs"
 )
 _UPDATABLE = {
     "device",
@@ -384,6 +444,39 @@ _UPDATABLE = {
     "stop_requested",
     "resume",
 }
+# Any constant: PostgreSQL's advisory lock that serialises migrations, admissions and claims.
+_QUEUE_LOCK = 0x636E6E6C6162
+
+
+def device_need(config: Mapping[str, Any]) -> str:
+    """Which worker pools may train a run, from its device setting.
+
+    ``cpu`` → only CPU pools; ``cuda``/``cuda:N`` → only GPU pools; empty (the default: "CUDA
+    when available, else CPU") → any pool. A pool started with ``--device cpu`` trains "any" runs
+    on its CPU, one started with ``--device cuda`` on its GPU.
+    """
+    device = str(config.get("device") or "").strip().lower()
+    if not device:
+        return "any"
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def _fair_queue(device: str | None) -> str:
+    """Round-robin across owners: a queued run's turn is its place in its owner's own line (runs
+    the owner already has training count as earlier turns); the queue runs turn by turn, each
+    turn in order of arrival. A student who queues five runs cannot hold back one who queued a
+    single run. ``device``: only runs a pool of that kind may train."""
+    only = f" AND q.needs IN ('any', '{device}')" if device is not None else ""
+    return (
+        "SELECT q.id, ROW_NUMBER() OVER (PARTITION BY q.owner ORDER BY q.queued_at, q.id) "
+        "+ (SELECT COUNT(*) FROM runs r WHERE r.owner = q.owner AND r.status = 'running') "
+        f"AS turn, q.queued_at FROM runs q WHERE q.status = 'queued'{only}"
+    )
+
+
+def _check_device(device: str | None) -> None:
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"A worker pool's device is 'cpu' or 'cuda', not {device!r}.")
 
 
 def _array_bytes(array: np.ndarray) -> bytes:
@@ -398,83 +491,195 @@ def _array_bytes(array: np.ndarray) -> bytes:
 def _array_from(blob: bytes | None) -> np.ndarray | None:
     import io
 
-    return None if blob is None else np.load(io.BytesIO(blob), allow_pickle=False)
+    return None if blob is None else np.load(io.BytesIO(bytes(blob)), allow_pickle=False)
 
 
-class SqliteRunStore:
-    """:class:`RunStore` on one SQLite file (WAL mode) plus a folder of weights per run.
+class _Dialect:
+    """What differs between the two SQL backends; the store's queries are written once."""
 
-    Safe to share between threads (each thread gets its own connection) and between processes
-    (SQLite's file locks; writers wait up to ``busy_timeout_ms`` instead of failing).
+    name = "sqlite"
+    begin = "BEGIN IMMEDIATE"  # SQLite: take the one write lock up front, never midway
+    greatest = "MAX"  # the larger of two values
+    for_update = ""  # SQLite's write transaction already excludes every other writer
+    skip_locked = ""
+
+    def sql(self, text: str) -> str:
+        """The query in this backend's placeholder style (written with ``?``)."""
+        return text
+
+    def ddl(self, text: str) -> str:
+        """A migration statement in this backend's types."""
+        return text
+
+    def serialise(self, db: _Db) -> None:
+        """Make this transaction the only one admitting or claiming runs until it ends."""
+
+
+class _PostgresDialect(_Dialect):
+    name = "postgresql"
+    begin = "BEGIN"
+    greatest = "GREATEST"
+    for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one instance per process, few queries
+    def sql(self, text: str) -> str:
+        return text.replace("%", "%%").replace("?", "%s")
+
+    def ddl(self, text: str) -> str:
+        # REAL is 4 bytes in PostgreSQL (a timestamp would lose its seconds): use 8.
+        text = re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)
+        return re.sub(r"\bBLOB\b", "BYTEA", text).replace(" WITHOUT ROWID", "")
+
+    def serialise(self, db: _Db) -> None:
+        # Read committed lets two transactions count the same running runs and both claim
+        # one: the caps count rows, so admissions and claims take turns on one advisory lock
+        # (held to the end of the transaction, a few milliseconds).
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_QUEUE_LOCK,))
+
+
+class _Db:
+    """A connection that speaks the store's SQL (``?`` placeholders) to either backend.
+
+    A kept connection may have been closed by the server meanwhile (a database restart or
+    fail-over): its first statement then runs again once on a new connection from
+    ``reconnect``; nothing was done on the lost one yet, so nothing is done twice.
     """
 
-    def __init__(self, data_dir: Path | str | None = None, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, conn: Any, dialect: _Dialect, reconnect: Callable[[], Any] | None = None
+    ) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self._reconnect = reconnect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns a cursor (``fetchone``, ``fetchall``)."""
+        reconnect, self._reconnect = self._reconnect, None
+        try:
+            return self.conn.execute(self.dialect.sql(sql), tuple(params))
+        except Exception:
+            if reconnect is None or not getattr(self.conn, "broken", False):
+                raise
+        self.conn = reconnect()
+        return self.conn.execute(self.dialect.sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for every row of parameters."""
+        self.conn.cursor().executemany(self.dialect.sql(sql), rows)
+
+
+class _Row(tuple):
+    """A PostgreSQL row readable like ``sqlite3.Row``: by position or by column name."""
+
+    index: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            key = self.index[key]
+        return tuple.__getitem__(self, key)
+
+
+def _pg_rows(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
+    index = {c.name: i for i, c in enumerate(cursor.description or ())}
+
+    def make(values: Sequence[Any]) -> _Row:
+        row = _Row(values)
+        row.index = index
+        return row
+
+    return make
+
+
+class SqlRunStore:
+    """:class:`RunStore` on a SQL database plus :mod:`cnnlab.storage` for the weights.
+
+    Every query is written once, in SQL that SQLite and PostgreSQL both read (``_Dialect`` maps
+    the few differences: placeholders, column types, locking). Subclasses only open connections:
+    :class:`SqliteRunStore` (the embedded default) and :class:`PostgresRunStore` (a server that
+    any number of web processes and worker pools share).
+    """
+
+    dialect: _Dialect = _Dialect()
+
+    def __init__(self, data_dir: Path | str | None, storage: Storage | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db_path = self.data_dir / "runs.sqlite3"
-        self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
+        self.storage: Storage = storage if storage is not None else LocalStorage(self.data_dir)
         with self._tx() as db:
             self._migrate(db)
 
-    # -- connections -------------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread and per process: sqlite3 connections must not cross threads,
-        # and a connection inherited through fork would share locks with the parent.
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(
-                self.db_path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across application crashes in WAL mode; only a power cut can lose
-            # the last commits, which is fine for progress points.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            self._local.pid = os.getpid()
-        return conn
+    # -- connections (the subclass's part) ---------------------------------------------------
+    def _borrow(self) -> Any:
+        raise NotImplementedError
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front (BEGIN IMMEDIATE), so it never deadlocks midway."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _connect(self) -> Any:
+        """A new connection, replacing one the server closed."""
+        raise NotImplementedError
+
+    def _give_back(self, conn: Any) -> None:
+        """Return a borrowed connection (SQLite keeps one per thread: nothing to do)."""
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the connections this store holds (in this thread, for SQLite)."""
 
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+    @contextmanager
+    def _read(self) -> Iterator[_Db]:
+        """A connection for reads outside a transaction (each statement sees committed data)."""
+        db = _Db(self._borrow(), self.dialect, self._connect)
+        try:
+            yield db
+        finally:
+            self._give_back(db.conn)
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Db]:
+        """A write transaction: committed when the block ends, rolled back on an exception."""
+        db = _Db(self._borrow(), self.dialect, self._connect)
+        try:
+            db.execute(self.dialect.begin)
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            self._give_back(db.conn)
+
+    def _migrate(self, db: _Db) -> None:
+        self.dialect.serialise(db)  # two processes starting at once must not both migrate
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            version = self._legacy_version(db)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        else:
+            version = row[0]
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"The runs database has schema version {version}, newer than this app's "
-                f"{SCHEMA_VERSION}: update the app or point CNNLAB_DATA_DIR elsewhere."
+                f"{SCHEMA_VERSION}: update the app or point it at another database."
             )
         for statements in _MIGRATIONS[version:]:
             for sql in statements:
-                db.execute(sql)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.execute(self.dialect.ddl(sql))
+        db.execute("UPDATE schema_version SET version=?", (SCHEMA_VERSION,))
+
+    def _legacy_version(self, db: _Db) -> int:
+        """The schema version of a database from before the schema_version table (0: new)."""
+        return 0
 
     # -- paths -------------------------------------------------------------------------------
-    def run_dir(self, run_id: str) -> Path:
-        """The folder holding this run's weights and checkpoint."""
+    @staticmethod
+    def _key(run_id: str, name: str = "") -> str:
         if not run_id.isalnum():
             raise ValueError(f"Not a run id: {run_id!r}.")
-        return self.data_dir / "runs" / run_id
+        return f"runs/{run_id}/{name}" if name else f"runs/{run_id}"
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder holding this run's weights and checkpoint (on the shared storage)."""
+        return self.storage.path(self._key(run_id))
 
     # -- the owner's side --------------------------------------------------------------------
     def create_run(
@@ -502,10 +707,11 @@ class SqliteRunStore:
         now = time.time()
         with self._tx() as db:
             if caps is not None:
+                self.dialect.serialise(db)
                 _admit(db, owner, client, caps)
             db.execute(
                 "INSERT INTO runs (id, owner, name, status, dataset, config_json, spec_json, "
-                "meta_json, created_at, queued_at, client) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "meta_json, created_at, queued_at, client, needs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     owner,
@@ -518,17 +724,17 @@ class SqliteRunStore:
                     now,
                     now,
                     client,
+                    device_need(config),
                 ),
             )
         return run_id
 
     def get_run(self, owner: str, run_id: str) -> Run:
         """The run ``run_id`` if ``owner`` owns it, else :class:`RunNotFoundError`."""
-        row = (
-            self._connection()
-            .execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=? AND owner=?", (run_id, owner))
-            .fetchone()
-        )
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=? AND owner=?", (run_id, owner)
+            ).fetchone()
         if row is None:
             raise RunNotFoundError(run_id)
         return _run_from_row(row)
@@ -540,38 +746,36 @@ class SqliteRunStore:
         if statuses:
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
             args.extend(statuses)
-        rows = self._connection().execute(sql + " ORDER BY created_at DESC", args).fetchall()
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY created_at DESC", args).fetchall()
         return [_run_from_row(r) for r in rows]
 
     def delete_run(self, owner: str, run_id: str) -> None:
         """Delete the owner's run, its curves and its files; a running run is stopped first."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT status FROM runs WHERE id=? AND owner=?", (run_id, owner)
+                f"SELECT status FROM runs WHERE id=? AND owner=?{self.dialect.for_update}",
+                (run_id, owner),
             ).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
             if row["status"] in ACTIVE_STATUSES:
                 raise ValueError("This run is still training: stop it first, then delete it.")
             db.execute("DELETE FROM runs WHERE id=?", (run_id,))
-        import shutil
-
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        self.storage.delete(self._key(run_id))
 
     def request_stop(self, owner: str, run_id: str) -> None:
         """Ask the worker to stop the owner's run after its current step (a queued run ends now)."""
         with self._tx() as db:
-            row = db.execute(
-                "SELECT status FROM runs WHERE id=? AND owner=?", (run_id, owner)
-            ).fetchone()
-            if row is None:
+            row = db.execute("SELECT 1 FROM runs WHERE id=? AND owner=?", (run_id, owner))
+            if row.fetchone() is None:
                 raise RunNotFoundError(run_id)
             db.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
-            if row["status"] == "queued":
-                db.execute(
-                    "UPDATE runs SET status='stopped', finished_at=? WHERE id=?",
-                    (time.time(), run_id),
-                )
+            # Only while still queued: a worker that claimed it meanwhile sees the request.
+            db.execute(
+                "UPDATE runs SET status='stopped', finished_at=? WHERE id=? AND status='queued'",
+                (time.time(), run_id),
+            )
 
     def request_resume(
         self,
@@ -586,8 +790,11 @@ class SqliteRunStore:
         once it has used its total compute budget (``caps.compute_budget_s``).
         """
         with self._tx() as db:
+            if caps is not None:
+                self.dialect.serialise(db)
             row = db.execute(
-                "SELECT status, checkpoint_epoch, compute_seconds FROM runs WHERE id=? AND owner=?",
+                "SELECT status, checkpoint_epoch, compute_seconds FROM runs WHERE id=? AND owner=?"
+                + self.dialect.for_update,
                 (run_id, owner),
             ).fetchone()
             if row is None:
@@ -615,15 +822,12 @@ class SqliteRunStore:
     def step_curve(self, owner: str, run_id: str) -> dict[str, np.ndarray]:
         """The owner's run's per-step curves as arrays (step, epoch, loss, accuracy, …)."""
         self.get_run(owner, run_id)
-        rows = (
-            self._connection()
-            .execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT step, epoch, loss, accuracy, images_per_second, elapsed_seconds "
                 "FROM steps WHERE run_id=? ORDER BY step",
                 (run_id,),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         names = ("step", "epoch", "loss", "accuracy", "images_per_second", "elapsed_seconds")
         table = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, len(names))
         return {n: table[:, i] for i, n in enumerate(names)}
@@ -634,41 +838,34 @@ class SqliteRunStore:
         return self._epochs(run_id)
 
     def _epochs(self, run_id: str) -> list[EpochRecord]:
-        rows = (
-            self._connection()
-            .execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds, lr, "
                 "kernels FROM epochs WHERE run_id=? ORDER BY epoch",
                 (run_id,),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         return [EpochRecord(*tuple(r)[:7], kernels=_array_from(r["kernels"])) for r in rows]
 
     def get_array(self, owner: str, run_id: str, name: str) -> np.ndarray | None:
         """A named array stored with the owner's run (e.g. misclassified images)."""
         self.get_run(owner, run_id)
-        row = (
-            self._connection()
-            .execute("SELECT data FROM arrays WHERE run_id=? AND name=?", (run_id, name))
-            .fetchone()
-        )
+        with self._read() as db:
+            row = db.execute(
+                "SELECT data FROM arrays WHERE run_id=? AND name=?", (run_id, name)
+            ).fetchone()
         return None if row is None else _array_from(row["data"])
 
     def weights_path(self, owner: str, run_id: str) -> Path | None:
         """The owner's run's last saved weights file, or None before the first epoch ends."""
         self.get_run(owner, run_id)
-        path = self.run_dir(run_id) / WEIGHTS_FILE
-        return path if path.exists() else None
+        key = self._key(run_id, WEIGHTS_FILE)
+        return self.storage.path(key) if self.storage.exists(key) else None
 
     # -- the worker's and scheduler's side ---------------------------------------------------
     def load_run(self, run_id: str) -> Run:
         """The run ``run_id`` whoever owns it (worker and scheduler only)."""
-        row = (
-            self._connection()
-            .execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
-            .fetchone()
-        )
+        with self._read() as db:
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(run_id)
         return _run_from_row(row)
@@ -691,18 +888,36 @@ class SqliteRunStore:
                 (json.dumps(dict(progress)), time.time(), run_id),
             )
 
+    def heartbeat(self, run_id: str, worker_host: str, worker_pid: int) -> bool:
+        """Record that the run's worker is alive (its machine too), while the run trains.
+
+        False once the run is no longer this worker's to train: another process marked it
+        interrupted (its heartbeat went stale, e.g. across a network partition), or it was
+        resumed and claimed elsewhere. The worker must then stop without writing to it.
+        """
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE runs SET heartbeat_at=? WHERE id=? AND status='running' "
+                "AND worker_host=? AND worker_pid=?",
+                (time.time(), run_id, worker_host, worker_pid),
+            )
+            return cursor.rowcount > 0
+
     def append_steps(self, run_id: str, steps: Sequence[StepPoint]) -> None:
         """Append a batch of step points (one transaction for the whole batch)."""
         if not steps:
             return
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO steps VALUES (?,?,?,?,?,?,?) ON CONFLICT (run_id, step) DO UPDATE "
+                "SET epoch=excluded.epoch, loss=excluded.loss, accuracy=excluded.accuracy, "
+                "images_per_second=excluded.images_per_second, "
+                "elapsed_seconds=excluded.elapsed_seconds",
                 [
                     (
                         run_id,
-                        s.step,
-                        s.epoch,
+                        int(s.step),
+                        int(s.epoch),
                         float(s.loss),
                         float(s.accuracy),
                         float(s.images_per_second),
@@ -717,10 +932,14 @@ class SqliteRunStore:
         kernels = None if record.kernels is None else _array_bytes(record.kernels)
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO epochs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, epoch) DO "
+                "UPDATE SET train_loss=excluded.train_loss, "
+                "train_accuracy=excluded.train_accuracy, val_loss=excluded.val_loss, "
+                "val_accuracy=excluded.val_accuracy, seconds=excluded.seconds, lr=excluded.lr, "
+                "kernels=excluded.kernels",
                 (
                     run_id,
-                    record.epoch,
+                    int(record.epoch),
                     float(record.train_loss),
                     float(record.train_accuracy),
                     None if record.val_loss is None else float(record.val_loss),
@@ -735,41 +954,45 @@ class SqliteRunStore:
         """Store a named array with the run."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO arrays VALUES (?,?,?)", (run_id, name, _array_bytes(array))
+                "INSERT INTO arrays VALUES (?,?,?) ON CONFLICT (run_id, name) DO UPDATE "
+                "SET data=excluded.data",
+                (run_id, name, _array_bytes(array)),
             )
 
     def set_meta(self, run_id: str, meta: Mapping[str, Any]) -> None:
         """Merge ``meta`` (classes, input shape, normalisation…) into the run's metadata."""
         with self._tx() as db:
-            row = db.execute("SELECT meta_json FROM runs WHERE id=?", (run_id,)).fetchone()
+            row = db.execute(
+                f"SELECT meta_json FROM runs WHERE id=?{self.dialect.for_update}", (run_id,)
+            ).fetchone()
             merged = {**json.loads(row["meta_json"]), **dict(meta)}
             db.execute("UPDATE runs SET meta_json=? WHERE id=?", (json.dumps(merged), run_id))
+
+    def _account(self) -> str:
+        """The slot time of the attempt that ends now (claim to end), added to the run's total
+        (one ``?``: now)."""
+        return (
+            "compute_seconds = compute_seconds + CASE WHEN status = 'running' AND started_at IS "
+            f"NOT NULL THEN {self.dialect.greatest}(0, ? - started_at) ELSE 0 END"
+        )
 
     def finish(
         self, run_id: str, status: str, final: Mapping[str, Any] | None = None, error: str = ""
     ) -> None:
         """Record how the run ended: its status, final metrics and error text."""
         _check_status(status)
+        now = time.time()
         with self._tx() as db:
             db.execute(
-                f"UPDATE runs SET {_ACCOUNT}, status=:status, final_json=:final, error=:error, "
-                "finished_at=:now, resume=0 WHERE id=:id",
-                {
-                    "status": status,
-                    "final": json.dumps(dict(final or {})),
-                    "error": error or None,
-                    "now": time.time(),
-                    "id": run_id,
-                },
+                f"UPDATE runs SET {self._account()}, status=?, final_json=?, error=?, "
+                "finished_at=?, resume=0 WHERE id=?",
+                (now, status, json.dumps(dict(final or {})), error or None, now, run_id),
             )
 
     def stop_requested(self, run_id: str) -> bool:
         """True once someone asked the run to stop."""
-        row = (
-            self._connection()
-            .execute("SELECT stop_requested FROM runs WHERE id=?", (run_id,))
-            .fetchone()
-        )
+        with self._read() as db:
+            row = db.execute("SELECT stop_requested FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row["stop_requested"])
 
     def save_checkpoint(self, run_id: str, epoch: int, state: Mapping[str, Any]) -> None:
@@ -779,18 +1002,25 @@ class SqliteRunStore:
         epoch) is whatever the trainer needs to resume. The weights file is written first and
         the database records the epoch last, so a crash in between leaves a consistent pair.
         """
-        folder = self.run_dir(run_id)
-        save_weights(folder / WEIGHTS_FILE, state["model"])
-        atomic_write(folder / CHECKPOINT_FILE, lambda tmp: torch.save(dict(state), tmp))
+        self.storage.put(
+            self._key(run_id, WEIGHTS_FILE), lambda tmp: _write_safetensors(tmp, state["model"])
+        )
+        import torch
+
+        self.storage.put(
+            self._key(run_id, CHECKPOINT_FILE), lambda tmp: torch.save(dict(state), tmp)
+        )
         with self._tx() as db:
             db.execute("UPDATE runs SET checkpoint_epoch=? WHERE id=?", (epoch, run_id))
 
     def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
         """The last saved training state (loaded with ``weights_only=True``), or None."""
-        path = self.run_dir(run_id) / CHECKPOINT_FILE
-        if not path.exists():
+        key = self._key(run_id, CHECKPOINT_FILE)
+        if not self.storage.exists(key):
             return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        import torch
+
+        return torch.load(self.storage.path(key), map_location="cpu", weights_only=True)
 
     def save_final_weights(self, run_id: str, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Atomically replace the run's weights with those of the model as it ended.
@@ -799,7 +1029,9 @@ class SqliteRunStore:
         best epoch's weights, and a stop mid-epoch keeps training past the checkpoint. The
         weights file must be the network the final metrics were measured on.
         """
-        save_weights(self.run_dir(run_id) / WEIGHTS_FILE, state_dict)
+        self.storage.put(
+            self._key(run_id, WEIGHTS_FILE), lambda tmp: _write_safetensors(tmp, state_dict)
+        )
 
     def truncate_after(self, run_id: str, epoch: int, step: int) -> None:
         """Forget curve points recorded after a checkpoint, before resuming from it."""
@@ -807,113 +1039,258 @@ class SqliteRunStore:
             db.execute("DELETE FROM steps WHERE run_id=? AND step>?", (run_id, step))
             db.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, epoch))
 
-    def queue(self) -> list[Run]:
+    def queue(self, device: str | None = None) -> list[Run]:
         """Queued runs in the order they will start: round-robin across owners (see
-        ``_FAIR_QUEUE``), each round in order of arrival."""
-        rows = (
-            self._connection()
-            .execute(
-                f"SELECT {_RUN_COLUMNS} FROM ({_FAIR_QUEUE}) f JOIN runs USING (id) "
+        ``_fair_queue``), each round in order of arrival; ``device``: only those a pool of
+        that kind may train."""
+        _check_device(device)
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM ({_fair_queue(device)}) f JOIN runs USING (id) "
                 "ORDER BY f.turn, f.queued_at, id"
-            )
-            .fetchall()
-        )
+            ).fetchall()
         return [_run_from_row(r) for r in rows]
 
     def running(self) -> list[Run]:
-        """The runs training right now, across every server process."""
-        return self._running()
+        """The runs training right now, across every server process and machine."""
+        with self._read() as db:
+            rows = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='running'").fetchall()
+        return [_run_from_row(r) for r in rows]
 
     def recent_finished(self, limit: int = 200) -> list[Run]:
         """The most recent runs that finished and used measured slot time, newest first."""
-        rows = (
-            self._connection()
-            .execute(
+        with self._read() as db:
+            rows = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='finished' AND compute_seconds > 0 "
                 "ORDER BY finished_at DESC LIMIT ?",
                 (limit,),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         return [_run_from_row(r) for r in rows]
 
     def count_running(self) -> int:
-        """How many runs are training right now, across every server process."""
-        row = self._connection().execute("SELECT COUNT(*) FROM runs WHERE status='running'")
-        return int(row.fetchone()[0])
+        """How many runs are training right now, across every server process and machine."""
+        with self._read() as db:
+            return int(db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0])
 
-    def has_queued(self) -> bool:
-        """True when some run waits (a cheap read before trying to claim)."""
-        row = self._connection().execute("SELECT 1 FROM runs WHERE status='queued' LIMIT 1")
-        return row.fetchone() is not None
+    def has_queued(self, device: str | None = None) -> bool:
+        """True when some run waits that a ``device`` pool may train (a cheap read before
+        trying to claim)."""
+        _check_device(device)
+        only = f" AND needs IN ('any', '{device}')" if device is not None else ""
+        with self._read() as db:
+            row = db.execute(f"SELECT 1 FROM runs WHERE status='queued'{only} LIMIT 1")
+            return row.fetchone() is not None
 
     def claim_next(
-        self, max_running: int, worker_host: str | None = None, worker_pid: int | None = None
+        self,
+        max_running: int,
+        worker_host: str | None = None,
+        worker_pid: int | None = None,
+        device: str | None = None,
     ) -> Run | None:
-        """Move the next queued run (fair order) to "running" if fewer than ``max_running``
-        run; else None.
+        """Move the next queued run (fair order; only runs a ``device`` pool may train) to
+        "running" if fewer than ``max_running`` run in all; else None.
 
-        One IMMEDIATE transaction does the count and the claim, so several server processes
-        (and their workers) sharing this file never start the same run twice nor exceed the cap
-        together. ``worker_pid`` records who trains it, so a dead worker's run is found.
+        One transaction counts and claims, serialised against every other claim (SQLite's write
+        lock; PostgreSQL's advisory lock, the row itself taken ``FOR UPDATE SKIP LOCKED`` so a
+        stop or delete in flight is passed over), so any number of server processes and worker
+        pools sharing the store never start the same run twice nor exceed the cap together.
+        ``worker_host`` and ``worker_pid`` record who trains it, so a lost worker's run is found.
         """
+        _check_device(device)
         with self._tx() as db:
+            self.dialect.serialise(db)
             running = db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
             if running >= max_running:
                 return None
-            row = db.execute(f"{_FAIR_ORDER} LIMIT 1").fetchone()
-            if row is None:
+            candidates = db.execute(
+                f"SELECT id FROM ({_fair_queue(device)}) f ORDER BY turn, queued_at, id LIMIT 8"
+            ).fetchall()
+            claimed = None
+            for (candidate,) in candidates:
+                row = db.execute(
+                    f"SELECT id FROM runs WHERE id=? AND status='queued'{self.dialect.skip_locked}",
+                    (candidate,),
+                ).fetchone()
+                if row is not None:
+                    claimed = candidate
+                    break
+            if claimed is None:
                 return None
             now = time.time()
             db.execute(
                 "UPDATE runs SET status='running', started_at=?, heartbeat_at=?, worker_host=?, "
                 "worker_pid=? WHERE id=?",
-                (now, now, worker_host or socket.gethostname(), worker_pid, row["id"]),
+                (now, now, worker_host or host_id(), worker_pid, claimed),
             )
-        return self.load_run(row["id"])
+        return self.load_run(claimed)
 
     def mark_interrupted(
-        self, alive: Callable[[int], bool] = pid_alive, stale_after_s: float = 120.0
+        self, alive: Callable[[int], bool] = pid_alive, stale_after_s: float | None = None
     ) -> list[str]:
         """Mark "interrupted" every running run whose worker is gone; return their ids.
 
-        On this host a run is orphaned when its worker process no longer exists; a run claimed
-        elsewhere (or never given a pid) is orphaned when its heartbeat is older than
-        ``stale_after_s``. Called when the server starts and by the scheduler as it supervises.
+        On this host (:func:`host_id`) a run is orphaned when its worker process no longer
+        exists; a run claimed on another machine (or never given a pid) is orphaned when its
+        heartbeat is older than ``stale_after_s`` (default :func:`heartbeat_timeout_s`): its
+        machine was lost or its pool killed. Called when a server or pool starts and by every
+        scheduler as it supervises, so any surviving process notices.
         """
-        host = socket.gethostname()
+        stale_after_s = heartbeat_timeout_s() if stale_after_s is None else stale_after_s
+        host = host_id()
         now = time.time()
-        gone = []
-        for run in self._running():
+        gone: dict[str, str] = {}
+        for run in self.running():
             if run.worker_host == host and run.worker_pid is not None:
-                dead = not alive(run.worker_pid)
-            else:
-                dead = now - (run.heartbeat_at or run.started_at or 0.0) > stale_after_s
-            if dead:
-                gone.append(run.run_id)
-        for run_id in gone:
+                if not alive(run.worker_pid):
+                    gone[run.run_id] = "The server stopped while this run was training."
+            elif now - (run.heartbeat_at or run.started_at or 0.0) > stale_after_s:
+                gone[run.run_id] = (
+                    "The worker training this run stopped answering (its machine or pool "
+                    "went away); resume it to continue from its last checkpoint."
+                )
+        for run_id, error in gone.items():
             with self._tx() as db:
                 db.execute(
-                    f"UPDATE runs SET {_ACCOUNT}, status='interrupted', finished_at=:now, "
-                    "error=:error WHERE id=:id AND status='running'",
-                    {
-                        "now": now,
-                        "error": "The server stopped while this run was training.",
-                        "id": run_id,
-                    },
+                    f"UPDATE runs SET {self._account()}, status='interrupted', finished_at=?, "
+                    "error=? WHERE id=? AND status='running'",
+                    (now, now, error, run_id),
                 )
-        return gone
+        return list(gone)
 
-    def _running(self) -> list[Run]:
-        rows = (
-            self._connection()
-            .execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='running'")
-            .fetchall()
+
+class SqliteRunStore(SqlRunStore):
+    """:class:`SqlRunStore` on one SQLite file in the data directory (WAL mode: readers never
+    block the writer, so the page can poll while a worker writes): no server, no configuration.
+
+    Safe to share between threads (each thread gets its own connection) and between processes
+    (SQLite's file locks; writers wait up to ``busy_timeout_ms`` instead of failing).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        busy_timeout_ms: int = 10_000,
+        storage: Storage | None = None,
+    ) -> None:
+        folder = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.db_path = folder / "runs.sqlite3"
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        super().__init__(folder, storage)
+
+    def _borrow(self) -> sqlite3.Connection:
+        # One connection per thread and per process: sqlite3 connections must not cross threads,
+        # and a connection inherited through fork would share locks with the parent.
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(
+                self.db_path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only a power cut can lose
+            # the last commits, which is fine for progress points.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _legacy_version(self, db: _Db) -> int:
+        # Before the schema_version table, SQLite files counted their version in user_version.
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+class PostgresRunStore(SqlRunStore):
+    """:class:`SqlRunStore` on a PostgreSQL server (``postgresql://user:pw@host:port/db``) that
+    every web process and worker pool of a deployment shares; weights stay on the shared
+    storage (:mod:`cnnlab.storage`).
+
+    Connections are kept in a small pool (threads borrow one per query or transaction): a page
+    polls the store several times a second, and opening a server connection costs milliseconds.
+    """
+
+    dialect = _PostgresDialect()
+
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path | str | None = None,
+        storage: Storage | None = None,
+        max_idle: int = 8,
+    ) -> None:
+        self.url = url
+        self.max_idle = max_idle
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        super().__init__(data_dir, storage)
+
+    def _borrow(self) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections are not ours
+                self._idle, self._pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True, row_factory=_pg_rows, connect_timeout=10)
+
+    def _give_back(self, conn: Any) -> None:
+        from psycopg.pq import TransactionStatus
+
+        healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+        with self._lock:
+            if healthy and self._pid == os.getpid() and len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+_STORES: dict[tuple[str, str, int], SqlRunStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def open_store(data_dir: Path | str | None = None) -> SqlRunStore:
+    """The runs store every caller uses: PostgreSQL when ``$CNNLAB_DATABASE_URL`` is set, else
+    SQLite in the data directory. One store per database and data directory in each process
+    (it holds the connections), created and migrated on first use."""
+    url = os.environ.get("CNNLAB_DATABASE_URL", "").strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError(
+            "CNNLAB_DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host/db); "
+            "leave it unset for the built-in SQLite store."
         )
-        return [_run_from_row(r) for r in rows]
+    folder = (Path(data_dir) if data_dir is not None else default_data_dir()).resolve()
+    key = (url, str(folder), os.getpid())
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = PostgresRunStore(url, folder) if url else SqliteRunStore(folder)
+            _STORES[key] = store
+        return store
 
 
-def _admit(db: sqlite3.Connection, owner: str, client: str | None, caps: QueueCaps) -> None:
+def _admit(db: _Db, owner: str, client: str | None, caps: QueueCaps) -> None:
     """Raise :class:`QueueRefusedError` when one more active run would break a fair-use cap."""
     active = "status IN ('queued', 'running')"
     mine = db.execute(f"SELECT COUNT(*) FROM runs WHERE owner=? AND {active}", (owner,))
@@ -946,7 +1323,7 @@ def _check_status(status: str) -> None:
         raise ValueError(f"Unknown run status {status!r}; expected one of {STATUSES}.")
 
 
-def _run_from_row(row: sqlite3.Row) -> Run:
+def _run_from_row(row: Any) -> Run:
     return Run(
         run_id=row["id"],
         owner=row["owner"],
@@ -971,4 +1348,5 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         worker_host=row["worker_host"],
         client=row["client"],
         compute_seconds=row["compute_seconds"],
+        needs=row["needs"],
     )

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cnnlab.data import DataBundle, load_image_folder_zip
-from cnnlab.runs import atomic_write, default_data_dir
+from cnnlab.runs import default_data_dir
+from cnnlab.storage import LocalStorage
 
 UPLOAD = "upload"
 """The data set name of a run trained on a learner's zip."""
@@ -48,7 +49,7 @@ def _path(digest: str, data_dir: Path | str | None) -> Path:
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise ValueError(f"{str(digest)[:70]!r} is not the digest of an uploaded zip.")
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    return root / UPLOADS_DIR / f"{digest}.zip"
+    return LocalStorage(root).path(f"{UPLOADS_DIR}/{digest}.zip")
 
 
 def read_zip(
@@ -137,9 +138,10 @@ def save_zip(
         )
     prune_uploads(root, now)
     digest = zip_digest(data)
-    path = _path(digest, root)
-    if not path.exists():
-        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    # On the shared storage (cnnlab.storage): a worker on another machine reads it.
+    storage, key = LocalStorage(root), f"{UPLOADS_DIR}/{digest}.zip"
+    if not storage.exists(key):
+        storage.put(key, lambda tmp: tmp.write_bytes(data))
     mark = _owner_dir(root, owner) / digest
     mark.parent.mkdir(parents=True, exist_ok=True)
     mark.touch()

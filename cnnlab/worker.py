@@ -1,5 +1,14 @@
-"""Train stored runs: ``python -m cnnlab.worker --serve`` claims queued runs one after another
-(the pool :mod:`cnnlab.jobs` keeps), ``python -m cnnlab.worker RUN_ID`` trains one given run.
+"""Train stored runs, on this machine or any other sharing the runs store.
+
+- ``python -m cnnlab.worker --serve [--workers N] [--device cpu|cuda]`` is the worker service:
+  a pool of N worker processes (:class:`cnnlab.jobs.Scheduler`) that claim queued runs from the
+  store (``$CNNLAB_DATABASE_URL`` for a store shared between machines), heartbeat while they
+  train, honour stop requests and budgets, and on SIGTERM or SIGINT checkpoint and mark their
+  runs interrupted (resumable). A ``cuda`` pool trains only runs that can use a GPU, a ``cpu``
+  pool only runs that can run on a CPU (:func:`cnnlab.runs.device_need`).
+- ``python -m cnnlab.worker --slot`` is one worker process of such a pool (or of a web
+  process's own pool): it claims and trains runs one after another, and leaves with its pool.
+- ``python -m cnnlab.worker RUN_ID`` trains one given run.
 
 :func:`execute` is also what the command line (:mod:`cnnlab.train`) calls in-process, so the
 page, the queue and the command line train and record runs the same way.
@@ -7,11 +16,11 @@ page, the queue and the command line train and record runs the same way.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -26,9 +35,13 @@ import torch
 from torch import nn
 
 from cnnlab.jobs import RUN_MARK
-from cnnlab.runs import EpochRecord, Run, SqliteRunStore, StepPoint
+from cnnlab.runs import EpochRecord, Run, RunStore, StepPoint, host_id, open_store
 
+READY_MARK = "== cnnlab worker ready"
 MISCLASSIFIED_KEPT = 48  # enough for a gallery, small enough to store with the run
+# Per epoch (epoch, loss, accuracy) measured on training images like the validation metrics; an
+# array with the run rather than epochs-table columns, so every store keeps it unchanged.
+TRAIN_EVAL_ARRAY = "train_eval"
 # Set by SIGTERM: the server is stopping, so the current run checkpoints and ends "interrupted".
 _TERMINATING = threading.Event()
 # The server process that started this worker, named by its environment (CNNLAB_SERVER_PID), so
@@ -50,15 +63,17 @@ class Reporter:
 
     def __init__(
         self,
-        store: SqliteRunStore,
+        store: RunStore,
         run_id: str,
         interval_s: float = 0.1,
         echo: Callable[[Any], None] | None = None,
+        lost: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.interval_s = interval_s
         self.echo = echo
+        self.lost = lost
         self._pending: list[StepPoint] = []
         self._last_flush = 0.0
         self._last_progress: dict[str, Any] = {}
@@ -82,12 +97,51 @@ class Reporter:
                 self.echo(progress)
 
     def flush(self) -> None:
-        """Write the buffered points and the latest progress snapshot."""
+        """Write the buffered points and the latest progress snapshot (nothing once the run is
+        lost to another worker)."""
+        if self.lost is not None and self.lost.is_set():
+            self._pending = []
+            return
         self.store.append_steps(self.run_id, self._pending)
         self._pending = []
         if self._last_progress:
             self.store.update_progress(self.run_id, self._last_progress)
         self._last_flush = time.monotonic()
+
+
+class Heartbeat:
+    """Refreshes the run's heartbeat every ``interval_s`` from a thread while the run trains
+    (data loading and evaluation included), so a scheduler on another machine can tell a
+    working run from one whose machine was lost (:meth:`cnnlab.runs.SqlRunStore.mark_interrupted`).
+    """
+
+    def __init__(self, store: RunStore, run_id: str, interval_s: float | None = None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.interval_s = interval_s or _env("CNNLAB_HEARTBEAT_S", 5.0)
+        # Set once the run is no longer ours (marked interrupted or claimed elsewhere): from
+        # then on nothing of this attempt may be written to it.
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="cnnlab-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Start beating (the claim recorded the first beat)."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating; the run has ended (or its worker is leaving)."""
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                if not self.store.heartbeat(self.run_id, host_id(), os.getpid()):
+                    self.lost.set()
+                    return
+            except Exception as exc:  # a database hiccup: the next beat tries again
+                print(f"cnnlab heartbeat: {exc!r}", file=sys.stderr, flush=True)
 
 
 class StopSignal:
@@ -98,13 +152,15 @@ class StopSignal:
 
     def __init__(
         self,
-        store: SqliteRunStore,
+        store: RunStore,
         run_id: str,
         deadline: float | None,
         watch_parent: bool,
         poll_s: float = 0.2,
+        lost: threading.Event | None = None,
     ) -> None:
         self.store = store
+        self.lost = lost
         self.run_id = run_id
         self.deadline = deadline
         self.watch_parent = watch_parent
@@ -116,7 +172,9 @@ class StopSignal:
         if self.reason is not None:
             return True
         now = time.monotonic()
-        if self.deadline is not None and now > self.deadline:
+        if self.lost is not None and self.lost.is_set():
+            self.reason = "lost"  # another process has the run now: end without a trace
+        elif self.deadline is not None and now > self.deadline:
             self.reason = "timed_out"
         elif _TERMINATING.is_set() or (self.watch_parent and _server_gone()):
             # Told to stop, or re-parented (the server that launched us is gone): stop cleanly
@@ -130,7 +188,7 @@ class StopSignal:
 
 
 def execute(
-    store: SqliteRunStore,
+    store: RunStore,
     run_id: str,
     *,
     threads: int | None = None,
@@ -139,13 +197,15 @@ def execute(
     watch_parent: bool = False,
     echo: Callable[[Any], None] | None = None,
     startup_s: float = 0.0,
+    device: str | None = None,
 ) -> Run:
     """Train the stored run ``run_id`` to its end, recording everything in ``store``.
 
     The run stops cleanly, keeping a checkpoint of where it got to, after ``time_budget_s`` or
     when its total slot time over all attempts reaches ``compute_budget_s``. Where the time
     went (``startup_s`` of the worker process, data, model, training, evaluation, recording) is
-    stored in ``final["phases"]``. Returns the run as stored at the end. A training error is
+    stored in ``final["phases"]``. ``device`` is the pool's (``cpu``/``cuda``): a run that did
+    not name a device trains there. Returns the run as stored at the end. A training error is
     recorded as "failed" and re-raised, so a worker process exits non-zero.
     """
     from cnnlab.device import pick_device
@@ -160,18 +220,22 @@ def execute(
     budget = _attempt_budget(time_budget_s, compute_budget_s, run.compute_seconds)
     phases = dict.fromkeys(("data", "model", "train", "evaluate", "record"), 0.0)
     phases["startup"] = startup_s
+    heartbeat = Heartbeat(store, run_id)
+    heartbeat.start()
     try:
         cfg = TrainConfig.from_dict(run.config)
-        device = pick_device(getattr(cfg, "device", None) or None)
+        chosen = pick_device(getattr(cfg, "device", None) or device or None)
         store.update_status(
             run_id,
             "running",
-            device=_device_label(str(device)),
+            device=_device_label(str(chosen)),
             started_at=run.started_at or time.time(),
             heartbeat_at=time.time(),
             worker_pid=os.getpid(),
-            worker_host=socket.gethostname(),
+            worker_host=host_id(),
         )
+        # Until the first step is reported, the page shows which phase the worker is in.
+        store.update_progress(run_id, {"phase": "data"})
         t = time.perf_counter()
         data = _load_data(run, store.data_dir)
         phases["data"] = time.perf_counter() - t
@@ -186,6 +250,7 @@ def execute(
                 "std": np.asarray(data.std).tolist(),
             },
         )
+        store.update_progress(run_id, {"phase": "model"})
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)  # the engine's recipe for reproducible initial weights
         model = build_model(ModelSpec.from_dict(run.spec), input_shape, len(data.classes))
@@ -203,11 +268,14 @@ def execute(
             initial = first_conv_weight(model)
             if initial is not None:
                 store.put_array(run_id, "kernels_at_start", initial)
-        reporter = Reporter(store, run_id, echo=echo)
+        lost = heartbeat.lost
+        reporter = Reporter(store, run_id, echo=echo, lost=lost)
         deadline = started + budget if budget is not None else None
-        stop = StopSignal(store, run_id, deadline, watch_parent)
+        stop = StopSignal(store, run_id, deadline, watch_parent, lost=lost)
 
         def on_epoch(metrics: Any, state: dict[str, Any]) -> None:
+            if lost.is_set():
+                return
             t = time.perf_counter()
             reporter.flush()
             store.append_epoch(
@@ -224,14 +292,24 @@ def execute(
                 ),
             )
             store.save_checkpoint(run_id, metrics.epoch, state)
+            probes = [
+                (h["epoch"], h["train_eval_loss"], h["train_eval_accuracy"])
+                for h in state["history"]
+                if h.get("train_eval_loss") is not None
+            ]
+            if probes:
+                store.put_array(run_id, TRAIN_EVAL_ARRAY, np.asarray(probes, dtype=np.float64))
             phases["record"] += time.perf_counter() - t
 
         def on_stop(state: dict[str, Any]) -> None:
             # Keep the partial epoch: a stopped or timed-out run resumes from the next batch.
+            if lost.is_set():
+                return
             t = time.perf_counter()
             store.save_checkpoint(run_id, int(state["epoch"]), state)
             phases["record"] += time.perf_counter() - t
 
+        store.update_progress(run_id, {"phase": "train"})
         t = time.perf_counter()
         result = train(
             model,
@@ -248,6 +326,8 @@ def execute(
         # train_seconds spans the steps and the epochs' recording; the rest is evaluation.
         phases["train"] = max(0.0, result.train_seconds - phases["record"])
         phases["evaluate"] = max(0.0, wall - result.train_seconds)
+        if lost.is_set():  # the run is another worker's now (or ended): leave it as it is
+            return store.load_run(run_id)
         t = time.perf_counter()
         reporter.flush()
         if stop.reason is None or store.load_run(run_id).checkpoint_epoch is not None:
@@ -262,8 +342,11 @@ def execute(
             error=_reason_text(stop, time_budget_s, compute_budget_s, used),
         )
     except BaseException as exc:
-        store.finish(run_id, "failed", error=_explain(exc))
+        if not heartbeat.lost.is_set():
+            store.finish(run_id, "failed", error=_explain(exc))
         raise
+    finally:
+        heartbeat.stop()
     return store.load_run(run_id)
 
 
@@ -298,7 +381,7 @@ def _dataset(name: str, options_json: str, data_dir: str) -> Any:
 
 
 def _final_metrics(
-    store: SqliteRunStore, run_id: str, model: nn.Module, data: Any, result: Any, evaluate: Any
+    store: RunStore, run_id: str, model: nn.Module, data: Any, result: Any, evaluate: Any
 ) -> dict[str, Any]:
     """Test-set metrics and the most confidently wrong test images, stored with the run."""
     ev = result.test or evaluate(
@@ -330,7 +413,7 @@ def _final_metrics(
 
 
 def _device_label(device: str) -> str:
-    """``cpu`` / ``cuda:0`` in words, e.g. ``CPU: AMD EPYC … (1 threads)``."""
+    """``cpu`` / ``cuda:0`` in words, e.g. ``CPU: AMD EPYC … (1 thread)``."""
     from cnnlab.device import describe_device
 
     return describe_device(torch.device(device)).label
@@ -373,7 +456,7 @@ def _explain(exc: BaseException) -> str:
 
 
 def serve(
-    store: SqliteRunStore,
+    store: RunStore,
     *,
     max_concurrent: int,
     threads: int,
@@ -383,8 +466,10 @@ def serve(
     max_runs: int,
     startup_s: float = 0.0,
     poll_s: float = 0.2,
+    device: str | None = None,
 ) -> int:
-    """Claim and train queued runs one after another; return the exit status.
+    """Claim and train queued runs one after another (only those a ``device`` pool may train);
+    return the exit status.
 
     Leaves after ``idle_s`` without work, after ``max_runs`` runs (0: no limit), when the
     server that started it is gone, or after an unexpected error (a fresh process then takes
@@ -393,10 +478,13 @@ def serve(
     torch.set_num_threads(threads)
     done = 0
     idle_since = time.monotonic()
+    print(READY_MARK, flush=True)  # in its log: warmed up, taking runs from now on
     while not _server_gone() and not _TERMINATING.is_set():
         run = None
-        if store.has_queued():  # a read first: claiming takes the write lock
-            run = store.claim_next(max_concurrent, worker_pid=os.getpid())
+        if store.has_queued(device):  # a read first: claiming takes the write lock
+            run = store.claim_next(
+                max_concurrent, worker_host=host_id(), worker_pid=os.getpid(), device=device
+            )
         if run is None:
             if time.monotonic() - idle_since > idle_s:
                 return 0
@@ -412,6 +500,7 @@ def serve(
                 compute_budget_s=compute_budget_s,
                 watch_parent=True,
                 startup_s=startup_s,
+                device=device,
             )
         except ValueError:
             traceback.print_exc()  # the learner's input: recorded with the run, nothing broken
@@ -446,20 +535,55 @@ def _env(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnlab.worker",
+        description="Train queued runs from the runs store ($CNNLAB_DATABASE_URL, else SQLite "
+        "in $CNNLAB_DATA_DIR), or one given run.",
+    )
+    role = parser.add_mutually_exclusive_group(required=True)
+    role.add_argument("--serve", action="store_true", help="run a worker pool (the service)")
+    role.add_argument("--slot", action="store_true", help="one worker process of a pool")
+    role.add_argument("run_id", nargs="?", help="train this one run")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes in the pool, i.e. runs it trains at once (default: "
+        "$CNNLAB_MAX_CONCURRENT_RUNS, else the cores less one)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=os.environ.get("CNNLAB_WORKER_DEVICE") or None,
+        help="train only runs that can run on a CPU (cpu) or use a GPU (cuda); default: any "
+        "run, on the device it asks for",
+    )
+    args = parser.parse_args(argv)
+    if args.workers is not None and (not args.serve or args.workers < 1):
+        parser.error("--workers is a positive number, for --serve")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a worker process: ``--serve`` the queue, or train one ``RUN_ID``."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m cnnlab.worker (--serve | RUN_ID)", file=sys.stderr)
+    """Entry point: ``--serve`` a worker pool, be one ``--slot`` of a pool, or train ``RUN_ID``."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA GPU on this machine", file=sys.stderr)
         return 2
+    if args.serve:
+        from cnnlab.jobs import serve_pool
+
+        return serve_pool(args.workers, args.device)
     budget = _env("CNNLAB_RUN_TIME_BUDGET_S", 0) or None
     compute = _env("CNNLAB_RUN_COMPUTE_BUDGET_S", 0) or None
     threads = int(_env("CNNLAB_WORKER_THREADS", 1))
     global _SERVER_PID
     _SERVER_PID = int(os.environ.get("CNNLAB_SERVER_PID") or os.getppid())
-    store = SqliteRunStore()
-    signal.signal(signal.SIGTERM, lambda *_: _TERMINATING.set())
-    if args[0] == "--serve":
+    store = open_store()
+    # Ctrl-C in a terminal reaches the whole pool: like SIGTERM, checkpoint and end interrupted.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: _TERMINATING.set())
+    if args.slot:
         spawned = _env("CNNLAB_WORKER_SPAWNED_AT", 0)
         torch.set_num_threads(threads)
         try:
@@ -475,15 +599,17 @@ def main(argv: list[str] | None = None) -> int:
             idle_s=_env("CNNLAB_WORKER_IDLE_S", 300),
             max_runs=int(_env("CNNLAB_WORKER_MAX_RUNS", 0)),
             startup_s=time.time() - spawned if spawned else 0.0,
+            device=args.device,
         )
     try:
         execute(
             store,
-            args[0],
+            args.run_id,
             threads=threads,
             time_budget_s=budget,
             compute_budget_s=compute,
             watch_parent=True,
+            device=args.device,
         )
     except Exception:
         traceback.print_exc()

@@ -58,10 +58,17 @@ with train_tab:
         problem = str(exc)
         st.error(problem)
     if summary is not None:
-        st.dataframe(ui.summary_frame(summary), hide_index=True, width="stretch")
+        ui.show_summary(summary)
 
     st.subheader("3 · Training settings")
-    config = ui.hyperparameters("train.hp", ui.default_config())
+    config = ui.hyperparameters(
+        "train.hp",
+        ui.default_config(),
+        preset=st.session_state.get("train.model.preset"),
+        num_classes=None if data is None else len(data.classes),
+    )
+    if data is not None:
+        ui.small_data_warning("train.hp", data, config)
     st.caption(f"Training runs on: **{describe_device().label}** (one worker thread per run).")
     if summary is not None:
         try:
@@ -73,10 +80,11 @@ with train_tab:
 
     run = ui.current_run(store, owner, "train.run_id")
     busy = len(store.list_runs(owner, ("queued", "running"))) >= sched.limits.max_per_owner
+    training = busy and run is not None and run.active
     if st.button(
-        "Train",
+        "Training…" if training else "Train",
         type="primary",
-        icon=":material/play_arrow:",
+        icon=":material/hourglass_top:" if training else ":material/play_arrow:",
         key="train.start",
         disabled=busy or problem is not None or data is None,
         help=f"You can have {sched.limits.max_per_owner} run(s) queued or training at a time."
@@ -87,7 +95,9 @@ with train_tab:
             st.session_state["train.run_id"] = ui.submit(
                 sched, owner, dataset, data_options, spec, data, config, client
             )
-            run = ui.current_run(store, owner, "train.run_id")
+            # Draw the page again at once: Train turns into a disabled "Training…" now, not
+            # when the live panel's fragment next reruns the whole page.
+            st.rerun()
         except ValueError as exc:
             st.error(str(exc))
 
@@ -99,4 +109,4 @@ with train_tab:
 
 with history_tab:
     # A fragment: comparing or picking runs there changes nothing on the Train tab.
-    st.fragment(ui.history)(store, sched, owner, export_script, client)
+    st.fragment(ui.history)(store, sched, owner, export_script)

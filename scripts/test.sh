@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install CNN Lab and its test tools into ./.venv, make sure Debian's Chromium and nginx are there
-# for the browser tests, then run the whole test suite (extra arguments go to pytest). Safe to run
-# again.
+# for the browser tests and PostgreSQL for the runs-store tests, then run the whole test suite
+# (extra arguments go to pytest). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -12,4 +12,6 @@ make_venv
 [ -x /usr/bin/chromium ] || apt_install chromium || true
 # The class-server tests (tests/e2e/test_serve.py) run Debian's nginx in front of the app.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
+# The runs-store tests start a throwaway PostgreSQL server (tests/postgres.py).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql || true
 exec .venv/bin/python -m pytest "$@"

@@ -286,8 +286,51 @@ def test_checksum_mismatch_leaves_no_cached_file(file_server, tmp_path, monkeypa
 
 
 def test_unreachable_server_is_explained(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="Could not download"):
+    monkeypatch.setenv("CNNLAB_DATASETS_DIR", str(tmp_path / "sets"))
+    with pytest.raises(ValueError, match="Could not download") as caught:
         fetch_dataset("kmnist", tmp_path, base_url="http://127.0.0.1:9/")
+    message = str(caught.value)
+    # Words a learner can act on, not urllib3's exception chain.
+    assert "this server cannot reach 127.0.0.1" in message
+    assert f"{tmp_path / 'sets'}/kmnist" in message
+    assert "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (enough on their own" in message
+    assert "Missing here: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, " in message
+    assert not any(w in message for w in ("urllib3", "Connection", "Errno", "HTTPConnectionPool"))
+
+
+def test_a_missing_file_on_the_server_is_explained(file_server, tmp_path, monkeypatch):
+    root, url = file_server
+    serve_mnist(root, monkeypatch)
+    (root / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1 answered HTTP 404") as caught:
+        fetch_dataset("mnist", tmp_path / "cache", base_url=url)
+    assert str(caught.value).endswith("Missing here: t10k-labels-idx1-ubyte.gz.")
+
+
+def test_the_servers_dataset_folder_is_used_without_a_download(tmp_path, monkeypatch):
+    # Only the test files, and an unreachable official server: nothing needs downloading.
+    (tmp_path / "sets" / "mnist").mkdir(parents=True)
+    write_mnist_folder(tmp_path / "sets" / "mnist", 0, 50)
+    monkeypatch.setenv("CNNLAB_DATASETS_DIR", str(tmp_path / "sets"))
+    source = data_module.SOURCES["mnist"]
+    offline = data_module._Source("http://127.0.0.1:9/", source.files, source.classes, False)
+    monkeypatch.setitem(data_module.SOURCES, "mnist", offline)
+    bundle = load_dataset("mnist", cache_dir=tmp_path / "cache")
+    assert (len(bundle.train_y), len(bundle.test_y)) == (40, 10)
+    assert not (tmp_path / "cache").exists()
+    # A set the folder does not hold is still downloaded (here: refused, being offline).
+    with pytest.raises(ValueError, match="kmnist: this server cannot reach"):
+        load_dataset("kmnist", cache_dir=tmp_path / "cache")
+
+
+def test_a_dataset_folder_without_the_test_files_says_what_is_missing(tmp_path, monkeypatch):
+    (tmp_path / "sets" / "mnist").mkdir(parents=True)
+    write_mnist_folder(tmp_path / "sets" / "mnist", 30, 20)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "sets" / "mnist" / name).unlink()
+    monkeypatch.setenv("CNNLAB_DATASETS_DIR", str(tmp_path / "sets"))
+    with pytest.raises(ValueError, match="expected t10k-images-idx3-ubyte"):
+        load_dataset("mnist", cache_dir=tmp_path / "cache")
 
 
 def test_official_checksums_match_the_published_test_files():
@@ -424,3 +467,20 @@ def test_augment_flip_mirrors_some_images():
 def test_default_cache_lives_in_the_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path))
     assert data_module.default_cache_dir() == tmp_path / "datasets"
+
+
+def test_test_files_put_in_the_download_cache_are_used_as_they_are(tmp_path, monkeypatch):
+    # Someone offline copied the two t10k files where downloads go: no download is tried.
+    cache = tmp_path / "cache"
+    (cache / "mnist").mkdir(parents=True)
+    write_mnist_folder(cache / "mnist", 0, 50)
+    source = data_module.SOURCES["mnist"]
+    offline = data_module._Source("http://127.0.0.1:9/", source.files, source.classes, False)
+    monkeypatch.setitem(data_module.SOURCES, "mnist", offline)
+    bundle = load_dataset("mnist", cache_dir=cache)
+    assert (len(bundle.train_y), len(bundle.test_y)) == (40, 10)
+    # With the training images there too, the cache is a download again: checked, completed.
+    write_mnist_folder(cache / "mnist", 30, 20)
+    (cache / "mnist" / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(ValueError, match=r"Missing here: train-labels-idx1-ubyte\.gz"):
+        load_dataset("mnist", cache_dir=cache)

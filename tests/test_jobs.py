@@ -16,7 +16,7 @@ import torch
 
 from cnnlab.jobs import Limits, Scheduler, check_limits, client_key
 from cnnlab.models import LayerSpec, ModelSpec, build_model
-from cnnlab.runs import QueueRefusedError, SqliteRunStore
+from cnnlab.runs import PostgresRunStore, QueueRefusedError, SqliteRunStore, SqlRunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,8 @@ SLEEPER = (
     sys.executable,
     "-c",
     "import os, time\n"
-    "from cnnlab.runs import SqliteRunStore\n"
-    "SqliteRunStore().claim_next(int(os.environ['CNNLAB_MAX_CONCURRENT_RUNS']), "
+    "from cnnlab.runs import open_store\n"
+    "open_store().claim_next(int(os.environ['CNNLAB_MAX_CONCURRENT_RUNS']), "
     "worker_pid=os.getpid())\n"
     "time.sleep(120)\n",
 )
@@ -75,7 +75,7 @@ def _submit(
     )
 
 
-def _wait(store: SqliteRunStore, run_id: str, until, timeout: float = 90.0):
+def _wait(store: SqlRunStore, run_id: str, until, timeout: float = 90.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = store.load_run(run_id)
@@ -86,8 +86,16 @@ def _wait(store: SqliteRunStore, run_id: str, until, timeout: float = 90.0):
 
 
 @pytest.fixture
-def store(_isolated_data_dir: Path) -> SqliteRunStore:
+def store(request: pytest.FixtureRequest, _isolated_data_dir: Path) -> SqlRunStore:
+    """SQLite, or with ``BOTH_BACKENDS`` also a fresh PostgreSQL database (whose URL the worker
+    processes inherit)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return PostgresRunStore(request.getfixturevalue("postgres_url"), _isolated_data_dir)
     return SqliteRunStore(_isolated_data_dir)
+
+
+# The queue and claim tests run on both runs-store backends.
+BOTH_BACKENDS = pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -228,6 +236,7 @@ def test_a_hung_worker_is_killed_after_its_budget(store, make_scheduler):
     assert not Path(f"/proc/{pid}").exists()
 
 
+@BOTH_BACKENDS
 def test_the_cap_holds_and_queue_positions_are_reported(store, make_scheduler):
     sched = make_scheduler(max_concurrent=1, worker_command=SLEEPER)
     first, second, third = (_submit(sched, owner) for owner in ("a", "b", "c"))
@@ -244,6 +253,7 @@ def test_the_cap_holds_and_queue_positions_are_reported(store, make_scheduler):
     assert sched.estimate(third).position == 1
 
 
+@BOTH_BACKENDS
 def test_one_run_per_owner_at_a_time(store, make_scheduler):
     sched = make_scheduler(worker_command=SLEEPER)
     _submit(sched, "alice")
@@ -252,6 +262,7 @@ def test_one_run_per_owner_at_a_time(store, make_scheduler):
     _submit(sched, "bob")
 
 
+@BOTH_BACKENDS
 def test_fair_use_caps_come_from_the_limits(store, make_scheduler):
     sched = make_scheduler(worker_command=SLEEPER, max_per_owner=2, max_per_client=3, max_queue=4)
     first = _submit(sched, "a", client="192.0.2.1")
@@ -338,11 +349,11 @@ APP_PROCESS = """
 import sys, time
 from cnnlab.jobs import Limits, Scheduler
 from cnnlab.models import PRESETS
-from cnnlab.runs import SqliteRunStore
+from cnnlab.runs import open_store
 from cnnlab.training import TrainConfig
 
 data_dir, tag, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = SqliteRunStore(data_dir)
+store = open_store(data_dir)
 limits = Limits(max_concurrent=2, time_budget_s=120, max_params=10**6,
                 max_memory_bytes=2**28, worker_threads=1)
 sched = Scheduler(store, limits, poll_s=0.05).start()
@@ -352,8 +363,8 @@ for i in range(total // 2):
                  input_shape=(1, 28, 28), num_classes=10, meta={"data_options": {"limit": 256}})
 deadline = time.monotonic() + 240
 while time.monotonic() < deadline:
-    ids = [row[0] for row in store._connection().execute("SELECT id FROM runs")]
-    every = [store.load_run(i) for i in ids]
+    every = [r for t in (tag, "b" if tag == "a" else "a") for i in range(total // 2)
+             for r in store.list_runs(f"{t}{i}")]
     if len(every) == total and not any(r.active for r in every):
         break
     time.sleep(0.2)
@@ -405,6 +416,7 @@ def test_a_worker_that_trained_before_trains_the_same_run_to_the_same_weights(st
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@BOTH_BACKENDS
 def test_web_processes_may_leave_the_workers_to_one_training_process(store, make_scheduler):
     pool = subprocess.Popen(
         [sys.executable, "-m", "cnnlab.jobs"],
@@ -414,7 +426,7 @@ def test_web_processes_may_leave_the_workers_to_one_training_process(store, make
         text=True,
     )
     try:
-        assert "slot(s), data in" in pool.stdout.readline()  # it is up
+        assert "slot(s) for any runs on" in pool.stdout.readline()  # it is up
         web = make_scheduler(spawn_workers=False)  # CNNLAB_EXTERNAL_WORKERS=1
         web.keep_warm()
         run_id = _submit(web, epochs=1)
@@ -447,7 +459,7 @@ def test_an_idle_worker_leaves_when_the_server_that_started_it_is_gone(store):
     parent = (
         "import os, subprocess, sys\n"
         "env = {**os.environ, 'CNNLAB_SERVER_PID': str(os.getpid())}  # as the scheduler does\n"
-        "p = subprocess.Popen([sys.executable, '-m', 'cnnlab.worker', '--serve'], env=env,\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'cnnlab.worker', '--slot'], env=env,\n"
         "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
         "print(p.pid, flush=True)\n"
     )  # the "server" starts a worker and dies at once, while the worker is still starting
@@ -501,3 +513,45 @@ def test_a_worker_that_cannot_start_is_not_restarted_in_a_tight_loop(store, make
     logs = list((store.data_dir / "workers").glob("*.log"))
     assert 1 <= len(logs) <= 4  # a few tries, not one per poll
     assert "no torch here" in logs[0].read_text()
+
+
+def test_a_run_on_another_machine_is_never_taken_for_one_of_ours(store, make_scheduler):
+    # Every container numbers its processes from 1: another machine's worker may have our
+    # worker's pid. Ours ends (exit code 3); the other machine's run must not "fail" with it.
+    quitter = (sys.executable, "-c", "import time; time.sleep(1.5); raise SystemExit(3)")
+    sched = make_scheduler(worker_command=quitter)
+    sched.keep_warm()
+    (pid,) = sched.running_workers()
+    remote = store.create_run("bob", dataset="shapes", config={}, spec={})
+    store.update_status(
+        remote, "running", worker_pid=pid, worker_host="elsewhere", heartbeat_at=time.time() + 600
+    )
+    deadline = time.monotonic() + 30
+    while sched.running_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sched.running_workers() == []  # ours was reaped
+    assert store.load_run(remote).status == "running"
+
+
+def test_a_worker_whose_run_was_taken_over_stops_without_writing_to_it(store, monkeypatch):
+    import threading
+
+    from cnnlab.worker import execute
+
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_S", "0.1")
+    run_id = store.create_run(
+        "alice", dataset="shapes", config=_config(epochs=50, batch_size=2), spec=TINY.to_dict(),
+        meta={"data_options": {"limit": 2000}}, status="running",
+    )  # fmt: skip
+    worker = threading.Thread(target=execute, args=(store, run_id), kwargs={"threads": 1})
+    worker.start()
+    _wait(store, run_id, lambda r: r.progress.get("step", 0) >= 5)
+    # Its heartbeat looked stale to another scheduler (a network partition, say); the run was
+    # resumed and another machine's worker claimed it.
+    store.update_status(run_id, "running", worker_host="elsewhere", worker_pid=1)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    run = store.load_run(run_id)
+    assert (run.status, run.worker_host, run.worker_pid) == ("running", "elsewhere", 1)
+    assert run.checkpoint_epoch is None  # no checkpoint of its own over the other's
+    assert store.load_checkpoint(run_id) is None

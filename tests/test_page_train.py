@@ -3,6 +3,7 @@ curves and the result views, stop a run mid-way, and find it all in the history.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from pagetest import app_test
 
 from cnnlab import jobs
-from ui.training import class_samples, downsample, duration_text, rows_spec, spec_rows
+from ui.training import class_samples, downsample, duration_text, rows_spec, spec_rows, store
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +57,14 @@ def test_train_a_tiny_network_and_see_the_results():
     assert accuracy.endswith("%")
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # curves, per-class accuracy, confusion matrix
+    # The curves: running train loss, and per epoch train (eval mode) beside validation.
+    names = [t.get("name") for t in json.loads(charts[0].proto.spec)["data"]]
+    assert {"train (running)", "train (eval mode)", "validation"} <= set(names), names
     assert at.select_slider(key="train.result.kernel_epoch").options == ["0", "1", "2"]
     at.select_slider(key="train.result.kernel_epoch").set_value(0).run()
     assert not at.exception
+    # Deeper kernels are named as the layer table numbers layers (the fast preset's 2nd conv).
+    assert at.selectbox(key="train.result.deeper").options == ["Layer 4 (conv)"]
     # The run is in the history, with its downloads.
     assert at.selectbox(key="train.history.run").value
     assert at.get("download_button")
@@ -66,9 +72,14 @@ def test_train_a_tiny_network_and_see_the_results():
 
 def test_stop_a_run_mid_way():
     at = _page(limit=3000, epochs=40)
+    at.number_input(key="train.hp.early_stopping").set_value(3).run()
     at.button(key="train.start").click().run()
+    # At once, not when the live panel next reruns the page: one run at a time.
+    assert at.button(key="train.start").disabled
+    assert at.button(key="train.start").label == "Training…"
+    run = store().get_run(at.session_state["owner.id"], at.session_state["train.run_id"])
+    assert run.config["early_stopping_patience"] == 3
     at = _rerun_until(at, lambda a: any(m.label == "Images / s" for m in a.metric))
-    assert at.button(key="train.start").disabled  # one run at a time
     at.button(key="train.stop").click().run()
     at = _rerun_until(at, lambda a: "stopped" in _status(a))
     assert not at.exception
@@ -97,7 +108,7 @@ def test_layer_table_explains_bad_cells():
     from cnnlab.models import PRESETS, SpecError
 
     rows = spec_rows(PRESETS["fast"])
-    rows.loc[0, "kernel"] = 2.5
+    rows.loc[1, "kernel"] = 2.5  # row 1 is layer 1, as the table numbers it
     with pytest.raises(SpecError, match=r"Layer 1 .*whole number"):
         rows_spec(rows, "custom")
 

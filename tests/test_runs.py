@@ -1,5 +1,6 @@
-"""The runs store: records survive a restart, owners are isolated, weights are written atomically,
-and a run whose worker died is marked interrupted."""
+"""The runs store, on SQLite and on PostgreSQL alike (the ``backend`` fixture): records survive a
+restart, owners are isolated, weights are written atomically, claims and caps hold, and a run
+whose worker died is marked interrupted."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from cnnlab import runs
-from cnnlab.runs import EpochRecord, RunNotFoundError, SqliteRunStore, StepPoint
+from cnnlab.runs import EpochRecord, RunNotFoundError, SqlRunStore, StepPoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,14 +26,14 @@ def data_dir(_isolated_data_dir: Path) -> Path:
     return _isolated_data_dir
 
 
-def _make(store: SqliteRunStore, owner: str = "alice", **kw) -> str:
+def _make(store: SqlRunStore, owner: str = "alice", **kw) -> str:
     return store.create_run(
         owner, dataset="shapes", config={"epochs": 2, "lr": 0.01}, spec={"layers": []}, **kw
     )
 
 
-def test_records_survive_a_restart_and_a_new_process_reads_them(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_records_survive_a_restart_and_a_new_process_reads_them(backend, data_dir):
+    store = backend.open()
     run_id = _make(store, name="first")
     store.update_status(run_id, "running", device="cpu", started_at=1.0)
     store.append_steps(run_id, [StepPoint(i, 0, 2.0 / (i + 1), i / 10, 100.0, i) for i in range(5)])
@@ -43,8 +44,8 @@ def test_records_survive_a_restart_and_a_new_process_reads_them(data_dir):
 
     code = (
         "import json, sys\n"
-        "from cnnlab.runs import SqliteRunStore\n"
-        "s = SqliteRunStore(sys.argv[1])\n"
+        "from cnnlab.runs import open_store\n"
+        "s = open_store(sys.argv[1])\n"
         "r = s.get_run('alice', sys.argv[2])\n"
         "c = s.step_curve('alice', sys.argv[2])\n"
         "e = s.epochs('alice', sys.argv[2])\n"
@@ -67,24 +68,45 @@ def test_records_survive_a_restart_and_a_new_process_reads_them(data_dir):
     assert np.array_equal(np.array(seen["kernels"], dtype=np.float32), kernels)
 
 
-def test_database_is_in_wal_mode_and_schema_versioned(data_dir):
-    store = SqliteRunStore(data_dir)
-    db = store._connection()
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == runs.SCHEMA_VERSION
-    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.busy_timeout_ms
-
-
-def test_a_newer_schema_is_refused_with_a_clear_message(data_dir):
-    store = SqliteRunStore(data_dir)
-    store._connection().execute(f"PRAGMA user_version={runs.SCHEMA_VERSION + 1}")
-    store.close()
+def test_the_schema_is_versioned_and_a_newer_one_is_refused(backend, data_dir):
+    store = backend.open()
+    with store._read() as db:
+        assert db.execute("SELECT version FROM schema_version").fetchone()[0] == runs.SCHEMA_VERSION
+    backend.open()  # opening it again migrates nothing
+    with store._tx() as db:
+        db.execute("UPDATE schema_version SET version=?", (runs.SCHEMA_VERSION + 1,))
     with pytest.raises(RuntimeError, match="newer than this app"):
-        SqliteRunStore(data_dir)
+        backend.open()
 
 
-def test_nobody_else_can_list_open_stop_or_delete_a_run(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_sqlite_is_in_wal_mode_and_an_older_file_is_upgraded_in_place(data_dir):
+    import sqlite3
+
+    store = runs.SqliteRunStore(data_dir)
+    db = store._borrow()
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.busy_timeout_ms
+    # A file from before the schema_version table, at version 2 (PRAGMA user_version).
+    old = data_dir / "old"
+    old.mkdir()
+    legacy = sqlite3.connect(old / "runs.sqlite3", isolation_level=None)
+    for statements in runs._MIGRATIONS[:2]:
+        for sql in statements:
+            legacy.execute(sql)
+    legacy.execute(
+        "INSERT INTO runs (id, owner, status, dataset, config_json, spec_json, "
+        "created_at) VALUES ('r1', 'alice', 'finished', 'shapes', '{}', '{}', 1.0)"
+    )
+    legacy.execute("PRAGMA user_version=2")
+    legacy.close()
+    upgraded = runs.SqliteRunStore(old)
+    assert upgraded.get_run("alice", "r1").needs == "any"
+    with upgraded._read() as db:
+        assert db.execute("SELECT version FROM schema_version").fetchone()[0] == runs.SCHEMA_VERSION
+
+
+def test_nobody_else_can_list_open_stop_or_delete_a_run(backend, data_dir):
+    store = backend.open()
     mine = _make(store, "alice")
     theirs = _make(store, "bob")
     assert [r.run_id for r in store.list_runs("alice")] == [mine]
@@ -105,8 +127,8 @@ def test_nobody_else_can_list_open_stop_or_delete_a_run(data_dir):
     assert store.get_run("alice", mine).status == "queued"
 
 
-def test_delete_removes_the_run_and_its_files_but_not_while_active(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_delete_removes_the_run_and_its_files_but_not_while_active(backend, data_dir):
+    store = backend.open()
     run_id = _make(store)
     store.update_status(run_id, "running")
     with pytest.raises(ValueError, match="stop it first"):
@@ -117,11 +139,12 @@ def test_delete_removes_the_run_and_its_files_but_not_while_active(data_dir):
     store.delete_run("alice", run_id)
     assert store.list_runs("alice") == []
     assert not store.run_dir(run_id).exists()
-    assert store._connection().execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
+    with store._read() as db:
+        assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
 
 
-def test_weights_are_written_atomically_and_load_back(data_dir, monkeypatch):
-    store = SqliteRunStore(data_dir)
+def test_weights_are_written_atomically_and_load_back(backend, data_dir, monkeypatch):
+    store = backend.open()
     run_id = _make(store)
     first = {"conv.weight": torch.randn(4, 1, 3, 3), "fc.bias": torch.randn(10)}
     store.save_checkpoint(run_id, 0, {"model": first, "epoch": 0, "optimizer": {"lr": 0.1}})
@@ -152,8 +175,8 @@ def test_weights_are_written_atomically_and_load_back(data_dir, monkeypatch):
     ]
 
 
-def test_checkpoint_loading_refuses_pickled_code(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_checkpoint_loading_refuses_pickled_code(backend, data_dir):
+    store = backend.open()
     run_id = _make(store)
     store.run_dir(run_id).mkdir(parents=True)
     torch.save({"model": {}, "evil": os.system}, store.run_dir(run_id) / runs.CHECKPOINT_FILE)
@@ -161,12 +184,12 @@ def test_checkpoint_loading_refuses_pickled_code(data_dir):
         store.load_checkpoint(run_id)
 
 
-def test_a_run_whose_worker_is_gone_is_marked_interrupted(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_a_run_whose_worker_is_gone_is_marked_interrupted(backend, data_dir):
+    store = backend.open()
     dead, alive, queued = _make(store), _make(store), _make(store)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    host = __import__("socket").gethostname()
+    host = runs.host_id()
     store.update_status(dead, "running", worker_pid=proc.pid, worker_host=host)
     store.update_status(alive, "running", worker_pid=os.getpid(), worker_host=host)
     assert store.mark_interrupted() == [dead]
@@ -176,8 +199,8 @@ def test_a_run_whose_worker_is_gone_is_marked_interrupted(data_dir):
     assert store.get_run("alice", queued).status == "queued"
 
 
-def test_a_run_on_another_host_is_interrupted_only_when_its_heartbeat_is_stale(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_a_run_on_another_host_is_interrupted_only_when_its_heartbeat_is_stale(backend, data_dir):
+    store = backend.open()
     run_id = _make(store)
     store.update_status(run_id, "running", worker_pid=1, worker_host="elsewhere", heartbeat_at=0.0)
     store.update_progress(run_id, {"step": 3})
@@ -185,8 +208,46 @@ def test_a_run_on_another_host_is_interrupted_only_when_its_heartbeat_is_stale(d
     assert store.mark_interrupted(stale_after_s=-1) == [run_id]
 
 
-def test_claim_next_respects_the_cap_and_the_order(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_a_heartbeat_keeps_a_run_on_another_machine_alive(backend, data_dir):
+    import time
+
+    store = backend.open()
+    run_id = _make(store)
+    long_ago = time.time() - 120
+    store.update_status(
+        run_id, "running", worker_host="elsewhere", worker_pid=7, heartbeat_at=long_ago
+    )
+    assert store.heartbeat(run_id, "elsewhere", 7)
+    assert not store.heartbeat(run_id, "elsewhere", 8)  # not that worker's run
+    assert store.mark_interrupted(stale_after_s=60) == []
+    store.update_status(run_id, "running", heartbeat_at=long_ago)
+    assert store.mark_interrupted(stale_after_s=60) == [run_id]
+    run = store.load_run(run_id)
+    assert run.status == "interrupted"
+    assert "stopped answering" in run.error
+    assert not store.heartbeat(run_id, "elsewhere", 7)  # a late beat does not revive it
+    assert store.load_run(run_id).status == "interrupted"
+
+
+def test_worker_pools_claim_only_runs_their_device_may_train(backend, data_dir):
+    store = backend.open()
+    cpu = store.create_run("a", dataset="shapes", config={"device": "cpu"}, spec={})
+    gpu = store.create_run("b", dataset="shapes", config={"device": "cuda:0"}, spec={})
+    either = store.create_run("c", dataset="shapes", config={"device": None}, spec={})
+    assert [r.needs for r in store.queue()] == ["cpu", "cuda", "any"]
+    assert [r.run_id for r in store.queue("cuda")] == [gpu, either]
+    assert store.claim_next(5, device="cuda").run_id == gpu
+    assert store.claim_next(5, device="cuda").run_id == either
+    assert store.claim_next(5, device="cuda") is None
+    assert store.has_queued("cpu")
+    assert not store.has_queued("cuda")
+    assert store.claim_next(5, device="cpu").run_id == cpu
+    with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
+        store.queue("tpu")
+
+
+def test_claim_next_respects_the_cap_and_the_order(backend, data_dir):
+    store = backend.open()
     a, b, c = (_make(store, owner) for owner in ("a", "b", "c"))
     assert [r.run_id for r in store.queue()] == [a, b, c]
     assert store.claim_next(max_running=1).run_id == a
@@ -196,8 +257,8 @@ def test_claim_next_respects_the_cap_and_the_order(data_dir):
     assert [r.run_id for r in store.queue()] == [c]
 
 
-def test_stop_of_a_queued_run_ends_it_and_resume_needs_a_checkpoint(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_stop_of_a_queued_run_ends_it_and_resume_needs_a_checkpoint(backend, data_dir):
+    store = backend.open()
     run_id = _make(store)
     store.request_stop("alice", run_id)
     assert store.get_run("alice", run_id).status == "stopped"
@@ -209,8 +270,8 @@ def test_stop_of_a_queued_run_ends_it_and_resume_needs_a_checkpoint(data_dir):
     assert (run.status, run.resume, run.stop_requested) == ("queued", True, False)
 
 
-def test_unknown_status_and_fields_are_refused(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_unknown_status_and_fields_are_refused(backend, data_dir):
+    store = backend.open()
     run_id = _make(store)
     with pytest.raises(ValueError, match="Unknown run status"):
         store.update_status(run_id, "exploded")
@@ -220,34 +281,35 @@ def test_unknown_status_and_fields_are_refused(data_dir):
         store.run_dir("../etc")
 
 
-def test_one_connection_per_thread(data_dir):
+def test_threads_write_at_once_each_on_its_own_connection(backend, data_dir):
     import threading
 
-    store = SqliteRunStore(data_dir)
+    store = backend.open()
     run_id = _make(store)
     seen = []
 
     def work(i: int) -> None:
         store.append_steps(run_id, [StepPoint(i * 10 + j, 0, 1.0, 0.5) for j in range(10)])
-        seen.append(id(store._connection()))
+        if backend.name == "sqlite":
+            seen.append(id(store._borrow()))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(seen)) == 4
+    assert len(set(seen)) == (4 if backend.name == "sqlite" else 0)
     assert len(store.step_curve("alice", run_id)["step"]) == 40
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(data_dir):
+def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(backend, data_dir):
     import time
 
     from cnnlab.models import PRESETS
     from cnnlab.training import TrainConfig
     from cnnlab.worker import execute
 
-    store = SqliteRunStore(data_dir)
+    store = backend.open()
     config = {**TrainConfig().to_dict(), "epochs": 3, "batch_size": 32, "seed": 5}
     meta = {"data_options": {"limit": 1500}}
     spec = PRESETS["fast"].to_dict()
@@ -288,8 +350,25 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(data
     assert straight.final["test_accuracy"] == resumed.final["test_accuracy"]
 
 
-def test_the_queue_is_round_robin_across_owners(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_a_database_restart_costs_no_failed_request(postgres_cluster, postgres_url, data_dir):
+    import psycopg
+
+    store = runs.PostgresRunStore(postgres_url, data_dir)
+    run_id = _make(store)
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_cluster.url(), autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s", (database,)
+        ).fetchall()
+    assert killed  # the store's kept connection was among them
+    assert store.get_run("alice", run_id).status == "queued"
+    store.update_status(run_id, "running")
+    assert store.load_run(run_id).status == "running"
+    store.close()
+
+
+def test_the_queue_is_round_robin_across_owners(backend, data_dir):
+    store = backend.open()
     a1, a2, a3 = (_make(store, "a") for _ in range(3))
     b1 = _make(store, "b")
     c1, c2 = _make(store, "c"), _make(store, "c")
@@ -305,8 +384,8 @@ def test_the_queue_is_round_robin_across_owners(data_dir):
     assert store.count_running() == 5
 
 
-def test_claim_records_the_worker_that_trains_the_run(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_claim_records_the_worker_that_trains_the_run(backend, data_dir):
+    store = backend.open()
     run_id = _make(store)
     run = store.claim_next(max_running=1, worker_pid=4242)
     assert (run.run_id, run.status, run.worker_pid) == (run_id, "running", 4242)
@@ -314,8 +393,8 @@ def test_claim_records_the_worker_that_trains_the_run(data_dir):
     assert not store.has_queued()
 
 
-def test_fair_use_caps_refuse_with_a_sentence_and_hold_atomically(data_dir):
-    store = SqliteRunStore(data_dir)
+def test_fair_use_caps_refuse_with_a_sentence_and_hold_atomically(backend, data_dir):
+    store = backend.open()
     caps = runs.QueueCaps(per_owner=2, per_client=3, total=4)
     _make(store, "a", client="10.0.0.1", caps=caps)
     _make(store, "a", client="10.0.0.1", caps=caps)
@@ -336,11 +415,11 @@ def test_fair_use_caps_refuse_with_a_sentence_and_hold_atomically(data_dir):
     _make(store, "d", client="10.0.0.3", caps=caps)
 
 
-def test_caps_hold_when_many_processes_queue_at_once(data_dir):
+def test_caps_hold_when_many_processes_queue_at_once(backend, data_dir):
     code = (
         "import sys\n"
-        "from cnnlab.runs import QueueCaps, QueueRefusedError, SqliteRunStore\n"
-        "s = SqliteRunStore(sys.argv[1])\n"
+        "from cnnlab.runs import QueueCaps, QueueRefusedError, open_store\n"
+        "s = open_store(sys.argv[1])\n"
         "ok = 0\n"
         "for i in range(10):\n"
         "    try:\n"
@@ -362,13 +441,13 @@ def test_caps_hold_when_many_processes_queue_at_once(data_dir):
     ]
     accepted = sum(int(p.communicate(timeout=120)[0]) for p in procs)
     assert accepted == 7
-    assert len(SqliteRunStore(data_dir).queue()) == 7
+    assert len(backend.open().queue()) == 7
 
 
-def test_slot_time_adds_up_over_attempts_and_bounds_resuming(data_dir):
+def test_slot_time_adds_up_over_attempts_and_bounds_resuming(backend, data_dir):
     import time
 
-    store = SqliteRunStore(data_dir)
+    store = backend.open()
     run_id = _make(store)
     store.update_status(run_id, "running", started_at=time.time() - 30)
     store.save_checkpoint(run_id, 0, {"model": {"w": torch.zeros(1)}})

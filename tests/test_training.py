@@ -9,14 +9,22 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab import training
 from cnnlab.data import DataBundle
 from cnnlab.models import LayerSpec, ModelSpec, build_model
 from cnnlab.training import (
+    MIN_STEPS_PER_EPOCH,
+    MIN_TOTAL_STEPS,
+    TUNED_SETTINGS,
     EpochMetrics,
     TrainConfig,
     evaluate,
     first_conv_weight,
+    small_data_advice,
+    smoothing_floor,
+    step_plan,
     train,
+    tuned_config,
 )
 
 TINY = ModelSpec(
@@ -322,3 +330,107 @@ def test_a_run_stopped_mid_epoch_resumes_from_the_next_batch_as_if_never_stopped
         resumed_model.state_dict().items(), full_model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_defaults_hide_no_regularisation_and_the_tuned_settings_are_named():
+    # Label smoothing lifts only the training loss: by default there is none.
+    assert TrainConfig().label_smoothing == 0.0
+    assert tuned_config("fast").label_smoothing == TUNED_SETTINGS["fast"]["label_smoothing"] > 0
+    assert tuned_config("fast", seed=3).seed == 3
+    assert tuned_config("lenet5") == TrainConfig()
+
+
+@pytest.mark.parametrize(("eps", "k"), [(0.0, 3), (0.1, 10), (0.3, 10), (0.3, 3), (0.9, 2)])
+def test_smoothing_floor_is_the_least_loss_torch_can_reach(eps, k):
+    floor = smoothing_floor(eps, k)
+    target = torch.full((k,), eps / k)
+    target[1] += 1 - eps
+    y = torch.tensor([1])
+    # The loss is least where the softmax equals the smoothed target: there it is the floor.
+    best = torch.nn.functional.cross_entropy(target.log()[None], y, label_smoothing=eps)
+    assert float(best) == pytest.approx(floor, abs=1e-6)
+    gen = torch.Generator().manual_seed(k)
+    for _ in range(20):
+        logits = target.log()[None] + torch.randn((1, k), generator=gen)
+        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=eps)
+        assert float(loss) >= floor - 1e-6
+
+
+def test_step_plan_is_what_train_does():
+    data = toy_bundle(n_train=60, n_test=12)
+    cfg = config(batch_size=16, epochs=2, val_fraction=0.2)
+    plan = step_plan(len(data.train_y), cfg)
+    assert (plan.n_train, plan.n_val, plan.batch_size, plan.steps_per_epoch) == (48, 12, 16, 3)
+    assert train(fresh_model(data=data), data, cfg).steps == plan.total_steps == 6
+    # A batch larger than the set shrinks to it; max_steps caps the total.
+    plan = step_plan(48, config(batch_size=64, epochs=10, val_fraction=0.1, max_steps=4))
+    assert (plan.n_train, plan.batch_size, plan.steps_per_epoch, plan.total_steps) == (43, 43, 1, 4)
+
+
+def test_a_tiny_upload_is_warned_about_with_its_numbers():
+    # 60 images: 12 kept to test, 5 to validate, 43 to train; batch 64 and 10 epochs.
+    cfg = TrainConfig(batch_size=64, epochs=10)
+    advice = small_data_advice(step_plan(48, cfg), cfg, num_classes=3)
+    assert advice is not None
+    assert advice.message.startswith(
+        "43 training images, batch 64: 1 step per epoch, 10 steps in total — too few: expect "
+        "the network to stay near chance (33%)"
+    )
+    assert (advice.batch_size, advice.epochs) == (4, 10)
+    assert small_data_advice(step_plan(8000, TrainConfig()), TrainConfig(), 10) is None
+    # 900 images, batch 64, 3 epochs: 42 steps, enough to learn something (no warning).
+    cfg = TrainConfig(batch_size=64, epochs=3)
+    assert small_data_advice(step_plan(1000, cfg), cfg, 10) is None
+    cfg = TrainConfig(batch_size=64, epochs=1)
+    assert small_data_advice(step_plan(1000, cfg), cfg, 10) is not None  # 14 steps
+
+
+@pytest.mark.parametrize("n_images", [3, 12, 48, 150, 400, 1100, 3000])
+@pytest.mark.parametrize("batch_size", [16, 64, 512])
+def test_the_advised_settings_take_enough_steps(n_images, batch_size):
+    cfg = TrainConfig(batch_size=batch_size, epochs=2)
+    advice = small_data_advice(step_plan(n_images, cfg), cfg, num_classes=10)
+    if advice is None:
+        return
+    advised = TrainConfig(batch_size=advice.batch_size, epochs=advice.epochs)
+    plan = step_plan(n_images, advised)
+    if plan.n_train >= 4 * MIN_STEPS_PER_EPOCH:  # enough images for 10 batches of 4
+        assert plan.steps_per_epoch >= MIN_STEPS_PER_EPOCH
+        assert plan.total_steps >= MIN_TOTAL_STEPS
+        assert small_data_advice(plan, advised, 10) is None
+    else:  # as many steps as the data allow: the smallest batch
+        assert advice.batch_size == 4
+
+
+def test_the_train_loss_is_also_measured_like_the_validation_loss():
+    # Dropout, augmentation and label smoothing all lift the running training loss; the
+    # eval-mode measurement on training images has none of them, like the validation loss.
+    data = toy_bundle()
+    cfg = config(epochs=2, label_smoothing=0.3, augment=True, augment_shift=1)
+    model = fresh_model(data=data)
+    result = train(model, data, cfg)
+    train_idx, val_idx = training._split(len(data.train_y), cfg.val_fraction, cfg.seed)
+    model.eval()
+    for indices, loss, accuracy in (
+        (train_idx[: len(val_idx)], "train_eval_loss", "train_eval_accuracy"),
+        (val_idx, "val_loss", "val_accuracy"),
+    ):
+        x = data.train_x[indices].float() / 255
+        x = (x - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(
+            1, -1, 1, 1
+        )
+        y = data.train_y[indices]
+        with torch.no_grad():
+            logits = model(x)
+        last = result.history[-1]
+        expected = torch.nn.functional.cross_entropy(logits, y)
+        assert getattr(last, loss) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+        assert getattr(last, accuracy) == pytest.approx(
+            float((logits.argmax(1) == y).float().mean())
+        )
+    # The running training loss carries the smoothing: above the floor it imposes.
+    assert result.history[-1].train_loss > smoothing_floor(0.3, 3)
+    assert result.history[-1].train_eval_loss < result.history[-1].train_loss
+    # Without a validation set there is nothing to compare with, and nothing extra is measured.
+    plain = train(fresh_model(data=data), data, config(epochs=1, val_fraction=0.0))
+    assert plain.history[0].train_eval_loss is None

@@ -15,7 +15,7 @@ from cnnlab import imagenet
 from cnnlab.bundled import BUNDLED, load_bundled
 from cnnlab.classic_vision import classic_labels, classic_model
 from cnnlab.explorer import Explorable
-from cnnlab.runs import RunNotFoundError, SqliteRunStore
+from cnnlab.runs import RunNotFoundError, open_store
 from cnnlab.trained import list_trained, load_trained
 
 CLASSIC = "classic"
@@ -82,7 +82,7 @@ def _imagenet(path: str) -> Explorable:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _run(owner: str, run_id: str) -> Explorable:
-    trained = load_trained(SqliteRunStore(), owner, run_id)
+    trained = load_trained(open_store(), owner, run_id)
     c, h, _ = trained.run.input_shape
     # MNIST's digits were centred by mass; everything else is a square resize.
     resize = "digits" if trained.run.dataset == "mnist" else "square"
@@ -109,7 +109,7 @@ def _choices(owner: str) -> dict[str, str]:
     else:
         labels[MISSING_IMAGENET] = "ResNet-18 (ImageNet): weights not on this server"
     try:
-        for run in list_trained(SqliteRunStore(), owner):
+        for run in list_trained(open_store(), owner):
             labels[f"run:{run.run_id}"] = f"Your run: {run.label}"
     except (OSError, ValueError) as error:
         st.caption(f"Your trained networks cannot be listed right now ({error}).")

@@ -19,7 +19,7 @@ from ui.activations import edge_map
 
 if TYPE_CHECKING:
     from cnnlab.jobs import Scheduler
-    from cnnlab.runs import SqliteRunStore
+    from cnnlab.runs import RunStore
 
 RUNS_KEY = "norm.experiment"
 
@@ -139,7 +139,7 @@ def dropout_section(key: str, gray: np.ndarray) -> None:
 
 
 # -- the experiment: same network with and without batch norm, through the training queue -----
-def experiment_section(sched: Scheduler, store: SqliteRunStore, owner: str) -> None:
+def experiment_section(sched: Scheduler, store: RunStore, owner: str) -> None:
     """Queue the two runs one after the other and draw their curves side by side."""
     from ui.training import curves_figure as training_curves
 
@@ -173,7 +173,7 @@ def experiment_section(sched: Scheduler, store: SqliteRunStore, owner: str) -> N
     )
 
 
-def _experiment_active(store: SqliteRunStore, owner: str, state: dict[str, Any]) -> bool:
+def _experiment_active(store: RunStore, owner: str, state: dict[str, Any]) -> bool:
     runs = [state["with"], state["without"]]
     if state["without"] is None:
         return True
@@ -196,7 +196,7 @@ def _submit(sched: Scheduler, owner: str, with_bn: bool, lr: float) -> str:
 
 def _experiment_body(
     sched: Scheduler,
-    store: SqliteRunStore,
+    store: RunStore,
     owner: str,
     training_curves: Callable[..., go.Figure],
     was_active: bool,

@@ -20,6 +20,7 @@ from cnnlab.images import PATTERNS, SAMPLES
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
 from cnnlab.pooling import KINDS as POOL_KINDS
 from cnnlab.zoo import NAMES as ZOO_NAMES
+from ui import training
 from ui.link_codec import Choice, Flag, Real, Setting, Whole
 
 # What the image picker can share: a bundled sample or a generated pattern (never an upload,
@@ -38,13 +39,7 @@ def image(prefix: str, default_sample: str = "astronaut", draw: bool = True) -> 
     )
 
 
-def _train_defaults() -> dict:
-    from cnnlab.training import TrainConfig
-
-    return TrainConfig().to_dict()
-
-
-_TRAIN = _train_defaults()
+_TRAIN = training.default_config()
 
 PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "home": (),
@@ -102,7 +97,7 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
             "batch",
             "train.hp.batch_size",
             int(_TRAIN["batch_size"]),
-            options=(16, 32, 64, 128, 256, 512),
+            options=training.BATCH_SIZES,
         ),
         Choice(
             "optimizer", "train.hp.optimizer", _TRAIN["optimizer"], options=("sgd", "adam", "adamw")

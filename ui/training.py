@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +22,9 @@ import streamlit as st
 from cnnlab import viz
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.queue_estimate import QueueEstimate
-from cnnlab.runs import Run, SqliteRunStore, default_data_dir
+from cnnlab.runs import Run, RunStore, open_store
 from ui import figure_text
+from ui.client import client_address
 from ui.image_source import cache_key
 from ui.owner import owner_id
 
@@ -47,18 +49,14 @@ STATUS_WORDS = {
 MAX_CURVE_POINTS = 300  # per curve sent to the browser: enough for a smooth line, a small payload
 # The columns of the layer table; each layer kind reads the ones it has (cnnlab.models defaults).
 LAYER_COLUMNS = ("kind", "out", "kernel", "stride", "padding", "dilation", "groups", "p", "bias")
+BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)  # small ones give a small upload enough steps
 
 
 # -- shared resources ---------------------------------------------------------------------------
-@st.cache_resource
-def _store(data_dir: str) -> SqliteRunStore:
-    # One handle per server and data directory; it opens a connection per thread itself.
-    return SqliteRunStore(data_dir)
-
-
-def store() -> SqliteRunStore:
-    """The runs store of this server (``$CNNLAB_DATA_DIR``)."""
-    return _store(str(default_data_dir()))
+def store() -> RunStore:
+    """The runs store of this server (SQLite in ``$CNNLAB_DATA_DIR``, or
+    ``$CNNLAB_DATABASE_URL``); one handle per process, shared by every session."""
+    return open_store()
 
 
 def scheduler() -> Scheduler:
@@ -115,7 +113,8 @@ def dataset_picker(key: str) -> tuple[str, int | None]:
         list(DATASETS),
         format_func=DATASETS.__getitem__,
         key=f"{key}.name",
-        help="Shapes is generated in code. The others are downloaded once, checked against "
+        help="Shapes is generated in code. The others are read from the server's data-set "
+        "folder when it has one (CNNLAB_DATASETS_DIR), else downloaded once, checked against "
         "their published checksums, and cached on the server.",
     )
     limit = right.number_input(
@@ -237,7 +236,8 @@ def spec_rows(spec: Any) -> pd.DataFrame:
                 "bias": p.get("bias"),
             }
         )
-    return pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
+    # Numbered from 1, like the summary table and the messages ("Layer 1 (conv): …").
+    return pd.DataFrame(rows, columns=list(LAYER_COLUMNS), index=range(1, len(rows) + 1))
 
 
 def rows_spec(rows: pd.DataFrame, name: str) -> Any:
@@ -310,6 +310,7 @@ def model_editor(key: str) -> Any:
         num_rows="dynamic",
         hide_index=False,
         width="stretch",
+        placeholder="",  # an empty cell takes the layer's default: not "None"
         # A new key per preset resets the table when the preset changes.
         key=f"{key}.layers.{preset}",
         column_config={
@@ -330,42 +331,149 @@ def model_editor(key: str) -> Any:
 
 
 def summary_frame(summary: Any) -> pd.DataFrame:
-    """The per-layer summary (output shape, parameters, FLOPs) as a table with a total row."""
+    """The per-layer summary (output shape, parameters, FLOPs) as a table with a total row;
+    layers numbered from 1 (as the layer table and its messages count them), numbers with
+    thousands separators."""
     rows = [
         {
-            "#": r.index + 1,
+            "#": str(r.index + 1),
             "layer": r.description,
             "output shape": " × ".join(str(n) for n in r.output_shape),
-            "parameters": r.params,
-            "FLOPs / image": r.flops,
+            "parameters": f"{r.params:,}",
+            "FLOPs / image": f"{r.flops:,}",
         }
         for r in summary
     ]
     rows.append(
         {
-            "#": None,
+            "#": "",
             "layer": "total",
             "output shape": " × ".join(str(n) for n in summary.output_shape),
-            "parameters": summary.total_params,
-            "FLOPs / image": summary.total_flops,
+            "parameters": f"{summary.total_params:,}",
+            "FLOPs / image": f"{summary.total_flops:,}",
         }
     )
     return pd.DataFrame(rows)
 
 
+FLOPS_NOTE = (
+    "FLOPs count one multiply-add as 2 floating-point operations (PyTorch's FlopCounterMode "
+    "convention), for one image's forward pass; element-wise layers (ReLU, pooling, batch "
+    "norm) are not counted. A training step costs about 3× the forward pass per image."
+)
+
+
+def show_summary(summary: Any) -> None:
+    """The summary table, tall enough that its total row is always in view, and its FLOPs note."""
+    frame = summary_frame(summary)
+    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(frame) + 1) + 3)
+    st.caption(FLOPS_NOTE)
+
+
 # -- hyper-parameters ---------------------------------------------------------------------------
-def hyperparameters(key: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """Training settings as a dict of TrainConfig fields (starting from ``defaults``)."""
-    c1, c2, c3, c4 = st.columns(4)
+# One line each: why a learner would touch the setting, and what it does to the curves.
+WHY = {
+    "epochs": "Passes over the training images. More epochs: more steps to learn, and past a "
+    "point the validation loss turns up again (overfitting).",
+    "batch_size": "Images per step. Each step updates the weights once: smaller batches mean "
+    "more, noisier steps per epoch.",
+    "lr": "How far each step moves the weights (the peak rate for onecycle). Too high: the "
+    "loss jumps or explodes; too low: it falls slowly.",
+    "optimizer": "How the gradient becomes a weight update: SGD follows it (with momentum "
+    "0.9); Adam and AdamW scale each weight's step by its gradient history.",
+    "schedule": "How the learning rate changes over the run: constant, cosine decay, or "
+    "onecycle (warm up, then anneal): visible as the loss's pace changing.",
+    "weight_decay": "Pulls every weight towards 0 each step: a regulariser that trades a "
+    "slightly higher training loss for less overfitting.",
+    "label_smoothing": "Trains towards softened targets (not 100 % on the true class). A "
+    "regulariser: the training loss can no longer reach 0, so it stays above the validation "
+    "loss.",
+    "seed": "Fixes the initial weights, the validation split and the batch order: the same "
+    "seed gives the same run.",
+    "augment": "Trains on randomly shifted (and for photos mirrored) copies: harder training "
+    "images, so the running training curves look worse than the validation ones.",
+    "early_stopping_patience": "Stops when the validation loss has not improved for this many "
+    "epochs, and keeps the best epoch's weights.",
+}
+
+
+# TrainConfig fields that have a widget, and that widget's key (after the page's prefix).
+WIDGET_KEYS = {
+    **{name: name for name in ("epochs", "batch_size", "lr", "optimizer", "schedule")},
+    **{name: name for name in ("weight_decay", "label_smoothing", "seed", "augment")},
+    "early_stopping_patience": "early_stopping",
+}
+
+
+def _apply_tuned(key: str, preset: str) -> None:
+    """Set the widgets to ``preset``'s tuned settings, or back to the teaching defaults."""
+    from cnnlab.training import TUNED_SETTINGS, TrainConfig
+
+    tuned = st.session_state.get(f"{key}.tuned", False)
+    base = TrainConfig().to_dict()
+    for name, value in TUNED_SETTINGS.get(preset, {}).items():
+        if name in WIDGET_KEYS:  # the others are applied by hyperparameters() itself
+            st.session_state[f"{key}.{WIDGET_KEYS[name]}"] = value if tuned else base[name]
+
+
+def _tuned_toggle(key: str, preset: str | None) -> None:
+    """For a preset with benchmark-tuned settings, a toggle that puts them in the widgets."""
+    from cnnlab.training import TUNED_SETTINGS
+
+    tuned = TUNED_SETTINGS.get(preset or "", {})
+    if not tuned:
+        return
+    listed = ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in tuned.items())
+    st.toggle(
+        f"Use the settings tuned for the **{preset}** benchmark ({listed})",
+        value=False,
+        key=f"{key}.tuned",
+        on_change=_apply_tuned,
+        args=(key, preset),
+        help="Tuned with benchmarks/train_speed.py for the most MNIST accuracy per second. "
+        "Off: the teaching defaults, with no regularisation you cannot see.",
+    )
+
+
+def _settings_notes(values: dict[str, Any], num_classes: int | None) -> None:
+    """What the chosen label smoothing does to the loss, and the settings with no widget."""
+    from cnnlab.training import smoothing_floor
+
+    if values["label_smoothing"] and num_classes:
+        floor = smoothing_floor(float(values["label_smoothing"]), num_classes)
+        st.caption(
+            f"Label smoothing {values['label_smoothing']:g} over {num_classes} classes: the "
+            f"training loss cannot fall below **{floor:.3f}** (the entropy of the softened "
+            f"targets), while the validation loss is measured against the true labels."
+        )
+    st.caption(
+        f"Fixed for every run: {float(values.get('val_fraction', 0.1)):.0%} of the training "
+        f"images are held out to validate after each epoch; SGD uses Nesterov momentum "
+        f"{values.get('momentum', 0.9)}; augmentation shifts by up to "
+        f"{values.get('augment_shift', 2)} pixels."
+    )
+
+
+def hyperparameters(
+    key: str, defaults: dict[str, Any], preset: str | None = None, num_classes: int | None = None
+) -> dict[str, Any]:
+    """Training settings as a dict of TrainConfig fields (starting from ``defaults``); every
+    setting that changes the curves is a widget with its reason in the help, and a preset with
+    benchmark-tuned settings offers them behind a labelled toggle."""
+    from cnnlab.training import TUNED_SETTINGS
+
     values = dict(defaults)
+    _tuned_toggle(key, preset)
+    c1, c2, c3, c4 = st.columns(4)
     values["epochs"] = c1.number_input(
-        "Epochs", 1, 50, int(defaults["epochs"]), key=f"{key}.epochs"
+        "Epochs", 1, 50, int(defaults["epochs"]), key=f"{key}.epochs", help=WHY["epochs"]
     )
     values["batch_size"] = c2.select_slider(
         "Batch size",
-        [16, 32, 64, 128, 256, 512],
+        BATCH_SIZES,
         value=int(defaults["batch_size"]),
         key=f"{key}.batch_size",
+        help=WHY["batch_size"],
     )
     values["lr"] = c3.number_input(
         "Learning rate",
@@ -375,6 +483,7 @@ def hyperparameters(key: str, defaults: dict[str, Any]) -> dict[str, Any]:
         format="%.4f",
         step=1e-4,
         key=f"{key}.lr",
+        help=WHY["lr"],
     )
     optimizers = ["sgd", "adam", "adamw"]
     values["optimizer"] = c4.selectbox(
@@ -382,6 +491,7 @@ def hyperparameters(key: str, defaults: dict[str, Any]) -> dict[str, Any]:
         optimizers,
         index=optimizers.index(defaults["optimizer"]),
         key=f"{key}.optimizer",
+        help=WHY["optimizer"],
     )
     c1, c2, c3, c4 = st.columns(4)
     schedules = ["constant", "cosine", "onecycle"]
@@ -390,6 +500,7 @@ def hyperparameters(key: str, defaults: dict[str, Any]) -> dict[str, Any]:
         schedules,
         index=schedules.index(defaults["schedule"]),
         key=f"{key}.schedule",
+        help=WHY["schedule"],
     )
     values["weight_decay"] = c2.number_input(
         "Weight decay",
@@ -399,6 +510,7 @@ def hyperparameters(key: str, defaults: dict[str, Any]) -> dict[str, Any]:
         format="%.4f",
         step=1e-4,
         key=f"{key}.weight_decay",
+        help=WHY["weight_decay"],
     )
     values["label_smoothing"] = c3.number_input(
         "Label smoothing",
@@ -407,19 +519,63 @@ def hyperparameters(key: str, defaults: dict[str, Any]) -> dict[str, Any]:
         float(defaults["label_smoothing"]),
         step=0.05,
         key=f"{key}.label_smoothing",
+        help=WHY["label_smoothing"],
     )
-    values["seed"] = c4.number_input("Seed", 0, 2**31 - 1, int(defaults["seed"]), key=f"{key}.seed")
+    values["seed"] = c4.number_input(
+        "Seed", 0, 2**31 - 1, int(defaults["seed"]), key=f"{key}.seed", help=WHY["seed"]
+    )
+    c1, c2 = st.columns(2)
     if "augment" in defaults:
-        values["augment"] = st.toggle(
+        values["augment"] = c1.toggle(
             "Augment (random shifts; flips for photos)",
             value=bool(defaults["augment"]),
             key=f"{key}.augment",
+            help=WHY["augment"],
         )
+    patience = c2.number_input(
+        "Early stopping: patience in epochs (0 = off)",
+        0,
+        50,
+        int(defaults.get("early_stopping_patience") or 0),
+        key=f"{key}.early_stopping",
+        help=WHY["early_stopping_patience"],
+    )
+    values["early_stopping_patience"] = int(patience) or None
+    if st.session_state.get(f"{key}.tuned"):
+        # Tuned settings without a widget: applied as tuned, and named by the toggle's label.
+        tuned = TUNED_SETTINGS.get(preset or "", {})
+        values.update({k: v for k, v in tuned.items() if k not in WIDGET_KEYS})
+    _settings_notes(values, num_classes)
     # Tests (and a teacher's quick demo) can cap every run's steps server-wide.
     cap = os.environ.get("CNNLAB_MAX_STEPS")
     if cap and "max_steps" in defaults:
         values["max_steps"] = int(cap)
     return values
+
+
+def small_data_warning(key: str, data: Any, config: dict[str, Any]) -> None:
+    """Warn, with the numbers, when the settings give too few steps to learn, and offer
+    settings that give enough."""
+    from cnnlab.training import TrainConfig, small_data_advice, step_plan
+
+    cfg = TrainConfig.from_dict(config)
+    advice = small_data_advice(
+        step_plan(len(data.train_y), cfg), cfg, len(data.classes), BATCH_SIZES
+    )
+    if advice is None:
+        return
+    st.warning(advice.message, icon=":material/warning:")
+    st.button(
+        f"Use batch {advice.batch_size} and {advice.epochs} epochs",
+        key=f"{key}.fit_small_data",
+        on_click=_set_widgets,
+        args=({f"{key}.batch_size": advice.batch_size, f"{key}.epochs": advice.epochs},),
+    )
+
+
+def _set_widgets(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        st.session_state[name] = value
 
 
 # -- curves -------------------------------------------------------------------------------------
@@ -434,14 +590,20 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS)
     return xs, ys
 
 
-def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) -> go.Figure:
+def curves_figure(
+    series: list[tuple[str, dict[str, np.ndarray], list[Any]]],
+    probes: list[np.ndarray | None] | None = None,
+) -> go.Figure:
     """Loss and accuracy against epochs for one or more runs (train per step, validation per
-    epoch); ``series`` holds (label, step curve, epoch records) per run."""
+    epoch); ``series`` holds (label, step curve, epoch records) per run, and ``probes`` (when
+    given) each run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode,
+    drawn dotted: that one compares directly with validation."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
-    for i, (label, curve, epochs) in enumerate(series):
+    probes = probes or [None] * len(series)
+    for i, ((label, curve, epochs), probe) in enumerate(zip(series, probes, strict=True)):
         colour = palette[i % len(palette)]
         steps_per_epoch = _steps_per_epoch(curve)
         x = curve["step"] / steps_per_epoch if len(curve["step"]) else curve["step"]
@@ -451,7 +613,7 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                 go.Scatter(
                     x=xs,
                     y=ys,
-                    name=f"{label} train",
+                    name=f"{label} train (running)".strip(),
                     legendgroup=label,
                     line={"color": colour, "width": 1.5},
                     showlegend=col == 1,
@@ -459,6 +621,21 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                 row=1,
                 col=col,
             )
+            if probe is not None and len(probe):
+                fig.add_trace(
+                    go.Scatter(
+                        x=probe[:, 0],
+                        y=probe[:, col],
+                        name=f"{label} train (eval mode)".strip(),
+                        legendgroup=label,
+                        mode="lines+markers",
+                        line={"color": colour, "dash": "dot"},
+                        marker={"symbol": "square"},
+                        showlegend=col == 1,
+                    ),
+                    row=1,
+                    col=col,
+                )
             vals = [(e.epoch, getattr(e, f"val_{metric}")) for e in epochs]
             vals = [(a, b) for a, b in vals if b is not None]
             if vals:
@@ -466,7 +643,7 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
                     go.Scatter(
                         x=[a for a, _ in vals],
                         y=[b for _, b in vals],
-                        name=f"{label} validation",
+                        name=f"{label} validation".strip(),
                         legendgroup=label,
                         mode="lines+markers",
                         line={"color": colour, "dash": "dash"},
@@ -485,6 +662,13 @@ def curves_figure(series: list[tuple[str, dict[str, np.ndarray], list[Any]]]) ->
     return fig
 
 
+def train_probe(store: RunStore, owner: str, run_id: str) -> np.ndarray | None:
+    """The run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode."""
+    from cnnlab.worker import TRAIN_EVAL_ARRAY
+
+    return store.get_array(owner, run_id, TRAIN_EVAL_ARRAY)
+
+
 def _steps_per_epoch(curve: dict[str, np.ndarray]) -> float:
     """Steps per epoch, read off the curve (epochs are 1-based; the first may be partial)."""
     steps, epochs = curve["step"], curve["epoch"]
@@ -497,7 +681,7 @@ def _steps_per_epoch(curve: dict[str, np.ndarray]) -> float:
 
 
 # -- the run being watched ----------------------------------------------------------------------
-def current_run(store: SqliteRunStore, owner: str, key: str) -> Run | None:
+def current_run(store: RunStore, owner: str, key: str) -> Run | None:
     """The run this session watches: the one it started, else the owner's latest (so navigating
     away and back, or reloading, finds it again)."""
     run_id = st.session_state.get(key)
@@ -511,17 +695,23 @@ def current_run(store: SqliteRunStore, owner: str, key: str) -> Run | None:
     return (active or runs or [None])[0]
 
 
-def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run) -> None:
-    """Status, progress bar, images/s, ETA, queue position, curves and the Stop button."""
+def progress_panel(store: RunStore, sched: Scheduler, owner: str, run: Run) -> None:
+    """Status, what the worker is doing before the first step, progress bar, images/s, ETA,
+    queue position, curves (and how to read them), and the Stop or Resume button."""
     p = run.progress
     st.markdown(f"**{run.name or run.run_id}** · {STATUS_WORDS[run.status]} · {run.device or ''}")
     if run.status == "queued":
-        st.info(queue_text(sched.estimate(run.run_id)), icon=":material/hourglass_top:")
-    if p:
+        est = sched.estimate(run.run_id)
+        waiting = est is not None and est.wait_seconds != 0
+        text = queue_text(est) if waiting else phase_text(run, time.time())
+        st.info(text, icon=":material/hourglass_top:")
+    elif run.status == "running" and "step" not in p:
+        st.info(phase_text(run, time.time()), icon=":material/hourglass_top:")
+    if "step" in p:
         done = p["step"] / max(1, p["total_steps"])
         st.progress(
             min(1.0, done),
-            text=f"epoch {p['epoch']}/{p['epochs']} · step {p['step']}/{p['total_steps']}",
+            text=f"epoch {p['epoch']}/{p['epochs']} · step {p['step']:,}/{p['total_steps']:,}",
         )
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Loss", f"{p['loss']:.4f}")
@@ -534,11 +724,79 @@ def progress_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run: Run
     curve = store.step_curve(owner, run.run_id)
     if len(curve["step"]):
         figure_text.plotly_chart(
-            curves_figure([("", curve, store.epochs(owner, run.run_id))]),
+            curves_figure(
+                [("", curve, store.epochs(owner, run.run_id))],
+                [train_probe(store, owner, run.run_id)],
+            ),
             key=f"train.curves.{run.run_id}",
         )
+        st.caption(loss_note(run))
     if run.error:
         (st.warning if run.status in ("interrupted", "timed_out") else st.error)(run.error)
+    if run.resumable:
+        # Offered where the "resume it" message is, not only in the history.
+        resume_button(sched, owner, run, "train.resume")
+
+
+def resume_button(sched: Scheduler, owner: str, run: Run, key: str) -> None:
+    """A button that queues the ended run again, to go on from its last checkpoint."""
+    done = f"after epoch {run.checkpoint_epoch}" if run.checkpoint_epoch else "in its first epoch"
+    if st.button(
+        "Resume this run",
+        icon=":material/replay:",
+        key=key,
+        help=f"Queue it again: it goes on from where it stopped ({done}), with the same settings.",
+    ):
+        try:
+            sched.resume(owner, run.run_id, client_address())
+            st.session_state["train.run_id"] = run.run_id
+            st.rerun()
+        except ValueError as exc:
+            st.error(str(exc))
+
+
+# What the worker does between taking a run and its first step, as it reports it.
+PHASES = {
+    "data": "Loading the data set",
+    "model": "Building the network",
+    "train": "Running the first training steps",
+}
+
+
+def phase_text(run: Run, now: float) -> str:
+    """What an active run does before its first step is reported, and for how long so far."""
+    if run.status == "queued":
+        waited = "" if run.resume else f" ({duration_text(now - run.created_at)} so far)"
+        return f"Waiting for a training worker to take the run…{waited}"
+    phase = PHASES.get(run.progress.get("phase", ""), "Starting the training worker")
+    # The worker's heartbeat is refreshed when it reports a phase: the phase began then.
+    since = run.heartbeat_at or run.started_at or run.created_at
+    return f"{phase}… ({duration_text(now - since)} so far)"
+
+
+def loss_note(run: Run) -> str:
+    """How the run's three kinds of curve were measured, so they can be compared."""
+    cfg, kinds = run.config, {layer.get("kind") for layer in run.spec.get("layers", [])}
+    during = ["the network in training mode"]
+    if "dropout" in kinds:
+        during.append("dropout on")
+    if "batchnorm" in kinds or "residual" in kinds:
+        during.append("batch norm using each batch's statistics")
+    if cfg.get("augment"):
+        during.append("shifted training images")
+    if cfg.get("label_smoothing"):
+        during.append(f"label smoothing {cfg['label_smoothing']:g}")
+    note = (
+        f"Train (running, solid): each batch's loss and accuracy as it trained — "
+        f"{', '.join(during)} — while the weights were still changing within the epoch. "
+        f"Train (eval mode, dotted) and validation (dashed): measured after each epoch the same "
+        f"way, in evaluation mode (no dropout, fixed batch-norm statistics, original images, "
+        f"true labels), on as many training images as held-out ones: those two compare "
+        f"directly, and a gap between them is overfitting."
+    )
+    if cfg.get("label_smoothing"):
+        note += " Label smoothing lifts only the running training loss."
+    return note
 
 
 def queue_text(est: QueueEstimate | None) -> str:
@@ -570,7 +828,7 @@ def duration_text(seconds: float) -> str:
 
 
 # -- results ------------------------------------------------------------------------------------
-def results(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
+def results(store: RunStore, owner: str, run: Run, key: str) -> None:
     """What the trained network does: accuracy, per class, confusion, mistakes, kernels."""
     final = run.final
     if not final:
@@ -580,6 +838,13 @@ def results(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
     c1.metric("Test accuracy", f"{final['test_accuracy']:.2%}")
     c2.metric("Training time", duration_text(final["train_seconds"]))
     c3.metric("Images / s", f"{final['images_per_second']:,.0f}")
+    if final.get("early_stopped"):
+        st.info(
+            f"Early stopping: the validation loss stopped improving, so the run ended after "
+            f"epoch {final['epochs_completed']} and the network keeps the weights of epoch "
+            f"{final['best_epoch']} (the lowest validation loss).",
+            icon=":material/front_hand:",
+        )
 
     left, right = st.columns(2)
     with left:
@@ -618,7 +883,7 @@ def results(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
     deeper_kernels(store, owner, run, key)
 
 
-def mistakes(store: SqliteRunStore, owner: str, run: Run, classes: list[str]) -> None:
+def mistakes(store: RunStore, owner: str, run: Run, classes: list[str]) -> None:
     """The test images the network got wrong with the most confidence."""
     wrong = run.final.get("misclassified", {})
     images = store.get_array(owner, run.run_id, "misclassified")
@@ -664,7 +929,7 @@ def kernel_grid(kernels: np.ndarray, vmax: float, max_filters: int = 64) -> np.n
     return viz.tile(np.stack([viz.upscale(im, factor) for im in images]), columns, gap=3)
 
 
-def kernels_replay(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
+def kernels_replay(store: RunStore, owner: str, run: Run, key: str) -> None:
     """First-layer kernels, with a slider replaying how they evolved epoch by epoch."""
     snapshots = {
         e.epoch: e.kernels for e in store.epochs(owner, run.run_id) if e.kernels is not None
@@ -697,7 +962,19 @@ def kernels_replay(store: SqliteRunStore, owner: str, run: Run, key: str) -> Non
     )
 
 
-def deeper_kernels(store: SqliteRunStore, owner: str, run: Run, key: str) -> None:
+def weight_label(name: str, spec: dict[str, Any]) -> str:
+    """A state-dict name as the layer table counts layers: ``3.weight`` -> ``Layer 4 (conv)``,
+    ``5.conv1.weight`` -> ``Layer 6 (residual) · conv1`` (modules are named by layer index)."""
+    index, _, rest = name.partition(".")
+    layers = spec.get("layers", [])
+    if not index.isdigit() or int(index) >= len(layers):
+        return name
+    where = f"Layer {int(index) + 1} ({layers[int(index)].get('kind')})"
+    inner = rest.removesuffix("weight").rstrip(".")
+    return f"{where} · {inner}" if inner else where
+
+
+def deeper_kernels(store: RunStore, owner: str, run: Run, key: str) -> None:
     """Learned kernels of a deeper convolution (first input channels of each filter)."""
     path = store.weights_path(owner, run.run_id)
     if path is None:
@@ -709,14 +986,20 @@ def deeper_kernels(store: SqliteRunStore, owner: str, run: Run, key: str) -> Non
     if not deeper:
         return
     st.markdown("**Deeper kernels**")
-    name = st.selectbox("Convolution weights", deeper, key=f"{key}.deeper")
+    name = st.selectbox(
+        "Convolution weights",
+        deeper,
+        format_func=lambda n: weight_label(n, run.spec),
+        key=f"{key}.deeper",
+    )
     weights = convs[name]
+    label = weight_label(name, run.spec)
     st.image(
         kernel_grid(weights, float(np.abs(weights).max()) or 1.0, max_filters=16),
-        alt=f"Learned kernels of {name}, blue negative and red positive",
+        alt=f"Learned kernels of {label}, blue negative and red positive",
     )
     st.caption(
-        f"{name}: {weights.shape[0]} filters × {weights.shape[1]} input channels of "
+        f"{label}: {weights.shape[0]} filters × {weights.shape[1]} input channels of "
         f"{weights.shape[2]}×{weights.shape[3]}; first 16 filters, first 8 input channels."
     )
 
@@ -822,7 +1105,7 @@ def submit(
     )
 
 
-def live_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run_id: str) -> None:
+def live_panel(store: RunStore, sched: Scheduler, owner: str, run_id: str) -> None:
     """The watched run: polled twice a second while it is active, results once it ended."""
     run = store.get_run(owner, run_id)
     # Only an active run polls: an idle page costs the server nothing.
@@ -832,7 +1115,7 @@ def live_panel(store: SqliteRunStore, sched: Scheduler, owner: str, run_id: str)
 
 
 def _live_body(
-    store: SqliteRunStore, sched: Scheduler, owner: str, run_id: str, was_active: bool
+    store: RunStore, sched: Scheduler, owner: str, run_id: str, was_active: bool
 ) -> None:
     try:
         run = store.get_run(owner, run_id)
@@ -846,9 +1129,7 @@ def _live_body(
         results(store, owner, run, "train.result")
 
 
-def history(
-    store: SqliteRunStore, sched: Scheduler, owner: str, export: Any, client: str | None = None
-) -> None:
+def history(store: RunStore, sched: Scheduler, owner: str, export: Any) -> None:
     """The owner's runs: table, comparison chart, and per-run actions."""
     runs = store.list_runs(owner)
     if not runs:
@@ -870,7 +1151,8 @@ def history(
     )
     if compare:
         series = [(labels[i], store.step_curve(owner, i), store.epochs(owner, i)) for i in compare]
-        figure_text.plotly_chart(curves_figure(series), key="train.history.curves")
+        probes = [train_probe(store, owner, i) for i in compare]
+        figure_text.plotly_chart(curves_figure(series, probes), key="train.history.curves")
 
     chosen = st.selectbox(
         "Run", list(labels), format_func=labels.__getitem__, key="train.history.run"
@@ -901,13 +1183,9 @@ def history(
         key="train.history.export",
         help=script_error or "A standalone PyTorch script that reproduces this run.",
     )
-    if run.resumable and c3.button("Resume", icon=":material/replay:", key="train.history.resume"):
-        try:
-            sched.resume(owner, chosen, client)
-            st.session_state["train.run_id"] = chosen
-            st.rerun()
-        except ValueError as exc:
-            st.error(str(exc))
+    if run.resumable:
+        with c3:
+            resume_button(sched, owner, run, "train.history.resume")
     if c4.button(
         "Delete", icon=":material/delete:", key="train.history.delete", disabled=run.active
     ):

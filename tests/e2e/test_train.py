@@ -14,6 +14,11 @@ def test_train_a_tiny_network_and_see_what_it_learned(page: Page, base_url: str)
     set_number(page, "Training images (0 = all)", 1000)
     set_number(page, "Epochs", 3)
     expect(page.locator("[data-testid=stDataFrame]").first).to_be_visible()
+    # The settings teach: tuned ones only behind a labelled toggle, the fixed ones stated.
+    expect(page.get_by_text("Use the settings tuned for the")).to_be_visible()
+    expect(page.get_by_text("Fixed for every run:")).to_be_visible()
+    expect(page.get_by_text("one multiply-add as 2 floating-point operations")).to_be_visible()
+    screenshot(page, "train-settings")
     page.get_by_role("button", name="Train", exact=True).click()
     # The live panel polls the store: progress, then the finished run's results.
     expect(page.get_by_text(re.compile(r"epoch \d/3 · step"))).to_be_visible(timeout=60_000)
