@@ -7,8 +7,9 @@ import torch
 
 from cnnlab.device import DeviceInfo, describe_device
 from cnnlab.explain import pipeline_dot, pipeline_stages
+from ui import figure_text, lesson_view, url_state
 from ui.heap import freeze_import_heap
-from ui.navigation import PAGES, SECTIONS
+from ui.navigation import PAGES, SECTIONS, sidebar_links
 
 
 def _one_torch_thread() -> None:
@@ -51,7 +52,7 @@ def home() -> None:
         "class, and **softmax** turns scores into probabilities. Because a filter is shared by "
         "every position, a CNN needs far fewer weights than a fully connected network would."
     )
-    st.graphviz_chart(_pipeline_dot(), width="stretch")
+    figure_text.graphviz_chart(_pipeline_dot(), width="stretch")
     st.caption(
         "Shapes and weight counts above are read off a real PyTorch model run on a blank "
         "28×28 grayscale image; training finds the weights, the shapes follow from the layers."
@@ -86,7 +87,17 @@ def main() -> None:
         ]
         if pages:
             sections[section] = pages
-    st.navigation(sections).run()
+    page = st.navigation(sections, position="hidden")
+    sidebar_links(sections)
+    problems = url_state.open_page(page.url_path or "home")
+    lesson_view.apply()
+    if problems:
+        st.warning(
+            "Some settings in this link could not be used, so the page shows their defaults: "
+            + " ".join(problems),
+            icon=":material/link_off:",
+        )
+    page.run()
     freeze_import_heap()  # what the page imported on its first run, before its fragments rerun
 
 

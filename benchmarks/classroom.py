@@ -278,7 +278,8 @@ def browser_student(url: str, stop_at: float, seed: int, tally: Tally) -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             goto(page, url, "")
-            links = page.locator("[data-testid=stSidebarNav] a")
+            links = page.locator(".st-key-app_nav a")  # ui.navigation.sidebar_links
+            links.last.wait_for()
             # A link's text is its icon's ligature, then the page title.
             names = [links.nth(i).inner_text().split("\n")[-1] for i in range(links.count())]
             while True:

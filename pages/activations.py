@@ -7,6 +7,7 @@ import streamlit as st
 
 from ui import activations as ui
 from ui import normalisation as norm_ui
+from ui import url_state
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
@@ -27,10 +28,10 @@ if notice := ui.enlarged_notice(source.image):
     st.info(notice, icon=":material/info:")
 
 st.header("1. Activation functions")
-st.fragment(ui.activation_section)("norm.act", gray)
+url_state.fragment(ui.activation_section)("norm.act", gray)
 
 st.header("2. Softmax and temperature")
-st.fragment(ui.softmax_section)("norm.softmax")
+url_state.fragment(ui.softmax_section)("norm.softmax")
 
 st.header("3. Batch norm made visible")
 st.markdown(
@@ -38,10 +39,10 @@ st.markdown(
     "contrast, through four fixed 3×3 filters) goes through `nn.BatchNorm2d(4)`: per channel, "
     "y = γ·(x − mean)/√(variance + ε) + β."
 )
-st.fragment(norm_ui.batch_norm_section)("norm.bn", gray, source.digest)
+url_state.fragment(norm_ui.batch_norm_section)("norm.bn", gray, source.digest)
 
 st.header("4. Dropout")
-st.fragment(norm_ui.dropout_section)("norm.dropout", gray)
+url_state.fragment(norm_ui.dropout_section)("norm.dropout", gray)
 
 st.header("5. Experiment: the same network with and without batch norm")
 st.markdown(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import arithmetic as ui
+from ui import url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -20,7 +21,7 @@ calculator, chain, quiz = st.tabs(["Calculator", "Chain of layers", "Quiz"], key
 
 # Each tab is a fragment: its widgets change nothing in the other two, so a change reruns only
 # its own tab on the server (the tabs all render on every full run; none is lazy).
-@st.fragment
+@url_state.fragment
 def calculator_tab() -> None:
     """The operation's settings, its formula checked by PyTorch, and the sliding window."""
     controls, results = st.columns([1, 2], gap="large")

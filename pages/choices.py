@@ -6,7 +6,7 @@ import streamlit as st
 
 from cnnlab.choices import LANDSCAPES, OPTIMIZER_LABELS, OPTIMIZERS
 from ui import choices as ui
-from ui import experiments
+from ui import experiments, figure_text, url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -19,7 +19,7 @@ st.markdown(
 )
 
 
-@st.fragment
+@url_state.fragment
 def losses() -> None:
     """Three classification losses as functions of one logit."""
     st.header("1. Loss functions")
@@ -29,7 +29,7 @@ def losses() -> None:
                            horizontal=True, key="ch.moving")  # fmt: skip
     correct = moving == "the true class"
     results = ui.curves(classes, correct)
-    st.plotly_chart(ui.losses_figure(results, correct), key="ch.loss_chart")
+    figure_text.plotly_chart(ui.losses_figure(results, correct), key="ch.loss_chart")
     ce, mse = results["cross_entropy"], results["mse"]
     st.markdown(
         f"One example, {classes} classes, the other logits at 0. When the true class's logit "
@@ -44,7 +44,7 @@ def losses() -> None:
 losses()
 
 
-@st.fragment
+@url_state.fragment
 def optimisers() -> None:
     """Optimiser paths on a 2-D landscape, step by step."""
     st.header("2. Optimisers on a loss landscape")
@@ -64,7 +64,7 @@ def optimisers() -> None:
     lrs = tuple(sgd_lr if o in ("sgd", "momentum") else adaptive_lr for o in chosen)
     results = ui.paths(landscape, tuple(chosen), lrs, steps)
     step = st.slider("Show the paths up to step", 0, steps, steps, key="ch.step")
-    st.plotly_chart(ui.paths_figure(landscape, results, step), key="ch.paths")
+    figure_text.plotly_chart(ui.paths_figure(landscape, results, step), key="ch.paths")
     st.dataframe(
         {
             "optimiser": [OPTIMIZER_LABELS[p.optimizer] for p in results],
@@ -100,7 +100,7 @@ def learning_rate() -> None:
     seed = cols[0].number_input("Seed", 0, 9999, 0, key="ch.lr_seed")
     steps = cols[1].slider("Steps", 30, 200, 80, 10, key="ch.lr_steps")
     result = ui.range_test(int(seed), steps)
-    st.plotly_chart(ui.range_figure(result), key="ch.range")
+    figure_text.plotly_chart(ui.range_figure(result), key="ch.range")
     st.markdown(
         f"Train for {len(result.lrs)} steps while the learning rate grows exponentially from "
         f"{result.lrs[0]:.0e} to {result.lrs[-1]:.2g} (Smith 2017): too small, and the loss "
@@ -117,7 +117,7 @@ def learning_rate() -> None:
 learning_rate()
 
 
-@st.fragment
+@url_state.fragment
 def augmentation() -> None:
     """The training loop's own augmentation, on real examples."""
     st.header("4. Data augmentation")

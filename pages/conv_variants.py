@@ -7,6 +7,7 @@ import streamlit as st
 
 from cnnlab import conv_variants as cv
 from ui import conv_variants as ui
+from ui import url_state
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
 
@@ -23,7 +24,7 @@ st.header("1. What each variant costs")
 st.markdown("Your layer's sizes (the defaults: a 3×3 layer with 256 → 256 channels on 56×56):")
 
 
-@st.fragment
+@url_state.fragment
 def _costs() -> None:
     s = ui.sizes("variants")
     try:
@@ -48,7 +49,7 @@ st.markdown(
 source = image_picker("variants.image", default_sample="cat", allow_draw=False)
 
 
-@st.fragment
+@url_state.fragment
 def _image() -> None:
     cols = st.columns([3, 1])
     variant = cols[0].radio(
@@ -77,4 +78,4 @@ st.markdown(
     "frames of a moving square. A kernel that subtracts consecutive frames answers only where "
     "something moved."
 )
-st.fragment(ui.volume_view)("variants.3d")
+url_state.fragment(ui.volume_view)("variants.3d")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from cnnlab import conv
 from ui import convolution as ui
+from ui import url_state
 from ui.image_source import ImageSource, image_picker
 from ui.navigation import ensure_app_navigation
 
@@ -35,7 +36,7 @@ with kernel_col:
 # A fragment: a change of stride, padding, bias or the step-by-step crop reruns only the settings
 # and the open tab; the title, the image picker and the kernel picker are not sent again. Tabs
 # that track state run only the open one: every element in the fragment costs browser time.
-@st.fragment
+@url_state.fragment
 def lab(
     source: ImageSource, choice: ui.KernelChoice | None, channels: ui.Channels, flip: bool
 ) -> None:

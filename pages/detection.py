@@ -7,7 +7,7 @@ import streamlit as st
 from cnnlab.data import SHAPE_CLASSES
 from cnnlab.single_shot import GRID, SIDE
 from ui import detection as ui
-from ui import experiments
+from ui import experiments, url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -41,7 +41,7 @@ st.image(
 )
 
 
-@st.fragment
+@url_state.fragment
 def scan_and_suppress() -> None:
     """Stride, thresholds and the NMS stepper: the student's part, rerun on its own."""
     st.header("2. Slide the classifier")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui import explanations as why
 from ui import explorer as ex
+from ui import url_state
 from ui.explorer_models import model_picker
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
@@ -35,7 +36,7 @@ st.header("1 · What the network receives")
 ex.show_preprocessing(analysis.prep, target)
 
 
-@st.fragment
+@url_state.fragment
 def prediction() -> None:
     """Probabilities and the temperature slider (reruns alone)."""
     ex.show_prediction(analysis.scores, target.classes)

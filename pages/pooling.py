@@ -7,6 +7,7 @@ import streamlit as st
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
 from cnnlab.pooling import PoolSpec, compare_heads, reference_pool2d
 from ui import pooling as ui
+from ui import url_state
 from ui.image_source import ImageSource, image_picker
 from ui.navigation import ensure_app_navigation
 
@@ -24,7 +25,7 @@ spec = ui.pool_settings()
 # Sections 1, 2, 3 and the head comparison are fragments: their own widgets change nothing
 # elsewhere, so a change reruns only that section. The settings above and the image picker
 # feed several sections and rerun the page.
-@st.fragment
+@url_state.fragment
 def window_by_window(spec: PoolSpec) -> None:
     """An editable grid pooled window by window, checked against PyTorch."""
     grid = ui.grid_input()
@@ -37,7 +38,7 @@ def window_by_window(spec: PoolSpec) -> None:
         st.caption(ui.torch_agreement(trace))
 
 
-@st.fragment
+@url_state.fragment
 def every_type(source: ImageSource, spec: PoolSpec) -> None:
     """Every pooling type on the learner's image at a chosen working size."""
     side = st.select_slider(
@@ -57,7 +58,7 @@ def every_type(source: ImageSource, spec: PoolSpec) -> None:
     ui.pooled_row(ui.pooled_pictures(source, side, spec))
 
 
-@st.fragment
+@url_state.fragment
 def invariance(source: ImageSource, spec: PoolSpec) -> None:
     """The measured shift experiment for the chosen direction, shift mode and stage."""
     cols = st.columns(4)

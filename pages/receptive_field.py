@@ -12,6 +12,7 @@ from cnnlab.receptive_field import (
     field_tree,
     receptive_fields,
 )
+from ui import figure_text
 from ui import receptive_field as rf
 from ui.image_source import ImageSource, image_picker
 from ui.navigation import ensure_app_navigation
@@ -83,7 +84,9 @@ def neuron_view(source: ImageSource, fields: list, index: int, size: int) -> Non
         "Dots are the neurons of this layer, placed at the centre of their fields."
     )
     st.subheader("The field growing layer by layer")
-    st.plotly_chart(growth, width="stretch", config={"displayModeBar": False}, key="rf.growth")
+    figure_text.plotly_chart(
+        growth, width="stretch", config={"displayModeBar": False}, key="rf.growth"
+    )
     st.caption(
         "Each square is the field of the neuron on the chosen neuron's centre line after that "
         "layer: each layer adds (kernel − 1) × jump pixels, so strides early on make it grow "
@@ -178,7 +181,7 @@ def tree_view(layers: list[dict], index: int, size: int) -> None:
         return
     top = tree[-1].size
     cell = st.slider("Cell of the chosen layer", 0, max(top - 1, 1), top // 2, key="rf.cell")
-    st.plotly_chart(
+    figure_text.plotly_chart(
         rf.shared_tree_figure(layers[: index + 1], length, tree, geometry, min(cell, top - 1)),
         width="stretch",
         config={"displayModeBar": False},

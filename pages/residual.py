@@ -7,7 +7,7 @@ import streamlit as st
 from cnnlab.blocks import KIND_LABELS, KINDS
 from cnnlab.experiments import RESIDUAL_DEPTH
 from cnnlab.gradient_flow import MAX_DEPTH
-from ui import experiments
+from ui import experiments, figure_text, url_state
 from ui import residual as ui
 from ui.navigation import ensure_app_navigation
 
@@ -23,7 +23,7 @@ st.markdown(
 )
 
 
-@st.fragment
+@url_state.fragment
 def gradient_lab() -> None:
     """Depth, width, steps, seed → the four networks' gradient norms (cached per settings)."""
     st.header("1. Gradient norm, layer by layer")
@@ -37,7 +37,7 @@ def gradient_lab() -> None:
         "Gradients", ("at initialisation", f"after {steps} steps"), horizontal=True,
         key="res.when",
     )  # fmt: skip
-    st.plotly_chart(ui.norms_figure(results, when != "at initialisation"), key="res.norms")
+    figure_text.plotly_chart(ui.norms_figure(results, when != "at initialisation"), key="res.norms")
     plain, residual = results["plain"], results["residual"]
     st.markdown(
         f"At initialisation the first conv layer of the **plain** net gets "
@@ -56,7 +56,7 @@ def gradient_lab() -> None:
         "text alternative."
     )
     if steps:
-        st.plotly_chart(ui.losses_figure(results), key="res.losses")
+        figure_text.plotly_chart(ui.losses_figure(results), key="res.losses")
         st.caption(
             f"Training loss over the {steps} steps on that batch: the net whose early layers "
             "get no gradient barely moves."
@@ -66,7 +66,7 @@ def gradient_lab() -> None:
 gradient_lab()
 
 
-@st.fragment
+@url_state.fragment
 def block_lab() -> None:
     """A block type and its sizes → diagram, formula and parameter table."""
     st.header("2. The blocks, taken apart")
@@ -96,7 +96,7 @@ def block_lab() -> None:
     st.latex(ui.FORMULAS[kind] if anatomy.combine != "none" else "y = F(x)")
     left, right = st.columns([2, 3])
     with left:
-        st.graphviz_chart(dot)
+        figure_text.graphviz_chart(dot)
     with right:
         st.markdown(ui.NOTES[kind])
         st.dataframe(ui.steps_table(anatomy), hide_index=True)

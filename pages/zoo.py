@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.zoo import PUBLISHED
+from ui import figure_text
 from ui import zoo as ui
 from ui.navigation import ensure_app_navigation
 
@@ -29,7 +30,7 @@ st.header("1. Totals")
 ui.totals(result, name)
 
 st.header("2. The layer sequence")
-st.graphviz_chart(ui.diagram_dot(name, side), width="content")
+figure_text.graphviz_chart(ui.diagram_dot(name, side), width="content")
 st.caption(
     "Batch norm and activations are folded into the layer before them; residual, inverted "
     "residual and depthwise-separable blocks are drawn as one box (coloured), with identical "

@@ -13,6 +13,7 @@ from cnnlab import activations as act
 from cnnlab import images
 from cnnlab import normalisation as norm
 from cnnlab.viz import colourise, upscale
+from ui import figure_text
 
 MAP_SIDE = 128
 
@@ -147,7 +148,7 @@ def activation_section(key: str, gray: np.ndarray) -> None:
         st.info("Pick at least one activation.")
         return
     curves = [act.curve(n, slope=slope) for n in names]
-    st.plotly_chart(curves_figure(curves), width="stretch", key=f"{key}.chart")
+    figure_text.plotly_chart(curves_figure(curves), width="stretch", key=f"{key}.chart")
     st.markdown("  \n".join(vanishing_text(c) for c in curves))
     st.caption(
         "Where f′ is (nearly) 0 no error signal passes backwards: saturated sigmoid and tanh "
@@ -218,7 +219,7 @@ def softmax_section(key: str) -> None:
         xaxis_title="z₁ (others fixed)",
         legend={"orientation": "h"},
     )
-    right.plotly_chart(fig, width="stretch", key=f"{key}.chart")
+    figure_text.plotly_chart(fig, right, width="stretch", key=f"{key}.chart")
     st.caption(
         "softmax(z/T)ᵢ = e^(zᵢ/T) / Σⱼ e^(zⱼ/T). A low T sharpens towards the largest score "
         "(argmax), a high T flattens towards uniform; ∂p₁/∂z₁ = p₁(1 − p₁)/T vanishes once p₁ "

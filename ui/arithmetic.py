@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import arithmetic as ar
+from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
 
 # Okabe–Ito colours (safe for every common colour-vision deficiency); shapes and text back them
@@ -569,7 +570,7 @@ def _picture_fragment(layer: ar.LayerArithmetic, playing: bool) -> None:
             st.slider("Output position", 1, count, key="arith.pos")
     position = state["arith.pos"] - 1
     st.markdown(f"**Position {position + 1} of {count}** — {position_label(layer, position)}")
-    st.plotly_chart(
+    figure_text.plotly_chart(
         shared_window_figure(layer, position),
         key="arith.picture",
         config={"displayModeBar": False},

@@ -10,6 +10,7 @@ from PIL import Image
 
 from cnnlab import conv_variants as cv
 from cnnlab.viz import colourise, readable_aspect, tile, upscale
+from ui import figure_text, url_state
 
 IMAGE_SIDE = 160
 PLAY_INTERVAL = 0.3  # seconds per step while the 1-D kernel slides on its own
@@ -182,7 +183,7 @@ def signal_view(key: str) -> None:
     """1-D convolution: a real signal, the kernel at a chosen position, the output so far; a
     play toggle slides the kernel on its own (only the fragment reruns)."""
     playing = st.toggle("Play (slide the kernel along the signal)", key=f"{key}.play")
-    st.fragment(run_every=PLAY_INTERVAL if playing else None)(_signal_body)(key, playing)
+    url_state.fragment(run_every=PLAY_INTERVAL if playing else None)(_signal_body)(key, playing)
 
 
 def _signal_body(key: str, playing: bool) -> None:
@@ -229,7 +230,7 @@ def _signal_body(key: str, playing: bool) -> None:
         legend={"orientation": "h"},
         xaxis_title="sample",
     )
-    st.plotly_chart(fig, width="stretch", key=f"{key}.chart")
+    figure_text.plotly_chart(fig, width="stretch", key=f"{key}.chart")
     terms = " + ".join(f"{w:.3g}·{v:.3g}" for w, v in zip(k[:4], window[:4], strict=True))
     st.markdown(
         f"y[{position}] = Σ w·x = {terms}{' + …' if len(k) > 4 else ''} = **{products.sum():.4f}** "

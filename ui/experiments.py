@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from cnnlab import experiments
 from cnnlab.jobs import get_scheduler
 from cnnlab.runs import Run, RunNotFoundError
-from ui import training
+from ui import figure_text, training
 from ui.client import client_address
 from ui.owner import owner_id
 
@@ -210,7 +210,7 @@ def show(store: Any, run: Run, owner: str | None, key: str) -> None:
     curves = experiments.curves(store, run, owner)
     detector = run.spec.get("experiment") == "detector"
     if curves:
-        st.plotly_chart(
+        figure_text.plotly_chart(
             curves_figure(run.meta.get("arms", []), curves, detector),
             key=f"{key}.chart.{run.run_id}",
         )

@@ -146,3 +146,20 @@ def ensure_app_navigation() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def sidebar_links(sections: dict[str, list]) -> None:
+    """The navigation as section headings over page links in the sidebar.
+
+    Streamlit's own sectioned navigation puts each section header straight into its ``<ul>``,
+    which screen readers announce as a broken list (axe-core: ``list``, serious). Links under
+    plain headings say the same thing with valid markup; ``app.py`` hides the built-in one.
+    """
+    import streamlit as st
+
+    with st.sidebar.container(key="app_nav"):
+        for section, pages in sections.items():
+            if section:
+                st.markdown(f"**{section}**")
+            for page in pages:
+                st.page_link(page)

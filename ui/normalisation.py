@@ -14,6 +14,7 @@ import torch
 
 from cnnlab import normalisation as norm
 from cnnlab.viz import colourise, sequential_rgb, tile, upscale
+from ui import figure_text
 from ui.activations import edge_map
 
 if TYPE_CHECKING:
@@ -221,6 +222,6 @@ def _experiment_body(
         (r.name.split(": ")[1], store.step_curve(owner, r.run_id), store.epochs(owner, r.run_id))
         for r in runs
     ]
-    st.plotly_chart(training_curves(series), width="stretch", key="norm.exp.curves")
+    figure_text.plotly_chart(training_curves(series), width="stretch", key="norm.exp.curves")
     if was_active and not any(r.active for r in runs) and state["without"] is not None:
         st.rerun()  # both done: the whole page re-enables the button and stops polling

@@ -34,6 +34,7 @@ from cnnlab.pooling import (
     spec_for_kind,
 )
 from cnnlab.viz import framed, png_bytes, sequential_rgb, tile, upscale
+from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key, cache_on_image
 
@@ -190,10 +191,10 @@ def _step_view(trace: PoolTrace, playing: bool) -> None:
     figure_in, figure_out = step_figures(trace, index)
     with left:
         st.markdown(f"**Input** {trace.input.shape[0]}×{trace.input.shape[1]}")
-        st.plotly_chart(figure_in, width="content", key="pool.fig_in", config=_STATIC)
+        figure_text.plotly_chart(figure_in, width="content", key="pool.fig_in", config=_STATIC)
     with right:
         st.markdown(f"**Output** {trace.output.shape[0]}×{trace.output.shape[1]}")
-        st.plotly_chart(figure_out, width="content", key="pool.fig_out", config=_STATIC)
+        figure_text.plotly_chart(figure_out, width="content", key="pool.fig_out", config=_STATIC)
     st.info(explain_step(trace, index), icon=":material/calculate:")
 
 
@@ -626,7 +627,7 @@ def invariance_section(result: InvarianceResult, stage: str, spec: PoolSpec) -> 
     on_conv = stage == "conv output"
     curves = [c for c in result.curves if c.kind is None or (c.stage == "conv+pool") == on_conv]
     direction = "" if result.direction == "right" else f", {result.direction}"
-    st.plotly_chart(
+    figure_text.plotly_chart(
         shared_invariance_figure(tuple(curves), direction), width="stretch", key="pool.inv_fig"
     )
     conv = result.curve("conv")
@@ -686,7 +687,7 @@ def gap_bridge(source: ImageSource, side: int) -> None:
         )
         st.caption(" · ".join(EDGE_NAMES) + " (ReLU of each edge filter; one colour scale)")
     with right:
-        st.plotly_chart(bars, width="stretch", key="pool.gap_fig")
+        figure_text.plotly_chart(bars, width="stretch", key="pool.gap_fig")
 
 
 def _gap_views(source: ImageSource, side: int) -> tuple[bytes, go.Figure, tuple[int, ...]]:

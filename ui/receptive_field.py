@@ -41,6 +41,7 @@ from cnnlab.trained import (
     stack_prefix,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, upscale
+from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key
 
@@ -454,7 +455,7 @@ def show_field(overlay: go.Figure, fields: Sequence[LayerField], index: int, neu
     st.session_state["rf._picker"] = (fields, index)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(
+        figure_text.plotly_chart(
             overlay,
             key="rf.grid",
             on_select=_on_pick,
@@ -521,8 +522,9 @@ def growth_figure(image: np.ndarray, fields: Sequence[LayerField], index: int, n
     fig = _base_figure(image, f, "The same neuron's field, layer by layer")
     path = centre_path(fields, index, *neuron)
     window_layers = [i for i in range(index + 1) if fields[i].layer.is_window]
-    # Bright colours from cyan to red: every square stays visible on a photo and on the grey.
-    colours = sample_colorscale("Turbo", list(np.linspace(0.15, 0.95, max(len(window_layers), 2))))
+    # Plasma (purple to yellow) is ordered and colour-blind safe, unlike a rainbow such as Turbo;
+    # its ends are cut off so every square stays visible on a photo and on the grey.
+    colours = sample_colorscale("Plasma", list(np.linspace(0.2, 0.85, max(len(window_layers), 2))))
     for n, i in enumerate(window_layers):
         region = neuron_region(fields, i, *path[i])
         x, y = _rect_path(region.top, region.left, region.bottom, region.right)
@@ -649,7 +651,7 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
         help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical field "
         "inside the image.",
     )
-    st.plotly_chart(pictures.profile, width="stretch", config={"displayModeBar": False})
+    figure_text.plotly_chart(pictures.profile, width="stretch", config={"displayModeBar": False})
 
 
 # --- the learner's trained networks -------------------------------------------------------------
@@ -757,7 +759,9 @@ def show_erf_pair(random: EffectiveField | None, trained: EffectiveField) -> Non
         xaxis_title="input column",
         legend={"orientation": "h", "y": 1.15},
     )
-    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key="rf.erf_pair")
+    figure_text.plotly_chart(
+        fig, width="stretch", config={"displayModeBar": False}, key="rf.erf_pair"
+    )
 
 
 # --- the 1-D tree -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cnnlab.experiments import is_experiment
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.queue_estimate import QueueEstimate
 from cnnlab.runs import Run, RunStore, open_store
+from ui import figure_text
 from ui.client import client_address
 from ui.image_source import cache_key
 from ui.owner import owner_id
@@ -769,7 +770,7 @@ def progress_panel(store: RunStore, sched: Scheduler, owner: str, run: Run) -> N
         st.toast("Stopping after the current step…")
     curve = store.step_curve(owner, run.run_id)
     if len(curve["step"]):
-        st.plotly_chart(
+        figure_text.plotly_chart(
             curves_figure(
                 [("", curve, store.epochs(owner, run.run_id))],
                 [train_probe(store, owner, run.run_id)],
@@ -905,7 +906,7 @@ def results(store: RunStore, owner: str, run: Run, key: str) -> None:
         )
         bar.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         bar.update_yaxes(range=[0, 1])
-        st.plotly_chart(bar, key=f"{key}.per_class")
+        figure_text.plotly_chart(bar, key=f"{key}.per_class")
     with right:
         st.markdown("**Confusion matrix** (rows: true class, columns: predicted)")
         confusion = np.asarray(final["confusion"])
@@ -922,7 +923,7 @@ def results(store: RunStore, owner: str, run: Run, key: str) -> None:
         )
         heat.update_yaxes(autorange="reversed")
         heat.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-        st.plotly_chart(heat, key=f"{key}.confusion")
+        figure_text.plotly_chart(heat, key=f"{key}.confusion")
 
     mistakes(store, owner, run, classes)
     kernels_replay(store, owner, run, key)
@@ -1198,7 +1199,7 @@ def history(store: RunStore, sched: Scheduler, owner: str, export: Any) -> None:
     if compare:
         series = [(labels[i], store.step_curve(owner, i), store.epochs(owner, i)) for i in compare]
         probes = [train_probe(store, owner, i) for i in compare]
-        st.plotly_chart(curves_figure(series, probes), key="train.history.curves")
+        figure_text.plotly_chart(curves_figure(series, probes), key="train.history.curves")
 
     chosen = st.selectbox(
         "Run", list(labels), format_func=labels.__getitem__, key="train.history.run"

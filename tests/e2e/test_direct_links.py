@@ -17,7 +17,7 @@ def test_first_request_of_a_fresh_server_to_a_page_url(browser, tmp_path):
         context = browser.new_context()
         page = context.new_page()
         goto(page, url, spec.url_path)
-        nav = page.locator("[data-testid=stSidebarNav]")
+        nav = page.locator(".st-key-app_nav")
         for section in {p.section for p in PAGES}:
             assert section in nav.inner_text()
         assert "app" not in nav.inner_text().split()

@@ -16,7 +16,7 @@ def _field_chart(page):
 def test_clicking_a_neuron_draws_its_field(page, base_url: str) -> None:
     # Through the home page and the sidebar, as a learner arrives.
     goto(page, base_url)
-    nav = page.get_by_test_id("stSidebarNavItems")
+    nav = page.locator(".st-key-app_nav")  # the navigation (ui.navigation.sidebar_links)
     nav.get_by_role("link", name="Receptive fields").click()
     wait_until_idle(page)
     chart = _field_chart(page)

@@ -1,0 +1,167 @@
+"""Which settings each page keeps and puts in its link, in one place (keyed by ``url_path``).
+
+A link such as ``/convolution?kernel=laplacian&stride=2`` opens that page with those settings.
+Each :class:`Setting` names a widget by its session-state key and repeats its default and its
+range: ``tests/test_url_state.py`` checks both against the widget on a freshly rendered page,
+so a widget whose range or default changes fails a test instead of silently breaking links.
+Only settings a teacher would send are listed: no uploads, no run ids, no step-by-step cursors
+whose range depends on other settings.
+"""
+
+from __future__ import annotations
+
+from cnnlab import conv, kernels
+from cnnlab.blocks import KINDS as BLOCK_KINDS
+from cnnlab.choices import LANDSCAPES
+from cnnlab.conv_variants import KERNELS_1D, KERNELS_3D, MAX_CHANNELS, SIGNALS, VARIANTS
+from cnnlab.data import DATASETS, SHAPE_CLASSES
+from cnnlab.gradient_flow import MAX_DEPTH
+from cnnlab.images import PATTERNS, SAMPLES
+from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
+from cnnlab.pooling import KINDS as POOL_KINDS
+from cnnlab.zoo import NAMES as ZOO_NAMES
+from ui import training
+from ui.link_codec import Choice, Flag, Real, Setting, Whole
+
+# What the image picker can share: a bundled sample or a generated pattern (never an upload,
+# a photo or a drawing, which exist only in the learner's browser session).
+PATTERN_SIZES = (16, 32, 64, 128, 256)
+
+
+def image(prefix: str, default_sample: str = "astronaut", draw: bool = True) -> tuple[Setting, ...]:
+    """The shareable part of ``image_picker(prefix)``: source, sample, pattern and its size."""
+    sources = ("Sample", "Pattern", "Upload", "Camera", *(("Draw",) if draw else ()))
+    return (
+        Choice("source", f"{prefix}.source", "Sample", options=sources, private=sources[2:]),
+        Choice("sample", f"{prefix}.sample", default_sample, options=tuple(SAMPLES)),
+        Choice("pattern", f"{prefix}.pattern", next(iter(PATTERNS)), options=tuple(PATTERNS)),
+        Choice("pattern_size", f"{prefix}.pattern_size", 128, options=PATTERN_SIZES),
+    )
+
+
+_TRAIN = training.default_config()
+
+PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
+    "home": (),
+    "convolution": (
+        *image("conv.image"),
+        Choice("kernel", "conv.kernel", "Sobel x", options=(*kernels.PRESET_NAMES, "Custom…")),
+        Choice("size", "conv.kernel_size", 3, options=(3, 5, 7)),
+        Real("sigma", "conv.sigma", 1.0, low=0.3, high=3.0, step=0.1),
+        Choice("channels", "conv.layout", next(iter(conv.LAYOUTS)), options=tuple(conv.LAYOUTS)),
+        Whole("stride", "conv.stride", 1, low=1, high=8),
+        Whole("dilation", "conv.dilation", 1, low=1, high=5),
+        Choice("padding", "conv.padding", "same", options=("valid", "same", "number")),
+        Choice("padding_mode", "conv.padding_mode", "zeros", options=conv.PADDING_MODES),
+        Whole("padding_cells", "conv.padding_cells", 1, low=0, high=20),
+        Real("bias", "conv.bias", 0.0, low=-255.0, high=255.0),
+        Flag("relu", "conv.relu", False),
+        Flag("flip", "conv.flip", False),
+    ),
+    "arithmetic": (
+        Choice(
+            "op", "arith.op", "conv", options=("conv", "conv_transpose", "max_pool", "avg_pool")
+        ),
+        Choice("dims", "arith.ndim", 2, options=(1, 2, 3)),
+        Whole("size", "arith.size.0", 28, low=0, high=1024),
+        Whole("size2", "arith.size.1", 28, low=0, high=1024),
+        Whole("size3", "arith.size.2", 28, low=0, high=1024),
+        Whole("kernel", "arith.kernel.0", 5, low=-16, high=64),
+        Whole("stride", "arith.stride.0", 2, low=-16, high=64),
+        Whole("padding", "arith.padding.0", 1, low=-16, high=64),
+        Whole("dilation", "arith.dilation.0", 1, low=-16, high=64),
+        Flag("ceil", "arith.ceil_mode", False),
+    ),
+    "pooling": (
+        Choice("kind", "pool.kind", "max", options=POOL_KINDS),
+        Whole("window", "pool.window", 2, low=1, high=6),
+        Whole("stride", "pool.stride", 2, low=1, high=6),
+        Whole("padding", "pool.padding", 0, low=0, high=3),
+        Whole("dilation", "pool.dilation", 1, low=1, high=3),
+        Flag("ceil", "pool.ceil", False),
+        Flag("count_pad", "pool.count_pad", True),
+        Choice("p", "pool.p", 2, options=(1, 2, 3, 4, 8)),
+        Whole("seed", "pool.seed", 0, low=0, high=9_999),
+        *image("pool.image"),
+        Choice("side", "pool.side", 64, options=(32, 48, 64, 96, 128)),
+        Choice("shift", "pool.shift_dir", "right", options=tuple(DIRECTIONS)),
+        Choice("shift_mode", "pool.shift_mode", "crop", options=SHIFT_MODES),
+        Whole("max_shift", "pool.max_shift", 6, low=1, high=12),
+    ),
+    "receptive_field": (*image("rf.image"),),
+    "train": (
+        Choice("data", "train.data.name", DATASETS[0], options=DATASETS),
+        Whole("images", "train.data.limit", 0, low=0, high=60_000),
+        Whole("epochs", "train.hp.epochs", int(_TRAIN["epochs"]), low=1, high=50),
+        Choice(
+            "batch",
+            "train.hp.batch_size",
+            int(_TRAIN["batch_size"]),
+            options=training.BATCH_SIZES,
+        ),
+        Choice(
+            "optimizer", "train.hp.optimizer", _TRAIN["optimizer"], options=("sgd", "adam", "adamw")
+        ),
+        Choice(
+            "schedule",
+            "train.hp.schedule",
+            _TRAIN["schedule"],
+            options=("constant", "cosine", "onecycle"),
+        ),
+        Whole("seed", "train.hp.seed", int(_TRAIN["seed"]), low=0, high=2**31 - 1),
+    ),
+    "activations": (
+        *image("norm.image", default_sample="camera", draw=False),
+        Real("slope", "norm.act.slope", 0.1, low=0.0, high=1.0, step=0.05),
+        Real("temperature", "norm.softmax.t", 1.0, low=0.1, high=10.0, step=0.1),
+        Whole("batch", "norm.bn.batch", 8, low=1, high=16),
+        Real("gamma", "norm.bn.gamma", 1.0, low=0.0, high=3.0, step=0.1),
+        Real("beta", "norm.bn.beta", 0.0, low=-2.0, high=2.0, step=0.1),
+        Real("dropout", "norm.dropout.p", 0.5, low=0.0, high=0.9, step=0.05),
+        Whole("mask_seed", "norm.dropout.seed", 0, low=0, high=1000),
+    ),
+    "choices": (
+        Whole("classes", "ch.classes", 3, low=2, high=10),
+        Choice(
+            "moving", "ch.moving", "the true class", options=("the true class", "a wrong class")
+        ),
+        Choice("landscape", "ch.landscape", next(iter(LANDSCAPES)), options=tuple(LANDSCAPES)),
+        Choice("sgd_lr", "ch.sgd_lr", 1e-3, options=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
+        Choice("adaptive_lr", "ch.adaptive_lr", 3e-2, options=(1e-3, 3e-3, 1e-2, 3e-2, 0.1)),
+        Whole("steps", "ch.steps", 200, low=10, high=500, step=10),
+        Whole("shift", "ch.shift", 2, low=0, high=6),
+        Flag("flip", "ch.flip", True),
+    ),
+    "zoo": (Choice("arch", "zoo.arch", "resnet18", options=ZOO_NAMES),),
+    "conv_variants": (
+        Whole("c_in", "variants.c_in", 256, low=1, high=MAX_CHANNELS),
+        Whole("c_out", "variants.c_out", 256, low=1, high=MAX_CHANNELS),
+        Choice("kernel", "variants.kernel", 3, options=(1, 3, 5, 7, 9, 11)),
+        Whole("groups", "variants.groups", 4, low=1, high=32),
+        Choice("variant", "variants.pick", VARIANTS[0], options=VARIANTS),
+        *image("variants.image", default_sample="cat", draw=False),
+        Choice("image_variant", "variants.image_variant", VARIANTS[0], options=VARIANTS),
+        Choice("signal", "variants.1d.signal", SIGNALS[0], options=SIGNALS),
+        Choice("kernel_1d", "variants.1d.kernel", KERNELS_1D[0], options=KERNELS_1D),
+        Choice("kernel_3d", "variants.3d.kernel", KERNELS_3D[0], options=KERNELS_3D),
+    ),
+    "explorer": (Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),),
+    "residual": (
+        Whole("depth", "res.depth", 20, low=4, high=MAX_DEPTH, step=2),
+        Choice("channels", "res.width", 8, options=(4, 8, 16)),
+        Whole("steps", "res.steps", 10, low=0, high=40),
+        Whole("seed", "res.seed", 0, low=0, high=9999),
+        Choice("block", "res.block", BLOCK_KINDS[0], options=BLOCK_KINDS),
+        Choice("stride", "res.stride", 1, options=(1, 2)),
+    ),
+    "detection": (
+        Whole("seed", "det.seed", 7, low=0, high=9999),
+        Whole("objects", "det.count", 5, low=1, high=8),
+        Choice("stride", "det.stride", 4, options=(1, 2, 4, 7, 14)),
+        Choice("heat", "det.heat", "any object", options=("any object", *SHAPE_CLASSES)),
+        Real("min_score", "det.min_score", 0.6, low=0.3, high=0.99, step=0.01),
+        Real("iou", "det.iou", 0.3, low=0.0, high=1.0, step=0.05),
+        Flag("snap", "det.snap", True),
+    ),
+}
+"""Every page's shareable settings, by the page's ``url_path`` (``home`` for the home page)."""
