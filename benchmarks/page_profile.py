@@ -62,7 +62,7 @@ CHANGES: dict[str, tuple[str, str, tuple]] = {
 FRAGMENT_CHANGES: dict[str, list[tuple[str, str, str, tuple]]] = {
     "convolution": [("lab", "slider", "conv.stride", (2, 1))],
     "arithmetic": [
-        ("calculator_tab", "number_input", "arith.kernel.0", (3, 5)),
+        ("calculator_tab", "number_input", "arith.kernel.all", (3, 5)),
         ("_picture_fragment", "slider", "arith.pos", (2, 1)),
         ("chain_tab", "number_input", "arith.chain.height", (28, 32)),
     ],

@@ -78,7 +78,8 @@ def _kept_number(label: str, key: str, default: int, **kw) -> int:
     kept = st.session_state.setdefault(_KEPT, {})
     if key not in st.session_state:
         st.session_state[key] = kept.get(key, default)
-    value = st.number_input(label, step=1, key=key, **kw)
+    # value= states the default the widget would have (its proto); the session value wins.
+    value = st.number_input(label, value=default, step=1, key=key, **kw)
     kept[key] = value
     return int(value)
 

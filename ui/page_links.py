@@ -63,13 +63,14 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
             "op", "arith.op", "conv", options=("conv", "conv_transpose", "max_pool", "avg_pool")
         ),
         Choice("dims", "arith.ndim", 2, options=(1, 2, 3)),
-        Whole("size", "arith.size.0", 28, low=0, high=1024),
-        Whole("size2", "arith.size.1", 28, low=0, high=1024),
-        Whole("size3", "arith.size.2", 28, low=0, high=1024),
-        Whole("kernel", "arith.kernel.0", 5, low=-16, high=64),
-        Whole("stride", "arith.stride.0", 2, low=-16, high=64),
-        Whole("padding", "arith.padding.0", 1, low=-16, high=64),
-        Whole("dilation", "arith.dilation.0", 1, low=-16, high=64),
+        # 1-D inputs are a row: their length is the width (ui.arithmetic.AXIS_KEYS).
+        Whole("height", "arith.size.height", 28, low=0, high=1024),
+        Whole("width", "arith.size.width", 28, low=0, high=1024),
+        Whole("depth", "arith.size.depth", 28, low=0, high=1024),
+        Whole("kernel", "arith.kernel.all", 5, low=-16, high=64),
+        Whole("stride", "arith.stride.all", 2, low=-16, high=64),
+        Whole("padding", "arith.padding.all", 1, low=-16, high=64),
+        Whole("dilation", "arith.dilation.all", 1, low=-16, high=64),
         Flag("ceil", "arith.ceil_mode", False),
     ),
     "pooling": (
