@@ -234,7 +234,7 @@ def test_training_caches_equal_direct_computation() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
     y = np.arange(40) % 4
-    picked = ui_train._first_per_class(x, y, 3)
+    picked = ui_train._first_per_class(x, y, 3, 4)
     strips = ui_train._sample_strips(cache_key(*picked), picked, 3)
     direct = ui_train.class_samples(x, y, per_class=3)
     assert [_decoded(s).tolist() for s in strips] == [d.tolist() for d in direct]

@@ -134,6 +134,13 @@ def test_class_samples_show_each_class():
     assert strips[0][0, 0].tolist() == [0, 0, 0]
 
 
+def test_a_subset_smaller_than_the_classes_shows_its_samples_and_names_the_missing():
+    at = app_test("pages/train.py", timeout=120).run()
+    at.number_input(key="train.data.limit").set_value(1).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("No training images of" in c.value for c in at.caption)
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0.0, "0.0 s"), (0.84, "0.8 s"), (9.94, "9.9 s"), (9.96, "10 s"), (42.4, "42 s"),

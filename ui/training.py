@@ -177,15 +177,16 @@ def class_counts(data: Any) -> str:
 
 def class_samples(train_x: np.ndarray, train_y: np.ndarray, per_class: int = 8) -> list:
     """One strip of ``per_class`` training images per class, as uint8 RGB images."""
-    return [_strip(images, per_class) for images in _first_per_class(train_x, train_y, per_class)]
+    picked = _first_per_class(train_x, train_y, per_class, int(train_y.max()) + 1)
+    return [_strip(images, per_class) for images in picked]
 
 
 def _first_per_class(
-    train_x: np.ndarray, train_y: np.ndarray, per_class: int
+    train_x: np.ndarray, train_y: np.ndarray, per_class: int, classes: int
 ) -> tuple[np.ndarray, ...]:
-    """The first ``per_class`` training images of each class, ``(n, C, H, W)`` each."""
-    labels = range(int(train_y.max()) + 1)
-    return tuple(train_x[np.flatnonzero(train_y == label)[:per_class]] for label in labels)
+    """The first ``per_class`` training images of each class, ``(n, C, H, W)`` each (none for a
+    class a small subset left without images)."""
+    return tuple(train_x[np.flatnonzero(train_y == label)[:per_class]] for label in range(classes))
 
 
 def _strip(images: np.ndarray, per_class: int) -> np.ndarray:
@@ -206,14 +207,23 @@ def _to_rgb(images: np.ndarray) -> np.ndarray:
 
 def show_samples(data: Any, per_class: int = 8) -> None:
     """Sample training images per class, one strip per class."""
-    picked = _first_per_class(np.asarray(data.train_x), np.asarray(data.train_y), per_class)
+    picked = _first_per_class(
+        np.asarray(data.train_x), np.asarray(data.train_y), per_class, len(data.classes)
+    )
+    shown = [i for i, images in enumerate(picked) if len(images)]
+    missing = [data.classes[i] for i in range(len(data.classes)) if i not in shown]
+    if missing:
+        st.caption(f"No training images of {', '.join(map(str, missing))} in this subset.")
+    if not shown:
+        return
+    picked = tuple(picked[i] for i in shown)
     # Keyed on the very pixels shown (a few KB): exact, and far cheaper than hashing the set.
     strips = _sample_strips(cache_key(*picked), picked, per_class)
     st.image(
         strips,
-        caption=list(data.classes),
+        caption=[data.classes[i] for i in shown],
         width=min(8 * 2 * data.train_x.shape[-1], 480),
-        alt=[f"Training images of the class {name}" for name in data.classes],
+        alt=[f"Training images of the class {data.classes[i]}" for i in shown],
     )
 
 
