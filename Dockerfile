@@ -1,13 +1,14 @@
-# CNN Lab image. CPU PyTorch by default; for a GPU image build with a CUDA base and wheel index:
-#   docker build --build-arg BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 \
-#     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 -t cnnlab:cuda .
-# (the base image must provide python3 with venv; run with `docker run --gpus all ...`).
+# CNN Lab image. CPU PyTorch by default (no CUDA packages); for a GPU image:
+#   docker build --build-arg CNNLAB_TORCH=cuda -t cnnlab:cuda .
+# and run it with `docker run --gpus all ...` (PyPI's CUDA torch brings its CUDA libraries; the
+# host needs the NVIDIA driver and container toolkit). CNNLAB_TORCH_INDEX_URL picks another CUDA
+# build, e.g. https://download.pytorch.org/whl/cu130. Same installer as the scripts (README, Run it).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV PIP_EXTRA_INDEX_URL=${TORCH_INDEX_URL} \
-    PIP_NO_CACHE_DIR=1 \
+ARG CNNLAB_TORCH=cpu
+ARG CNNLAB_TORCH_INDEX_URL=
+ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
     CNNLAB_DATA_DIR=/home/cnnlab/data
@@ -16,11 +17,16 @@ RUN useradd --create-home --uid 10001 cnnlab
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall torch. Same steps as scripts/run.sh.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY requirements.txt .
-RUN python3 -m venv .venv \
-    && .venv/bin/pip install -r requirements.txt
+COPY scripts/lib.sh scripts/
+RUN source scripts/lib.sh && make_venv && install_requirements requirements.txt
 
 COPY --chown=10001:10001 . .
+RUN source scripts/lib.sh && install_cnnlab \
+    && mkdir -p /home/cnnlab/data && chown 10001:10001 /home/cnnlab/data
+# Runs, weights and uploads outlive the container (README, Docker).
+VOLUME /home/cnnlab/data
 USER 10001
 
 EXPOSE 8501

@@ -9,8 +9,8 @@ Ownership is enforced here, not in the page: every method a learner's session ca
 ``owner`` id and behaves as if another owner's run did not exist. Methods without an owner
 (``update_status``, ``append_steps``, …) are for the trusted worker that was handed a run id.
 
-The data directory is ``$CNNLAB_DATA_DIR`` or ``./data`` (relative to the working directory, which
-is the repository root when the app runs with ``streamlit run app.py``).
+The data directory is ``$CNNLAB_DATA_DIR``, else the per-user data folder (``cnnlab/datadir.py``:
+``~/.local/share/cnnlab``), whatever the working directory.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from cnnlab import datadir
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "timed_out")
 ACTIVE_STATUSES = ("queued", "running")
@@ -224,8 +226,8 @@ class RunStore(Protocol):
 
 
 def default_data_dir() -> Path:
-    """``$CNNLAB_DATA_DIR`` if set, else ``./data``."""
-    return Path(os.environ.get("CNNLAB_DATA_DIR") or "data").resolve()
+    """``$CNNLAB_DATA_DIR`` if set, else ``$XDG_DATA_HOME/cnnlab`` or ``~/.local/share/cnnlab``."""
+    return datadir.data_dir()
 
 
 def new_owner_id() -> str:

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
-.venv/bin/pip install -r requirements-dev.txt
+install_requirements requirements-dev.txt  # torch's CPU or CUDA build: CNNLAB_TORCH (README)
+install_cnnlab
 # Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
 # the browser tests skip locally and fail under CI=true.
 [ -x /usr/bin/chromium ] || apt_install chromium || true
