@@ -13,4 +13,7 @@ install_cnnlab
 [ -x /usr/bin/chromium ] || apt_install chromium || true
 # The class-server tests (tests/e2e/test_serve.py) run Debian's nginx in front of the app.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
-exec .venv/bin/python -m pytest "$@"
+# Two pytest-xdist workers (CNNLAB_TEST_WORKERS; 0 = one process): the browser tests wait on a
+# server and Chromium most of the time, so unit tests fill the other core. Tests sharing a server
+# form one group (tests/e2e/conftest.py), so each server starts once.
+exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadgroup "$@"

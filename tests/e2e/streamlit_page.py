@@ -34,17 +34,20 @@ def click_plotly_point(page: Page, point: Locator, hover_text: str, timeout: flo
     wired, never): a click sent at once is lost. So the mouse goes there, the test waits for the
     hover label, and only then presses, once (a second click could undo the first's selection).
     """
-    label = page.locator(".hoverlayer .hovertext")
+    hovering = "t => [...document.querySelectorAll('.hoverlayer')].some(e => e.textContent == t)"
     deadline = time.monotonic() + timeout
     while True:
         box = _still_box(page, point)
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         try:
-            expect(label.filter(has_text=hover_text)).to_have_count(1, timeout=5000)
+            page.wait_for_function(hovering, arg=hover_text, timeout=5000)
             break
-        except AssertionError:
+        except PlaywrightTimeout:
             if time.monotonic() > deadline:
-                raise
+                shown = page.locator(".hoverlayer").evaluate_all("ls => ls.map(e => e.textContent)")
+                raise AssertionError(
+                    f"Plotly never hovered {hover_text!r} in {timeout} s (labels: {shown})"
+                ) from None
             page.mouse.move(0, 0)  # a hover needs a move: leave and come back
     page.mouse.down()
     page.mouse.up()
