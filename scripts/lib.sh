@@ -57,6 +57,7 @@ install_requirements() {
   local build version constraints
   build="$(torch_build)" || return 1
   version="$(sed -n 's/^torch==\([^ ;#]*\).*/\1/p' requirements.txt)"
+  echo "Installing $1 with torch's $build build (CNNLAB_TORCH=${CNNLAB_TORCH:-auto})" >&2
   constraints="$(mktemp)"
   local args=(--constraint "$constraints")
   if [ "$build" = cpu ]; then
@@ -75,7 +76,6 @@ install_requirements() {
       args+=(--extra-index-url "$CNNLAB_TORCH_INDEX_URL")
     fi
   fi
-  echo "Installing $1 with torch's $build build (CNNLAB_TORCH=${CNNLAB_TORCH:-auto})" >&2
   local status=0
   .venv/bin/pip install "${args[@]}" -r "$1" || status=$?
   rm -f "$constraints"
