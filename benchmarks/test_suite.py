@@ -5,8 +5,8 @@ Runs the whole suite as ``scripts/test.sh`` does, once per variant, in this chec
 - *setup*: what ``scripts/test.sh`` does before pytest on an existing ``.venv`` (pip checks the
   pinned set, the editable install is checked), i.e. what every run of the command pays;
 - *serial*: ``pytest -p no:xdist`` (one process);
-- *2 workers*: ``pytest -n 2`` (the command's default: pytest-xdist, browser tests grouped
-  on one worker, ``--dist loadgroup``).
+- *2 workers*: ``pytest -n 2 --dist loadfile`` (the command's default: pytest-xdist, each
+  file's tests on one worker).
 
 For each: wall time, CPU time (user + system of pytest and every process it waited for: servers,
 workers, the browser) and CPU / wall (how many of the cores the run kept busy), the outcome
@@ -64,7 +64,7 @@ def main() -> None:
     pytest = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"]
     variants = {
         "serial": [*pytest, "-p", "no:xdist"],
-        "workers": [*pytest, "-n", "2", "--dist", "loadgroup"],
+        "workers": [*pytest, "-n", "2", "--dist", "loadfile"],
     }
     results = [_run("setup", ["bash", "-c", SETUP])]
     for name, command in variants.items():

@@ -14,6 +14,7 @@ install_cnnlab
 # The class-server tests (tests/e2e/test_serve.py) run Debian's nginx in front of the app.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
 # Two pytest-xdist workers (CNNLAB_TEST_WORKERS; 0 = one process): the browser tests wait on a
-# server and Chromium most of the time, so unit tests fill the other core. Tests sharing a server
-# form one group (tests/e2e/conftest.py), so each server starts once.
-exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# server and Chromium most of the time, so other tests fill the other core. A file's tests stay
+# on one worker (its module-scoped server starts once). Not --dist loadgroup: pytest-xdist 3.8
+# marks a group in item._nodeid, which pytest 9 no longer reads, so groups are ignored.
+exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -26,17 +26,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test in this folder ``e2e`` so ``-m "not e2e"`` gives a quick run, and group
-    the tests of one server, so that with pytest-xdist (``-n 2 --dist loadgroup``) they run on
-    one worker and each server starts once: the shared one (``base_url``), or a module's own."""
+    """Mark every test in this folder ``e2e`` so ``-m "not e2e"`` gives a quick run."""
     for item in items:
         if Path(str(item.fspath)).resolve().is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.e2e)
-            shared = "base_url" in getattr(item, "fixturenames", ())
-            group = "browser" if shared else Path(str(item.fspath)).stem
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _unavailable(reason: str) -> None:
