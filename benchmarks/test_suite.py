@@ -11,7 +11,8 @@ Runs the whole suite as ``scripts/test.sh`` does, once per variant, in this chec
 For each: wall time, CPU time (user + system of pytest and every process it waited for: servers,
 workers, the browser) and CPU / wall (how many of the cores the run kept busy), the outcome
 counts and the 15 slowest test phases; the last line is the ratio of the default to serial.
-Run on a quiet machine: ``.venv/bin/python benchmarks/test_suite.py [--only serial|workers]``.
+Run on a quiet machine: ``.venv/bin/python benchmarks/test_suite.py [--only serial|workers]``
+(test files as arguments time only those).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _run(name: str, command: list[str]) -> Result:
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
     lines = proc.stdout.splitlines()
     summary = next((x.strip("= ") for x in reversed(lines) if re.search(r" in [\d.]+s", x)), "")
-    if proc.returncode not in (0, 1) or not summary:
+    if proc.returncode not in (0, 1) or not (summary or proc.returncode == 0):
         summary = f"exit {proc.returncode}: {(proc.stdout + proc.stderr)[-300:]}"
     slowest = [x for x in lines if re.match(r"^\d+\.\d+s (call|setup|teardown) ", x)][:15]
     return Result(name, wall, cpu, summary, slowest)
@@ -60,8 +61,10 @@ def main() -> None:
     """Measure and print each variant."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["serial", "workers"], help="one variant (and setup)")
+    parser.add_argument("tests", nargs="*", help="test files (default: the whole suite)")
     args = parser.parse_args()
     pytest = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"]
+    pytest += args.tests
     variants = {
         "serial": [*pytest, "-p", "no:xdist"],
         "workers": [*pytest, "-n", "2", "--dist", "loadfile"],
