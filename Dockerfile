@@ -1,16 +1,16 @@
 # CNN Lab image: the web app by default; the same image runs a training worker pool with
 #   python -m cnnlab.worker --serve   (see deploy/: compose.yaml and k8s/).
-# CPU PyTorch by default. For a GPU image, CUDA wheels are enough (they carry their CUDA
-# libraries; the NVIDIA container toolkit brings the driver):
-#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 -t cnnlab:cuda .
-# (or also a CUDA base image, --build-arg BASE_IMAGE=..., if it provides python3 with venv;
-# run with `docker run --gpus all ...`).
+# CPU PyTorch by default (no CUDA packages); for a GPU image:
+#   docker build --build-arg CNNLAB_TORCH=cuda -t cnnlab:cuda .
+# and run it with `docker run --gpus all ...` (PyPI's CUDA torch brings its CUDA libraries; the
+# host needs the NVIDIA driver and container toolkit). CNNLAB_TORCH_INDEX_URL picks another CUDA
+# build, e.g. https://download.pytorch.org/whl/cu130. Same installer as the scripts (README, Run it).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV PIP_EXTRA_INDEX_URL=${TORCH_INDEX_URL} \
-    PIP_NO_CACHE_DIR=1 \
+ARG CNNLAB_TORCH=cpu
+ARG CNNLAB_TORCH_INDEX_URL=
+ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
     CNNLAB_DATA_DIR=/data
@@ -22,11 +22,13 @@ VOLUME ["/data"]
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall torch. Same steps as scripts/run.sh.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY requirements.txt .
-RUN python3 -m venv .venv \
-    && .venv/bin/pip install -r requirements.txt
+COPY scripts/lib.sh scripts/
+RUN source scripts/lib.sh && make_venv && install_requirements requirements.txt
 
 COPY --chown=10001:10001 . .
+RUN source scripts/lib.sh && install_cnnlab
 USER 10001
 # Bytecode compiled now: containers may run with a read-only root filesystem.
 RUN .venv/bin/python -m compileall -q app.py cnnlab pages scripts ui

@@ -336,6 +336,10 @@ class DimArithmetic:
         """The formula with this dimension's numbers substituted, ending in ``= output``."""
         return formula_latex(self)
 
+    def text(self) -> str:
+        """The same formula in plain Unicode, for a notebook or a terminal."""
+        return formula_text(self)
+
 
 def formula_latex(dim: DimArithmetic) -> str:
     """LaTeX of the output-size formula with the numbers substituted, e.g. ``… = 13``."""
@@ -353,6 +357,22 @@ def formula_latex(dim: DimArithmetic) -> str:
             body += " - 1"
     else:
         body = f"\\left\\lfloor \\frac{{{numerator}}}{{{dim.stride}}} \\right\\rfloor + 1"
+    return f"{body} = {dim.output}"
+
+
+def formula_text(dim: DimArithmetic) -> str:
+    """``formula_latex`` in plain Unicode, e.g. ``⌊(28 + 2·1 − 1·(5 − 1) − 1) / 2⌋ + 1 = 13``."""
+    k = f"{dim.dilation}·({dim.kernel} − 1)"
+    if dim.op == "conv_transpose":
+        return (
+            f"({dim.size} − 1)·{dim.stride} − 2·{dim.pad_left} + {k} + "
+            f"{dim.output_padding} + 1 = {dim.output}"
+        )
+    pad = f"2·{dim.pad_left}" if dim.symmetric else f"{dim.pad_left} + {dim.pad_right}"
+    left, right = ("⌈", "⌉") if dim.ceil_mode else ("⌊", "⌋")
+    body = f"{left}({dim.size} + {pad} − {k} − 1) / {dim.stride}{right} + 1"
+    if dim.ceil_mode and dim.ceil_dropped_last:
+        body += " − 1"
     return f"{body} = {dim.output}"
 
 

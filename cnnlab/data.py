@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from cnnlab import class_folders, sandbox
+from cnnlab import class_folders, datadir, sandbox
 from cnnlab.inflate import gunzip
 
 DATASETS = ("shapes", "mnist", "fashion_mnist", "kmnist", "cifar10")
@@ -388,8 +388,8 @@ SOURCES: dict[str, _Source] = {
 
 
 def default_cache_dir() -> Path:
-    """``$CNNLAB_DATA_DIR/datasets`` (the app's data folder, ``./data`` by default)."""
-    return Path(os.environ.get("CNNLAB_DATA_DIR") or "data") / "datasets"
+    """``datasets`` in the app's data directory (``cnnlab.datadir``)."""
+    return datadir.data_dir() / "datasets"
 
 
 def _source(name: str) -> _Source:

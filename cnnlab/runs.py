@@ -12,8 +12,8 @@ Ownership is enforced here, not in the page: every method a learner's session ca
 ``owner`` id and behaves as if another owner's run did not exist. Methods without an owner
 (``update_status``, ``append_steps``, …) are for the trusted worker that was handed a run id.
 
-The data directory is ``$CNNLAB_DATA_DIR`` or ``./data`` (relative to the working directory, which
-is the repository root when the app runs with ``streamlit run app.py``).
+The data directory is ``$CNNLAB_DATA_DIR``, else the per-user data folder (``cnnlab/datadir.py``:
+``~/.local/share/cnnlab``), whatever the working directory.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from cnnlab.storage import LocalStorage, Storage, atomic_write
 
 if TYPE_CHECKING:  # torch is imported where a checkpoint is written or read: a process that
     import torch  # only queues or reads runs (a web page, a CLI query) starts seconds sooner
+
+from cnnlab import datadir
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "timed_out")
 ACTIVE_STATUSES = ("queued", "running")
@@ -304,8 +306,8 @@ class RunStore(Protocol):
 
 
 def default_data_dir() -> Path:
-    """``$CNNLAB_DATA_DIR`` if set, else ``./data``."""
-    return Path(os.environ.get("CNNLAB_DATA_DIR") or "data").resolve()
+    """``$CNNLAB_DATA_DIR`` if set, else ``$XDG_DATA_HOME/cnnlab`` or ``~/.local/share/cnnlab``."""
+    return datadir.data_dir()
 
 
 def new_owner_id() -> str:

@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
-.venv/bin/pip install -r requirements.txt
+install_requirements requirements.txt  # torch's CPU or CUDA build: CNNLAB_TORCH (README)
+install_cnnlab
+# Data kept in the checkout's ./data by earlier versions moves to the data directory
+# (cnnlab/datadir.py), unless CNNLAB_DATA_DIR names one.
+.venv/bin/python -m cnnlab.datadir --migrate-from data >/dev/null
 port="${PORT:-8501}"
 # Run every page once as soon as the server answers, so the learner's first visit of a page does
 # not pay for its imports and shared caches (scripts/serving/warmup.py; it ends by itself).

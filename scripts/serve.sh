@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
-.venv/bin/pip install -r requirements.txt
+install_requirements requirements.txt  # torch's CPU or CUDA build: CNNLAB_TORCH (README)
+install_cnnlab
+# Data kept in the checkout's ./data by earlier versions moves to the data directory
+# (cnnlab/datadir.py), unless CNNLAB_DATA_DIR names one.
+.venv/bin/python -m cnnlab.datadir --migrate-from data >/dev/null
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 exec .venv/bin/python -m scripts.serving.supervisor

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
-.venv/bin/pip install -r requirements-dev.txt
+install_requirements requirements-dev.txt  # torch's CPU or CUDA build: CNNLAB_TORCH (README)
+install_cnnlab
 # Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
 # the browser tests skip locally and fail under CI=true.
 [ -x /usr/bin/chromium ] || apt_install chromium || true
@@ -14,4 +15,8 @@ make_venv
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
 # The runs-store tests start a throwaway PostgreSQL server (tests/postgres.py).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql || true
-exec .venv/bin/python -m pytest "$@"
+# Two pytest-xdist workers (CNNLAB_TEST_WORKERS; 0 = one process): the browser tests wait on a
+# server and Chromium most of the time, so other tests fill the other core. A file's tests stay
+# on one worker (its module-scoped server starts once). Not --dist loadgroup: pytest-xdist 3.8
+# marks a group in item._nodeid, which pytest 9 no longer reads, so groups are ignored.
+exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -300,6 +300,18 @@ def latex_to_python(latex: str) -> str:
     return expr.replace(r"\cdot", "*")
 
 
+def text_to_python(text: str) -> str:
+    """Turn the plain-text formula's symbols into a Python expression."""
+    for symbol, python in (("⌊", "math.floor("), ("⌈", "math.ceil("), ("⌋", ")"), ("⌉", ")")):
+        text = text.replace(symbol, python)
+    return text.replace("·", "*").replace("−", "-")
+
+
+def test_text_of_the_readme_example():
+    text = ar.analyse("conv", (28, 28), 5, stride=2, padding=1).dims[0].text()
+    assert text == "⌊(28 + 2·1 − 1·(5 − 1) − 1) / 2⌋ + 1 = 13"
+
+
 def test_latex_of_the_issue_example():
     latex = ar.analyse_dim("conv", 28, 5, 2, 1).latex()
     assert latex == r"\left\lfloor \frac{28 + 2\cdot1 - 1\cdot(5-1) - 1}{2} \right\rfloor + 1 = 13"
@@ -318,7 +330,7 @@ def test_latex_of_the_issue_example():
     output_padding=st.integers(0, 2),
     ceil_mode=st.booleans(),
 )
-def test_latex_has_the_numbers_and_evaluates_to_the_torch_result(
+def test_latex_and_text_have_the_numbers_and_evaluate_to_the_torch_result(
     op, size, kernel, stride, padding, dilation, output_padding, ceil_mode
 ):
     is_pool = op.endswith("pool")
@@ -342,6 +354,9 @@ def test_latex_has_the_numbers_and_evaluates_to_the_torch_result(
     lhs, rhs = latex.rsplit("=", 1)
     assert int(rhs) == dim.output == ar.run_torch(layer)[0]
     assert eval(latex_to_python(lhs), {"math": math}) == dim.output
+    text_lhs, text_rhs = dim.text().rsplit("=", 1)
+    assert int(text_rhs) == dim.output
+    assert eval(text_to_python(text_lhs), {"math": math}) == dim.output
     for number in (dim.size, dim.kernel, dim.stride, dim.pad_left, dim.dilation):
         assert re.search(rf"(?<!\d){number}(?!\d)", lhs), (number, latex)
 

@@ -62,16 +62,17 @@ def test_the_digits_network_reads_digits_rendered_from_fonts():
     fonts: 93 % (the misses are "1"s with a serif foot, which MNIST writers rarely draw)."""
     info, model = load_bundled("digits")
     target = Explorable("d", "d", model, 1, 28, "digits", info.mean, info.std, info.classes)
-    right = total = 0
+    inputs, digits = [], []
     for path in FONTS:
         font = ImageFont.truetype(path, 200)
         for digit in range(10):
             canvas = Image.new("L", (280, 280))
             ImageDraw.Draw(canvas).text((140, 140), str(digit), fill=255, font=font, anchor="mm")
-            with torch.no_grad():
-                right += int(model(preprocess(canvas, target).x).argmax()) == digit
-            total += 1
-    assert right / total >= 0.85
+            inputs.append(preprocess(canvas, target).x)
+            digits.append(digit)
+    with torch.no_grad():  # one batch: 400 single-image passes took ~10× longer
+        predicted = model(torch.cat(inputs)).argmax(1)
+    assert float((predicted == torch.tensor(digits)).float().mean()) >= 0.85
 
 
 def test_export_writes_what_the_loader_reads(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """The hostile-input corpus (tests/hostile_cases.py): every case gives a clear refusal or a correct
-result, within 1 GiB of extra memory and 30 s, writing nothing outside the data directory.
+result, within 1 GiB of extra memory and 30 s of CPU, writing nothing outside the data directory.
 
 Cases run in forks of one runner process (tests/hostile_runner.py) that has the engine imported,
 so a case costs a fork, not an interpreter start. ``-m "not slow"`` leaves out the cases that
@@ -47,8 +47,8 @@ class Runner:
         assert self.proc.stdout is not None
         self.proc.stdin.write(case_id + "\n")
         self.proc.stdin.flush()
-        # Building a large input is not timed by the runner, hence the generous wait.
-        ready, _, _ = select.select([self.proc.stdout], [], [], 300)
+        # Past the runner's own wall-clock backstop for a case (it then reports a timeout).
+        ready, _, _ = select.select([self.proc.stdout], [], [], 420)
         assert ready, f"the runner did not answer for {case_id}"
         line = self.proc.stdout.readline()
         assert line, f"the runner died on {case_id} (exit {self.proc.poll()})"
@@ -102,7 +102,7 @@ def assert_clear(message: str, scratch: Path) -> None:
 def test_case(runner: Runner, case) -> None:
     report = runner.run(case.id)
     assert report["outcome"] not in ("timeout", "crashed", "error"), report
-    assert report["seconds"] <= MAX_SECONDS, report
+    assert report["cpu_seconds"] <= MAX_SECONDS, report  # CPU, not wall: robust under load
     assert report["extra_kb"] <= MAX_EXTRA_KB, report
     assert report["children_kb"] <= MAX_EXTRA_KB, report
     assert report["strays"] == [], report

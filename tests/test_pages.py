@@ -72,7 +72,7 @@ def test_registry_is_consistent():
 @pytest.mark.parametrize("spec", PAGES, ids=[p.url_path for p in PAGES])
 def test_page_first_makes_sure_it_runs_inside_the_navigation(spec):
     # See ui.navigation.ensure_app_navigation: without it, a page URL opened first on a fresh
-    # server runs as a bare script (tests/e2e/test_direct_links.py shows the real effect).
+    # server runs as a bare script (tests/e2e/test_train_queue.py shows the real effect).
     tree = ast.parse((ROOT / spec.path).read_text(encoding="utf-8"))
     statements = [
         node

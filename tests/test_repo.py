@@ -46,13 +46,20 @@ def test_dockerfile_passes_hadolint():
 
 def test_docker_image_installs_exactly_like_the_run_script():
     def installs(text: str) -> list[str]:
-        return re.findall(r"(?:\.venv/bin/)?pip install ([^\n&\\]+)", text)
+        return re.findall(
+            r"\b(make_venv|install_requirements \S+|install_cnnlab|pip install)", text
+        )
 
     docker = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     run = (ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
-    assert installs(docker) == installs(run) == ["-r requirements.txt"]
-    assert "python3 -m venv .venv" in docker
-    assert "make_venv" in run
+    steps = ["make_venv", "install_requirements requirements.txt", "install_cnnlab"]
+    assert installs(docker) == installs(run) == steps
+    assert "source scripts/lib.sh" in docker
+    assert "COPY scripts/lib.sh" in docker
+    # The torch build is a build argument (CPU by default), as CNNLAB_TORCH is for the scripts.
+    assert re.search(r"^ARG CNNLAB_TORCH=cpu$", docker, flags=re.M)
+    assert re.search(r'^VOLUME \["/data"\]$', docker, flags=re.M)
+    assert "CNNLAB_DATA_DIR=/data" in docker
     for needle in ("EXPOSE 8501", "HEALTHCHECK", "/_stcore/health", "--server.address=0.0.0.0"):
         assert needle in docker
     assert re.search(r"^USER \d+", docker, flags=re.M), "the image runs as a non-root user"

@@ -52,11 +52,15 @@ def browser():
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable(
             "the playwright package is not installed (pip install -r requirements-dev.txt)"
         )
+    # expect() polls for state (a selector, a text), so a generous limit costs a passing test
+    # nothing and keeps a busy machine (2 cores, several test runs) from failing a correct page;
+    # Playwright's default is 5 s.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
@@ -25,12 +26,36 @@ def wait_until_idle(page: Page, timeout: float = 60_000) -> None:
     )
 
 
-def click_when_still(page: Page, locator: Locator, checks: int = 3) -> None:
-    """Click the centre of ``locator`` once it has stopped moving.
+def click_plotly_point(page: Page, point: Locator, hover_text: str, timeout: float = 60) -> None:
+    """Click a Plotly point once Plotly is hovering it (its hover label shows ``hover_text``).
 
-    A Plotly chart lays itself out again after Streamlit has gone idle (its width arrives a
-    moment later), so a point's box can still move; a click aimed at the old place misses.
+    Plotly turns a press into a click only on the point it is hovering, and it works out the
+    hover a frame after the mouse moves (on a busy machine, much later; before its handlers are
+    wired, never): a click sent at once is lost. So the mouse goes there, the test waits for the
+    hover label, and only then presses, once (a second click could undo the first's selection).
     """
+    hovering = "t => [...document.querySelectorAll('.hoverlayer')].some(e => e.textContent == t)"
+    deadline = time.monotonic() + timeout
+    while True:
+        box = _still_box(page, point)
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        try:
+            page.wait_for_function(hovering, arg=hover_text, timeout=5000)
+            break
+        except PlaywrightTimeout:
+            if time.monotonic() > deadline:
+                shown = page.locator(".hoverlayer").evaluate_all("ls => ls.map(e => e.textContent)")
+                raise AssertionError(
+                    f"Plotly never hovered {hover_text!r} in {timeout} s (labels: {shown})"
+                ) from None
+            page.mouse.move(0, 0)  # a hover needs a move: leave and come back
+    page.mouse.down()
+    page.mouse.up()
+
+
+def _still_box(page: Page, locator: Locator, checks: int = 3) -> dict:
+    """``locator``'s box once it has stopped moving (a Plotly chart lays itself out again after
+    Streamlit has gone idle, when its width arrives)."""
     last, still = None, 0
     for _ in range(100):
         box = locator.bounding_box()
@@ -40,7 +65,7 @@ def click_when_still(page: Page, locator: Locator, checks: int = 3) -> None:
         last = box
         page.wait_for_timeout(100)
     assert last is not None, "the element has no box"
-    page.mouse.click(last["x"] + last["width"] / 2, last["y"] + last["height"] / 2)
+    return last
 
 
 def assert_no_exception(page: Page) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 from PIL import Image
@@ -53,8 +52,7 @@ def test_upload_and_step_by_step(page, base_url: str, tmp_path) -> None:
 
     main.get_by_text("Play: slide the window over every position").click()
     wait_until_idle(page)
-    time.sleep(3.5)
-    # Playing advances the window by one position per second.
+    # Playing advances the window by one position per second: it leaves (0, 1).
     expect(main.get_by_text("window at output (0, 1)", exact=False)).to_have_count(0)
     screenshot(page, "convolution-playing")
 

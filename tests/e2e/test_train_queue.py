@@ -1,5 +1,6 @@
-"""Browser test of the training queue: with the only slot taken by another learner's run, a
-learner who presses Train sees their position and an expected start from measured runs."""
+"""Browser tests on a freshly started server: a direct link to a page, then the training queue
+(with the only slot taken by another learner's run, a learner who presses Train sees their
+position and an expected start from measured runs)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from streamlit_page import assert_no_exception, goto, screenshot, wait_until_idl
 from cnnlab.models import PRESETS
 from cnnlab.runs import SqliteRunStore
 from cnnlab.training import TrainConfig
+from ui.navigation import PAGES
 
 
 def _page_default_run(store: SqliteRunStore, owner: str) -> str:
@@ -56,6 +58,28 @@ def busy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mp.undo()
         holder.kill()
         holder.wait()
+
+
+def test_a_link_to_a_page_is_the_first_request_of_a_fresh_server(browser, busy_server: str) -> None:
+    """A link straight to a page works on a freshly started server (a teacher shares it with a
+    class): the page runs inside app.py's navigation, with its sections, not as a bare script.
+
+    First in this module: ``busy_server`` has served no page yet (it saves starting a server
+    just for this).
+    """
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        goto(page, busy_server, PAGES[-1].url_path)
+        nav = page.locator(".st-key-app_nav")
+        # The page hands over to app.py's navigation by a rerun (ui.navigation.
+        # ensure_app_navigation): wait for its sections, the first run may show the bare list.
+        for section in {p.section for p in PAGES}:
+            expect(nav).to_contain_text(section)
+        assert "app" not in nav.inner_text().split()
+        expect(page.locator("h1").first).not_to_have_text("")
+    finally:
+        context.close()
 
 
 def test_a_queued_learner_sees_position_and_expected_start(browser, busy_server: str) -> None:
