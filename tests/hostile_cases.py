@@ -540,7 +540,7 @@ CASES: list[Case] = [
             ("batch_size", "zero", 0, r"batch size must be from 1"),
             ("batch_size", "1e12", 10**12, r"batch size must be from 1 to 65536"),
             ("batch_size", "float", 64.0, r"batch size must be a whole number"),
-            ("optimizer", "unknown", "rmsprop", r"optimizer must be one of"),
+            ("optimizer", "unknown", "lbfgs", r"optimizer must be one of"),
             ("optimizer", "none", None, r"optimizer must be text"),
             ("schedule", "number", 5, r"schedule must be text"),
             ("augment", "text", "yes", r"augment must be true or false"),

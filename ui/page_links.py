@@ -41,6 +41,12 @@ def image(prefix: str, default_sample: str = "astronaut", draw: bool = True) -> 
 
 _TRAIN = training.default_config()
 
+# Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
+# (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
+PASSED_THROUGH: dict[str, tuple[str, ...]] = {
+    page: ("experiment",) for page in ("residual", "choices", "detection")
+}
+
 PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "home": (),
     "convolution": (

@@ -18,7 +18,7 @@ from typing import Any
 import streamlit as st
 
 from ui.link_codec import Flag, Setting, decode, encode
-from ui.page_links import PAGE_SETTINGS
+from ui.page_links import PAGE_SETTINGS, PASSED_THROUGH
 
 # How the page is shown rather than what it computes: on every page, set from the sidebar.
 VIEW: tuple[Setting, ...] = (
@@ -46,7 +46,8 @@ def open_page(page: str) -> list[str]:
     # A query string this session did not write is a link being opened (a new tab, a reload).
     # Streamlit clears the query string on a page switch: an empty one keeps the session's values.
     if query and query != state.get(_WRITTEN):
-        values, problems = decode(settings, query)
+        own = {k: v for k, v in query.items() if k not in PASSED_THROUGH.get(page, ())}
+        values, problems = decode(settings, own)
         for key, value in values.items():
             state[key] = shadow[key] = value
     for setting in settings:
@@ -60,10 +61,15 @@ def open_page(page: str) -> list[str]:
 def sync() -> None:
     """Copy the current page's settings into the session copy and the URL."""
     state = st.session_state
-    settings = settings_of(state.get(_PAGE, "home"))
+    page = state.get(_PAGE)
+    if page is None:  # a page script run on its own, not through app.py: no link to keep
+        return
+    settings = settings_of(page)
     values = {s.key: state[s.key] for s in settings if s.key in state}
     state.setdefault(_SHADOW, {}).update(values)
-    query = encode(settings, values)
+    passed = PASSED_THROUGH.get(page, ())
+    kept = {k: v for k, v in st.query_params.to_dict().items() if k in passed}
+    query = {**encode(settings, values), **kept}
     if query != st.query_params.to_dict():
         st.query_params.from_dict(query)
     state[_WRITTEN] = query
