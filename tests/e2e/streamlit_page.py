@@ -37,6 +37,9 @@ def click_plotly_point(page: Page, point: Locator, hover_text: str, timeout: flo
     hovering = "t => [...document.querySelectorAll('.hoverlayer')].some(e => e.textContent == t)"
     deadline = time.monotonic() + timeout
     while True:
+        # The page may have grown above the chart since it was scrolled to (figure text,
+        # expanders): a mouse outside the viewport hovers nothing.
+        point.scroll_into_view_if_needed()
         box = _still_box(page, point)
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         try:
