@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import TINY
 
 from cnnlab.jobs import Limits, Scheduler, check_limits, client_key
 from cnnlab.models import LayerSpec, ModelSpec, build_model
@@ -20,16 +21,6 @@ from cnnlab.runs import PostgresRunStore, QueueRefusedError, SqliteRunStore, Sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = ModelSpec(
-    (
-        LayerSpec("conv", {"out_channels": 4, "kernel": 3}),
-        LayerSpec("relu"),
-        LayerSpec("maxpool", {"kernel": 2}),
-        LayerSpec("flatten"),
-        LayerSpec("linear", {"out_features": "classes"}),
-    ),
-    "tiny",
-)
 # A worker that claims one run and never ends: holds a slot without training (queue and budget
 # tests).
 SLEEPER = (

@@ -15,22 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_model import TINY
 
 from cnnlab.jobs import Limits, Scheduler
-from cnnlab.models import LayerSpec, ModelSpec
 from cnnlab.runs import PostgresRunStore, QueueRefusedError
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ModelSpec(
-    (
-        LayerSpec("conv", {"out_channels": 4, "kernel": 3}),
-        LayerSpec("relu"),
-        LayerSpec("maxpool", {"kernel": 2}),
-        LayerSpec("flatten"),
-        LayerSpec("linear", {"out_features": "classes"}),
-    ),
-    "tiny",
-)
 
 
 @pytest.fixture
