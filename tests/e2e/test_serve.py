@@ -222,7 +222,12 @@ def test_each_browser_stays_on_its_process_for_websocket_upload_and_media(class_
         }
         for kind, found in kinds.items():
             assert found, f"no {kind} request of {owner} in the access log"
-        assert all(re.search(r'" (101|200|204) ', x) for x in kinds["upload"] + kinds["media"])
+        # Every upload reached a process that took it; every media file was served (a browser
+        # may revalidate an image it already has: 304), at least once in full.
+        refused = [x for x in kinds["upload"] if not re.search(r'" (200|204) ', x)]
+        refused += [x for x in kinds["media"] if not re.search(r'" (200|304) ', x)]
+        assert not refused, refused
+        assert any(re.search(r'" 200 ', x) for x in kinds["media"]), kinds["media"]
         used = {re.search(r"upstream=(\S+)", x)[1] for x in lines}
         assert len(used) == 1, f"{owner}'s requests went to {used}"
         upstreams.append(used.pop())
