@@ -4,6 +4,7 @@ on one data directory; fair-use caps and budgets; a model too big is refused wit
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -337,20 +338,21 @@ def test_limits_come_from_the_environment(monkeypatch):
 
 
 APP_PROCESS = """
-import sys, time
+import json, sys, time
 from cnnlab.jobs import Limits, Scheduler
-from cnnlab.models import PRESETS
+from cnnlab.models import ModelSpec
 from cnnlab.runs import open_store
 from cnnlab.training import TrainConfig
 
 data_dir, tag, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+spec = ModelSpec.from_dict(json.loads(sys.argv[4]))
 store = open_store(data_dir)
 limits = Limits(max_concurrent=2, time_budget_s=120, max_params=10**6,
                 max_memory_bytes=2**28, worker_threads=1)
 sched = Scheduler(store, limits, poll_s=0.05).start()
 config = {**TrainConfig().to_dict(), "epochs": 1, "batch_size": 32}
 for i in range(total // 2):
-    sched.submit(f"{tag}{i}", dataset="shapes", config=config, spec=PRESETS["fast"],
+    sched.submit(f"{tag}{i}", dataset="shapes", config=config, spec=spec,
                  input_shape=(1, 28, 28), num_classes=10, meta={"data_options": {"limit": 256}})
 deadline = time.monotonic() + 240
 while time.monotonic() < deadline:
@@ -364,10 +366,12 @@ sched.shutdown()
 
 
 def test_two_server_processes_on_one_data_directory_share_the_cap(store):
-    total = 8
+    total = 6  # three runs each: more than the cap of two from either process alone
+    spec = json.dumps(TINY.to_dict())
     apps = [
         subprocess.Popen(
-            [sys.executable, "-c", APP_PROCESS, str(store.data_dir), tag, str(total)], cwd=ROOT
+            [sys.executable, "-c", APP_PROCESS, str(store.data_dir), tag, str(total), spec],
+            cwd=ROOT,
         )
         for tag in ("a", "b")
     ]

@@ -5,8 +5,9 @@ on a free port with a throw-away data directory). It checks: the health check tu
 every process ran every page; nginx adds the security headers and the HttpOnly owner cookie; a
 browser's page, websocket, upload and media requests all reach the one process that owns its session
 (read off nginx's access log, which names the upstream of each request), for two browsers on two
-different processes; no CSP violation on a page with an upload; and SIGTERM stops every process it
-started."""
+different processes; no CSP violation on a page with an upload; every page as a class opens it
+(no error, axe-core clean, nothing blocked by the CSP, fits a phone); and SIGTERM stops every
+process it started."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
-from streamlit_page import goto, wait_until_idle
+from streamlit_page import goto, screenshot, wait_until_idle
 
 from scripts.serving.supervisor import free_ports
 from ui.navigation import PAGES
@@ -235,20 +238,80 @@ def test_each_browser_stays_on_its_process_for_websocket_upload_and_media(class_
 
 
 @pytest.mark.parametrize("spec", [None, *PAGES], ids=lambda s: s.url_path if s else "home")
-def test_every_page_runs_under_the_content_security_policy(class_server, browser, spec):
-    # Plotly, Graphviz (WebAssembly), images, canvases: a blocked one would be a violation.
+def test_every_page_works_behind_the_proxy_for_every_reader(class_server, browser, spec):
+    """Every page, as a class opens it: it finishes running, shows no exception and no console
+    error, has no serious accessibility violation (axe-core, navigation included), draws
+    everything under the content security policy, is captured as a full-page screenshot, and
+    fits a 390-pixel phone without content pushed off the side."""
+    # One load per width, through the class server (the pages are warm there): the same checks
+    # against the plain test server would load every page twice more.
+    name, path = (spec.url_path, spec.url_path) if spec else ("home", "")
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.add_init_script(CSP_WATCH)
     page = context.new_page()
-    goto(page, class_server.url, spec.url_path if spec else "")
-    page.wait_for_timeout(500)  # charts finish drawing after the script is idle
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if _app_error(m) else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    goto(page, class_server.url, path)
+    assert page.locator("h1").count() >= 1, "every page starts with a title"
+    screenshot(page, name)  # also waits for lazily loaded widgets and charts to draw
+    violations = Axe().run(page).response["violations"]
+    serious = [
+        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in violations
+        if v["impact"] in {"serious", "critical"}
+    ]
+    assert not serious, serious
+    # Plotly, Graphviz (WebAssembly), images, canvases: a blocked one would be a violation.
     assert page.evaluate("window.__csp") == []
     # A new browser got its owner cookie from nginx, out of scripts' reach, and kept it.
     owner = [c for c in context.cookies() if c["name"] == "cnnlab_owner"]
     assert len(owner) == 1
     assert owner[0]["httpOnly"]
     assert re.fullmatch(r"[0-9a-f]{32}", owner[0]["value"])
+    # A phone loads the page at its own width (Streamlit's tables keep their width on a resize).
+    page.set_viewport_size({"width": 390, "height": 844})
+    goto(page, class_server.url, path)
+    try:
+        page.wait_for_function(f"() => ({CUT_OFF})().length === 0", timeout=15_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"cut off at 390 px: {page.evaluate(CUT_OFF)}") from None
+    assert page.evaluate("window.__csp") == []
     context.close()
+    assert not errors, f"browser console errors: {errors}"
+
+
+def _app_error(message) -> bool:
+    # Opening a page URL directly makes the client probe /<page>/_stcore/health and
+    # host-config, which 404 harmlessly; every other console error is a real one.
+    return message.type == "error" and "/_stcore/" not in message.location.get("url", "")
+
+
+# What sticks out past the right edge of a phone screen: the page itself scrolling sideways, or an
+# element whose box ends past the edge with no scrolling box of its own around it (a formula or
+# a table that scrolls inside its own box is fine; text clipped by its container is not).
+CUT_OFF = """() => {
+  const edge = window.innerWidth + 1, main = document.querySelector('[data-testid=stMain]');
+  const out = [];
+  if (document.scrollingElement.scrollWidth > edge) out.push('the page scrolls sideways');
+  if (main.scrollWidth > edge) out.push('the main block scrolls sideways');
+  for (const e of main.querySelectorAll('*')) {
+    const box = e.getBoundingClientRect();
+    if (box.right <= edge || box.width === 0 || e.tagName === 'INPUT') continue;
+    if (e.closest('.katex-mathml')) continue;  // MathML for screen readers, never drawn
+    let a = e.parentElement, scrolls = false;
+    for (; a && a !== main; a = a.parentElement) {
+      const ox = getComputedStyle(a).overflowX;
+      if ((ox === 'auto' || ox === 'scroll') && a.getBoundingClientRect().right <= edge) {
+        scrolls = true;
+        break;
+      }
+    }
+    if (!scrolls && e.parentElement.getBoundingClientRect().right <= edge)
+      out.push(`${e.getAttribute('data-testid') || e.tagName} ends at ${Math.round(box.right)}`);
+  }
+  return out;
+}"""
 
 
 def _processes_of(data_dir: Path, nginx_master: int) -> set[int]:
