@@ -47,7 +47,7 @@ from cnnlab import training  # noqa: E402
 from cnnlab.data import DataBundle, normalize  # noqa: E402
 from cnnlab.models import PRESETS, LayerSpec, ModelSpec, build_model  # noqa: E402
 from cnnlab.splits import holdout_bundle  # noqa: E402
-from cnnlab.training import FAST_PRESET_CONFIG, TrainConfig, train  # noqa: E402
+from cnnlab.training import FAST_PRESET_CONFIG, Progress, TrainConfig, train  # noqa: E402
 
 N_VAL = 1600
 
@@ -113,12 +113,14 @@ ARCH = {
 }
 # Probes: what the engine does not offer (yet), tried here before any of it is built in.
 # ema: decay of an exponential moving average of the weights (the average is evaluated);
-# emabuf: 1 averages the batch-norm statistics too; tta: views averaged at evaluation (1 + up
-# to 8 one-pixel shifts); pct, div, fdiv, anneal: OneCycleLR's pct_start, div_factor,
-# final_div_factor, anneal_strategy; bnmom: batch norm momentum; whiten: 1 starts the first conv
-# as the PCA basis of the training images' patches, 2 also freezes it.
+# swa: 1 averages the weights of the last epoch's steps equally instead; emabuf: 1 (the
+# default) averages the batch-norm statistics too, 0 keeps the trained model's; tta: views
+# averaged at evaluation (1 + up to 8 one-pixel shifts); pct, div, fdiv, anneal: OneCycleLR's
+# pct_start, div_factor, final_div_factor, anneal_strategy; bnmom: batch norm momentum;
+# whiten: 1 starts the first conv as the PCA basis of training patches, 2 also freezes it.
 PROBES = {
     "ema": float,
+    "swa": int,
     "emabuf": int,
     "tta": int,
     "pct": float,
@@ -243,15 +245,16 @@ def fit(
         whiten(model, data, probes["whiten"] == 2)
     on_step = None
     ema = None
-    if probes.get("ema"):
+    if probes.get("ema") or probes.get("swa"):
         ema = AveragedModel(
             model,
-            multi_avg_fn=get_ema_multi_avg_fn(probes["ema"]),
+            multi_avg_fn=get_ema_multi_avg_fn(probes["ema"]) if probes.get("ema") else None,
             use_buffers=bool(probes.get("emabuf", 1)),
         )
 
-        def on_step(_progress: Any) -> None:
-            ema.update_parameters(model)
+        def on_step(progress: Progress) -> None:
+            if not probes.get("swa") or progress.epoch == progress.epochs:
+                ema.update_parameters(model)
 
     sched_keys = {"pct": "pct_start", "div": "div_factor", "fdiv": "final_div_factor"}
     sched_kw = {v: probes[k] for k, v in sched_keys.items() if k in probes}
@@ -271,7 +274,7 @@ def fit(
     finally:
         training._scheduler = original
     acc = result.test.accuracy
-    if ema is not None or probes.get("tta", 1) > 1:
+    if ema is not None or probes.get("tta", 1) > 1:  # the trained model's own is result.test
         acc = probe_accuracy(model if ema is None else ema.module, data, probes.get("tta", 1))
     scale = 8000 / len(data.train_y)
     return acc, result.train_seconds * scale, (time.process_time() - cpu) * scale
