@@ -21,6 +21,16 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked ``heavy`` first, each file's tests in order: pytest-xdist hands out whole files
+    in this order, so the long ones start at once instead of ending the run alone."""
+
+    def light(item: pytest.Item) -> bool:
+        return item.getparent(pytest.Module).get_closest_marker("heavy") is None
+
+    items.sort(key=light)  # a stable sort: every other order stays
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs, caches and downloads of a test go to its own temporary folder, never ./data."""

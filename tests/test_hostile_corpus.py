@@ -20,6 +20,10 @@ from pathlib import Path
 import pytest
 from hostile_cases import CASES
 
+# Minutes in all (232 hostile files, each in a forked runner):
+# started first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_EXTRA_KB = 1024 * 1024  # 1 GiB
 MAX_SECONDS = 30.0

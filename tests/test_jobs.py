@@ -20,6 +20,10 @@ from cnnlab.jobs import Limits, Scheduler, check_limits, client_key
 from cnnlab.models import LayerSpec, ModelSpec, build_model
 from cnnlab.runs import PostgresRunStore, QueueRefusedError, SqliteRunStore, SqlRunStore
 
+# Minutes in all (worker processes start, train and stop):
+# started first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A worker that claims one run and never ends: holds a slot without training (queue and budget

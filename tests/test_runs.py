@@ -17,6 +17,10 @@ import torch
 from cnnlab import runs
 from cnnlab.runs import EpochRecord, RunNotFoundError, SqlRunStore, StepPoint
 
+# Minutes in all (every store test on SQLite and PostgreSQL):
+# started first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -20,6 +20,10 @@ from tiny_model import TINY
 from cnnlab.jobs import Limits, Scheduler
 from cnnlab.runs import PostgresRunStore, QueueRefusedError
 
+# Minutes in all (schedulers and worker pools in other processes):
+# started first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -35,6 +35,10 @@ from streamlit_page import goto, screenshot, wait_until_idle
 from scripts.serving.supervisor import free_ports
 from ui.navigation import PAGES
 
+# Minutes in all (two warmed app processes behind nginx, every page in a browser):
+# started first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 2
 # Collected in the page before any script of it runs: every CSP violation, with what it blocked.
