@@ -1,0 +1,33 @@
+"""Encoded pictures shown as ``st.image`` would show them, converted once instead of per rerun.
+
+``st.image`` decodes bytes again on every run, and encodes them again when they are wider than
+their ``width`` (a bilinear resize) or not in the format it picks for them (PNG bytes without
+an alpha channel become a JPEG at quality 90): 3–15 ms per picture on every rerun of a page
+whose pictures did not change. :func:`image` does that conversion once per (bytes, width), with
+Streamlit's own functions, and hands Streamlit the result, which it passes through untouched:
+the browser receives the very file it received before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+from streamlit.elements.lib import image_utils
+from streamlit.elements.lib.layout_utils import LayoutConfig
+
+
+# Shared by every session (bytes are read-only); bounded, the pictures of a class's pages.
+@st.cache_resource(max_entries=128, ttl=3600, show_spinner=False)
+def shown_bytes(data: bytes, width: int | str) -> tuple[bytes, str]:
+    """What ``st.image(data, width=width)`` sends the browser, and its format."""
+    fmt = image_utils._validate_image_format_string(data, "auto")
+    layout = LayoutConfig(width=width)
+    return image_utils._ensure_image_size_and_format(data, layout, fmt), fmt
+
+
+def image(data: bytes, where: Any = None, width: int | str = "content", **kwargs: Any) -> None:
+    """``st.image`` of encoded ``data`` (in ``where``, a column, if given) without the per-run
+    decoding and re-encoding; ``kwargs`` are ``st.image``'s (caption, alt)."""
+    converted, fmt = shown_bytes(data, width)
+    (where or st).image(converted, width=width, output_format=fmt, **kwargs)
