@@ -25,14 +25,16 @@ def _page() -> None:
     for data, width in cases:  # Streamlit's own conversion, then ours, side by side
         st.image(data, width=width)
         picture.image(data, width=width)
+    st.image(ramp, width="stretch")  # an array: encoded by st.image on every run, or once
+    picture.image(picture.array_bytes(ramp), width="stretch")
 
 
 def test_the_browser_gets_the_same_file_as_from_st_image() -> None:
     at = AppTest.from_function(_page).run()
     assert not at.exception
     urls = [image.proto.imgs[0].url for image in at.get("image")]
-    assert len(urls) == 6
-    assert len(set(urls)) == 3  # three different conversions, each matched
-    # resized to a JPEG, re-encoded as a JPEG, resized keeping its alpha channel
-    assert [u.rsplit(".", 1)[-1] for u in urls[::2]] == ["jpg", "jpg", "png"]
+    assert len(urls) == 8
+    assert len(set(urls)) == 4  # four different conversions, each matched
+    # resized to a JPEG, re-encoded as a JPEG, resized keeping its alpha channel, an array
+    assert [u.rsplit(".", 1)[-1] for u in urls[::2]] == ["jpg", "jpg", "png", "jpg"]
     assert urls[::2] == urls[1::2]

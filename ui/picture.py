@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import streamlit as st
 from streamlit.elements.lib import image_utils
 from streamlit.elements.lib.layout_utils import LayoutConfig
@@ -24,6 +25,13 @@ def shown_bytes(data: bytes, width: int | str) -> tuple[bytes, str]:
     fmt = image_utils._validate_image_format_string(data, "auto")
     layout = LayoutConfig(width=width)
     return image_utils._ensure_image_size_and_format(data, layout, fmt), fmt
+
+
+def array_bytes(array: np.ndarray) -> bytes:
+    """The file ``st.image`` encodes a numpy picture into (JPEG at quality 100, PNG with alpha),
+    for a cache to keep and :func:`image` to show."""
+    checked = image_utils._clip_image(image_utils._verify_np_shape(array), clamp=False)
+    return image_utils._np_array_to_bytes(checked, output_format="auto")
 
 
 def image(data: bytes, where: Any = None, width: int | str = "content", **kwargs: Any) -> None:
