@@ -38,3 +38,29 @@ def test_the_browser_gets_the_same_file_as_from_st_image() -> None:
     # resized to a JPEG, re-encoded as a JPEG, resized keeping its alpha channel, an array
     assert [u.rsplit(".", 1)[-1] for u in urls[::2]] == ["jpg", "jpg", "png", "jpg"]
     assert urls[::2] == urls[1::2]
+
+
+def test_a_picture_is_converted_once_per_object_and_width(monkeypatch) -> None:
+    import io
+
+    from PIL import Image
+    from streamlit.elements.lib import image_utils
+
+    from ui import picture
+
+    calls = []
+    convert = image_utils._ensure_image_size_and_format
+
+    def counted(*args):
+        calls.append(args[1].width)
+        return convert(*args)
+
+    monkeypatch.setattr(image_utils, "_ensure_image_size_and_format", counted)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 32), "red").save(buffer, format="PNG")
+    data, twin = buffer.getvalue(), bytes(bytearray(buffer.getvalue()))
+    first = picture.shown_bytes(data, 32)
+    assert picture.shown_bytes(data, 32) == first
+    assert picture.shown_bytes(twin, 32) == first  # equal bytes, another object: converted again
+    assert picture.shown_bytes(data, "stretch")[1] == "JPEG"
+    assert calls == [32, 32, "stretch"]
