@@ -3,9 +3,9 @@
 ``st.image`` decodes bytes again on every run, and encodes them again when they are wider than
 their ``width`` (a bilinear resize) or not in the format it picks for them (PNG bytes without
 an alpha channel become a JPEG at quality 90): 3–15 ms per picture on every rerun of a page
-whose pictures did not change. :func:`image` does that conversion once per picture (the bytes
-object a page's cache holds) and width, with Streamlit's own functions, and hands Streamlit the
-result, which it passes through untouched: the browser receives the very file it did before.
+whose pictures did not change. :func:`image` does that conversion once per (picture, width),
+with Streamlit's own functions, and hands Streamlit the result, which it passes through
+untouched: the browser receives the very file it did before.
 """
 
 from __future__ import annotations
@@ -19,25 +19,27 @@ import streamlit as st
 from streamlit.elements.lib import image_utils
 from streamlit.elements.lib.layout_utils import LayoutConfig
 
-_CONVERTED: OrderedDict[int, tuple[bytes, int | str, bytes, str]] = OrderedDict()
+_CONVERTED: OrderedDict[tuple[bytes, int | str], tuple[bytes, str]] = OrderedDict()
 _LOCK = threading.Lock()
 MAX_PICTURES = 128  # the pictures of a class's pages; the least recently shown goes first
 
 
 def shown_bytes(data: bytes, width: int | str) -> tuple[bytes, str]:
     """What ``st.image(data, width=width)`` sends the browser, and its format."""
-    # Keyed on the bytes object itself: the pages keep their pictures in caches, so a rerun
-    # hands over the very same object, and hashing megabytes of PNG on every run would cost
-    # what it saves. The entry holds the object, so its id cannot be reused while it is kept.
+    # Keyed on the bytes themselves, not on a cache hash of them: Python hashes bytes in C and
+    # keeps the hash on the object, so the same object from a page's resource cache costs
+    # nothing and an equal copy (a data cache unpickles one per run) one pass over its bytes;
+    # Streamlit's cache hashing of the explorer's megabyte sheets cost a third of the saving.
+    key = (data, width)
     with _LOCK:
-        entry = _CONVERTED.get(id(data))
-        if entry is not None and entry[0] is data and entry[1] == width:
-            _CONVERTED.move_to_end(id(data))
-            return entry[2], entry[3]
+        found = _CONVERTED.get(key)
+        if found is not None:
+            _CONVERTED.move_to_end(key)
+            return found
     fmt = image_utils._validate_image_format_string(data, "auto")
     converted = image_utils._ensure_image_size_and_format(data, LayoutConfig(width=width), fmt)
     with _LOCK:
-        _CONVERTED[id(data)] = (data, width, converted, fmt)
+        _CONVERTED[key] = converted, fmt
         while len(_CONVERTED) > MAX_PICTURES:
             _CONVERTED.popitem(last=False)
     return converted, fmt
