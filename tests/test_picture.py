@@ -27,16 +27,25 @@ def _page() -> None:
         picture.image(data, width=width)
     st.image(ramp, width="stretch")  # an array: encoded by st.image on every run, or once
     picture.image(picture.array_bytes(ramp), width="stretch")
+    st.image([png(ramp), png(alpha)], width=100)  # a list, in mixed formats
+    picture.image([png(ramp), png(alpha)], width=100)
 
 
 def test_the_browser_gets_the_same_file_as_from_st_image() -> None:
     at = AppTest.from_function(_page).run()
     assert not at.exception
-    urls = [image.proto.imgs[0].url for image in at.get("image")]
-    assert len(urls) == 8
-    assert len(set(urls)) == 4  # four different conversions, each matched
-    # resized to a JPEG, re-encoded as a JPEG, resized keeping its alpha channel, an array
-    assert [u.rsplit(".", 1)[-1] for u in urls[::2]] == ["jpg", "jpg", "png", "jpg"]
+    urls = [[i.url for i in image.proto.imgs] for image in at.get("image")]
+    assert len(urls) == 10
+    assert len({str(u) for u in urls}) == 5  # five different conversions, each matched
+    # resized to a JPEG, re-encoded as a JPEG, resized keeping its alpha channel, an array,
+    # a list of both kinds
+    assert [[u.rsplit(".", 1)[-1] for u in us] for us in urls[::2]] == [
+        ["jpg"],
+        ["jpg"],
+        ["png"],
+        ["jpg"],
+        ["jpg", "png"],
+    ]
     assert urls[::2] == urls[1::2]
 
 

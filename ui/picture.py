@@ -52,8 +52,16 @@ def array_bytes(array: np.ndarray) -> bytes:
     return image_utils._np_array_to_bytes(checked, output_format="auto")
 
 
-def image(data: bytes, where: Any = None, width: int | str = "content", **kwargs: Any) -> None:
-    """``st.image`` of encoded ``data`` (in ``where``, a column, if given) without the per-run
-    decoding and re-encoding; ``kwargs`` are ``st.image``'s (caption, alt)."""
-    converted, fmt = shown_bytes(data, width)
-    (where or st).image(converted, width=width, output_format=fmt, **kwargs)
+def image(
+    data: bytes | list[bytes], where: Any = None, width: int | str = "content", **kwargs: Any
+) -> None:
+    """``st.image`` of encoded ``data`` (one picture or a list; in ``where``, a column, if
+    given) without the per-run decoding and re-encoding; ``kwargs`` are ``st.image``'s."""
+    converted = [shown_bytes(d, width) for d in (data if isinstance(data, list) else [data])]
+    formats = {fmt for _, fmt in converted}
+    # One format for all, or "auto": Streamlit then reads each converted file's own format,
+    # which is the one it was converted to, and still passes it through.
+    fmt = formats.pop() if len(formats) == 1 else "auto"
+    files = [c for c, _ in converted]
+    (where or st).image(files if isinstance(data, list) else files[0], width=width,
+                        output_format=fmt, **kwargs)  # fmt: skip
