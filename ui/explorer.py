@@ -115,6 +115,36 @@ def _nearest(picture: Image.Image, side: int) -> Image.Image:
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
 
 
+# What ``st.bar_chart(frame, x="class", y="probability", horizontal=True, sort="-probability",
+# height=340)`` draws, written out: bar_chart builds and validates an Altair chart on every run
+# (~10 ms, most of the prediction panel's rerun); this is the Vega-Lite spec it sends
+# (tests/test_page_explorer.py holds the two equal).
+PROBABILITY_BARS = {
+    "mark": {"type": "bar"},
+    "encoding": {
+        "tooltip": [
+            {"field": "class", "type": "nominal"},
+            {"field": "probability", "type": "quantitative"},
+        ],
+        "x": {
+            "axis": {"grid": True}, "field": "probability", "scale": {},
+            "title": "probability", "type": "quantitative",
+        },
+        "y": {
+            "axis": {"grid": False}, "field": "class", "scale": {},
+            "sort": {"field": "probability", "order": "descending"},
+            "title": "class", "type": "ordinal",
+        },
+    },
+    "height": 340,
+    "params": [
+        {"name": "param_1", "select": {"type": "interval", "encodings": ["x", "y"]},
+         "bind": "scales"},
+    ],
+    "width": 0,
+}  # fmt: skip
+
+
 def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
     """Class probabilities as bars, with a softmax temperature slider."""
     left, right = st.columns([2, 3], gap="large")
@@ -145,9 +175,7 @@ def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
         {"class": [classes[int(i)] for i in order], "probability": probs[order].numpy()}
     )
     with right:
-        st.bar_chart(
-            frame, x="class", y="probability", horizontal=True, sort="-probability", height=340
-        )
+        st.vega_lite_chart(frame, PROBABILITY_BARS, height=340)
         st.caption("The ten most probable classes and their probabilities.")
         classes_shown, probs_shown = list(frame["class"]), list(frame["probability"])
         st.download_button(
