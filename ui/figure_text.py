@@ -121,7 +121,7 @@ def markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def figure_text(fig: go.Figure) -> tuple[str, str | None]:
+def text_alternative(fig: go.Figure) -> tuple[str, str | None]:
     """The figure's summary and its table in Markdown, worked out once per figure object."""
     text = getattr(fig, "_text_alternative", None)
     if text is None:
@@ -133,7 +133,7 @@ def figure_text(fig: go.Figure) -> tuple[str, str | None]:
 
 def describe(fig: go.Figure, where: Any = None) -> None:
     """The figure's summary and table in a collapsed expander."""
-    summary, table = figure_text(fig)
+    summary, table = text_alternative(fig)
     with (where or st).expander("The figure as text", icon=":material/table_view:"):
         st.markdown(summary)
         if table is not None:

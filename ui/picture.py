@@ -21,7 +21,11 @@ from streamlit.elements.lib.layout_utils import LayoutConfig
 
 _CONVERTED: OrderedDict[tuple[bytes, int | str], tuple[bytes, str]] = OrderedDict()
 _LOCK = threading.Lock()
-MAX_PICTURES = 128  # the pictures of a class's pages; the least recently shown goes first
+# The pictures of a class's pages; the least recently shown goes first. Bounded in bytes too
+# (each entry holds the picture and its converted file): the explorer's sheets reach megabytes.
+MAX_PICTURES = 128
+MAX_BYTES = 64 * 2**20
+_held = 0
 
 
 def shown_bytes(data: bytes, width: int | str) -> tuple[bytes, str]:
@@ -38,10 +42,14 @@ def shown_bytes(data: bytes, width: int | str) -> tuple[bytes, str]:
             return found
     fmt = image_utils._validate_image_format_string(data, "auto")
     converted = image_utils._ensure_image_size_and_format(data, LayoutConfig(width=width), fmt)
+    global _held
     with _LOCK:
-        _CONVERTED[key] = converted, fmt
-        while len(_CONVERTED) > MAX_PICTURES:
-            _CONVERTED.popitem(last=False)
+        if key not in _CONVERTED:
+            _CONVERTED[key] = converted, fmt
+            _held += len(data) + len(converted)
+        while len(_CONVERTED) > MAX_PICTURES or (_held > MAX_BYTES and len(_CONVERTED) > 1):
+            (old, _), (old_converted, _) = _CONVERTED.popitem(last=False)
+            _held -= len(old) + len(old_converted)
     return converted, fmt
 
 
