@@ -29,23 +29,20 @@ def _page() -> None:
     picture.image(picture.array_bytes(ramp), width="stretch")
     st.image([png(ramp), png(alpha)], width=100)  # a list, in mixed formats
     picture.image([png(ramp), png(alpha)], width=100)
+    st.image(Image.fromarray(ramp[::-1]))  # a drawn PIL picture: encoded per run, or once
+    picture.image(picture.array_bytes(np.asarray(Image.fromarray(ramp[::-1]))))
 
 
 def test_the_browser_gets_the_same_file_as_from_st_image() -> None:
     at = AppTest.from_function(_page).run()
     assert not at.exception
     urls = [[i.url for i in image.proto.imgs] for image in at.get("image")]
-    assert len(urls) == 10
-    assert len({str(u) for u in urls}) == 5  # five different conversions, each matched
+    assert len(urls) == 12
+    assert len({str(u) for u in urls}) == 6  # six different conversions, each matched
     # resized to a JPEG, re-encoded as a JPEG, resized keeping its alpha channel, an array,
-    # a list of both kinds
-    assert [[u.rsplit(".", 1)[-1] for u in us] for us in urls[::2]] == [
-        ["jpg"],
-        ["jpg"],
-        ["png"],
-        ["jpg"],
-        ["jpg", "png"],
-    ]
+    # a list of both kinds, a drawn PIL picture
+    kinds = [[u.rsplit(".", 1)[-1] for u in us] for us in urls[::2]]
+    assert kinds == [["jpg"], ["jpg"], ["png"], ["jpg"], ["jpg", "png"], ["jpg"]]
     assert urls[::2] == urls[1::2]
 
 
