@@ -154,6 +154,27 @@ def _input_size(target: Explorable) -> tuple[int, int]:
     return target.size, target.size
 
 
+# The blended picture too, per (map, opacity): a rerun that moves nothing draws nothing again.
+@st.cache_resource(show_spinner=False, max_entries=64)
+def overlay_png(
+    model_key: str,
+    digest: str,
+    settings: ExplainSettings,
+    opacity: float,
+    _target: Explorable,
+    _pixels: Image.Image,
+    _x: torch.Tensor,
+) -> bytes:
+    """The map of ``settings`` over the image at ``opacity``, 320 pixels wide, as a PNG."""
+    heat = explain(model_key, digest, settings, _target, _pixels, _x)
+    blended = overlay(_pixels, heat, opacity)
+    side = 320
+    shown = Image.fromarray(blended).resize(
+        (side, round(side * blended.shape[0] / blended.shape[1])), Image.Resampling.NEAREST
+    )
+    return png_bytes(np.asarray(shown))
+
+
 def show_explanation(
     target: Explorable, digest: str, settings: ExplainSettings, pixels: Image.Image, x
 ) -> None:
@@ -161,12 +182,7 @@ def show_explanation(
     with st.spinner(f"Computing {settings.method}…"):
         heat = explain(target.key, digest, settings, target, pixels, x)
     opacity = st.slider("Opacity of the map", 0.0, 1.0, 0.6, 0.05, key="explorer.opacity")
-    blended = overlay(pixels, heat, opacity)
-    side = 320
-    shown = Image.fromarray(blended).resize(
-        (side, round(side * blended.shape[0] / blended.shape[1])), Image.Resampling.NEAREST
-    )
-    data = png_bytes(np.asarray(shown))
+    data = overlay_png(target.key, digest, settings, opacity, target, pixels, x)
     left, right = st.columns([1, 1])
     with left:
         magnitude = "|attribution|" if float(heat.min()) < 0 else "value"
@@ -174,7 +190,7 @@ def show_explanation(
             f"{settings.method} for “{target.classes[settings.target]}”: viridis from 0 "
             f"(dark) to the largest {magnitude} {float(heat.abs().max()):.3g} (yellow)."
         )
-        st.image(data, caption=caption, alt=caption)
+        picture.image(data, caption=caption, alt=caption)
         st.download_button(
             "Download as PNG",
             data,
