@@ -28,7 +28,7 @@ if notice := ui.enlarged_notice(source.image):
     st.info(notice, icon=":material/info:")
 
 st.header("1. Activation functions")
-url_state.fragment(ui.activation_section)("norm.act", gray)
+url_state.fragment(ui.activation_section)("norm.act", gray, source.digest)
 
 st.header("2. Softmax and temperature")
 url_state.fragment(ui.softmax_section)("norm.softmax")

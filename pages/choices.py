@@ -29,7 +29,7 @@ def losses() -> None:
                            horizontal=True, key="ch.moving")  # fmt: skip
     correct = moving == "the true class"
     results = ui.curves(classes, correct)
-    figure_text.plotly_chart(ui.losses_figure(results, correct), key="ch.loss_chart")
+    figure_text.plotly_chart(ui.losses_figure(classes, correct), key="ch.loss_chart")
     ce, mse = results["cross_entropy"], results["mse"]
     st.markdown(
         f"One example, {classes} classes, the other logits at 0. When the true class's logit "
@@ -64,7 +64,9 @@ def optimisers() -> None:
     lrs = tuple(sgd_lr if o in ("sgd", "momentum") else adaptive_lr for o in chosen)
     results = ui.paths(landscape, tuple(chosen), lrs, steps)
     step = st.slider("Show the paths up to step", 0, steps, steps, key="ch.step")
-    figure_text.plotly_chart(ui.paths_figure(landscape, results, step), key="ch.paths")
+    figure_text.plotly_chart(
+        ui.paths_figure(landscape, tuple(chosen), lrs, steps, step), key="ch.paths"
+    )
     st.dataframe(
         {
             "optimiser": [OPTIMIZER_LABELS[p.optimizer] for p in results],
@@ -100,7 +102,7 @@ def learning_rate() -> None:
     seed = cols[0].number_input("Seed", 0, 9999, 0, key="ch.lr_seed")
     steps = cols[1].slider("Steps", 30, 200, 80, 10, key="ch.lr_steps")
     result = ui.range_test(int(seed), steps)
-    figure_text.plotly_chart(ui.range_figure(result), key="ch.range")
+    figure_text.plotly_chart(ui.range_figure(int(seed), steps), key="ch.range")
     st.markdown(
         f"Train for {len(result.lrs)} steps while the learning rate grows exponentially from "
         f"{result.lrs[0]:.0e} to {result.lrs[-1]:.2g} (Smith 2017): too small, and the loss "

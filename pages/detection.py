@@ -7,7 +7,7 @@ import streamlit as st
 from cnnlab.data import SHAPE_CLASSES
 from cnnlab.single_shot import GRID, SIDE
 from ui import detection as ui
-from ui import experiments, url_state
+from ui import experiments, picture, url_state
 from ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -33,8 +33,8 @@ cols = st.columns(2)
 seed = cols[0].number_input("Scene seed", 0, 9999, 7, key="det.seed")
 count = cols[1].slider("Objects", 1, 8, 5, key="det.count")
 canvas = ui.scene(int(seed), int(count))
-st.image(
-    ui.truth_picture(canvas),
+picture.image(
+    ui.truth_file(int(seed), int(count)),
     alt=f"A black canvas with {len(canvas.boxes)} white shapes, each in a green box",
     caption=f"{len(canvas.boxes)} shapes on a {ui.CANVAS_SIDE}×{ui.CANVAS_SIDE} canvas, true "
     "boxes in green (the tight box of each shape's bright pixels).",
@@ -60,11 +60,12 @@ def scan_and_suppress() -> None:
         "to the bright pixels inside it: a hand-made stand-in for the box regression a real "
         "detector learns.",
     )  # fmt: skip
-    found, score = ui.detections(int(seed), int(count), stride, min_score, iou, snap)
+    settings = (int(seed), int(count), stride, min_score, iou, snap)
+    found, score = ui.detections(*settings)
     rows, cols_ = found.scan.probs.shape[:2]
     cls = None if shown == "any object" else SHAPE_CLASSES.index(shown)
-    st.image(
-        ui.heat_picture(canvas, found, cls),
+    picture.image(
+        ui.heat_file(settings, cls),
         alt=f"Heat map of P({shown}) over the scene, bright where the classifier is sure",
         caption=f"{rows}×{cols_} = {rows * cols_:,} windows of 28×28, stride {stride}: "
         f"P({shown}) of each window painted at its centre (viridis: dark 0, yellow 1).",
@@ -85,8 +86,8 @@ def scan_and_suppress() -> None:
     )
     step = st.slider("Step", 1, len(found.steps), 1, key="det.step")
     current = found.steps[step - 1]
-    st.image(
-        ui.nms_picture(canvas, found, step),
+    picture.image(
+        ui.nms_file(settings, step),
         alt=f"The scene with the boxes of NMS step {step} drawn in colour",
         caption=f"Step {step} of {len(found.steps)}: keeps candidate {current.kept} (orange) "
         f"and suppresses {len(current.suppressed)} (red, with IoU); blue were kept before, "
@@ -96,8 +97,8 @@ def scan_and_suppress() -> None:
         st.dataframe(ui.step_table(found, step), hide_index=True)
 
     st.header("4. The detector's answer")
-    st.image(
-        ui.result_picture(canvas, found),
+    picture.image(
+        ui.result_file(settings),
         alt="The scene with the detector's boxes in blue over the true boxes in green",
         caption="Kept boxes (blue) over the truth (green); the table below lists them.",
     )

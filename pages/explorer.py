@@ -33,7 +33,7 @@ except ValueError as error:
     st.stop()
 
 st.header("1 · What the network receives")
-ex.show_preprocessing(analysis.prep, target)
+ex.show_preprocessing(analysis.prep, target, source.digest)
 
 
 @url_state.fragment
@@ -69,7 +69,7 @@ def feature_maps() -> None:
         index=view.top_channels[0],
         key=f"explorer.channel.{target.key}.{layer}",
     )
-    ex.show_channel(target, analysis, view, channel)
+    ex.show_channel(target, analysis, view, channel, source.digest)
 
 
 @st.fragment

@@ -37,7 +37,10 @@ def gradient_lab() -> None:
         "Gradients", ("at initialisation", f"after {steps} steps"), horizontal=True,
         key="res.when",
     )  # fmt: skip
-    figure_text.plotly_chart(ui.norms_figure(results, when != "at initialisation"), key="res.norms")
+    after = when != "at initialisation"
+    figure_text.plotly_chart(
+        ui.norms_figure(depth, width, steps, int(seed), after), key="res.norms"
+    )
     plain, residual = results["plain"], results["residual"]
     st.markdown(
         f"At initialisation the first conv layer of the **plain** net gets "
@@ -56,7 +59,7 @@ def gradient_lab() -> None:
         "text alternative."
     )
     if steps:
-        figure_text.plotly_chart(ui.losses_figure(results), key="res.losses")
+        figure_text.plotly_chart(ui.losses_figure(depth, width, steps, int(seed)), key="res.losses")
         st.caption(
             f"Training loss over the {steps} steps on that batch: the net whose early layers "
             "get no gradient barely moves."

@@ -3,11 +3,13 @@ and ε, shows numbers that agree with the engine, and lists a learner's runs to 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 import torch
 from pagetest import app_test
+from streamlit.testing.v1 import AppTest
 
 from cnnlab import runs
 from cnnlab.bundled import load_bundled
@@ -187,3 +189,26 @@ def test_the_imagenet_network_when_its_weights_are_configured(tmp_path, monkeypa
     at.button(key="explorer.flip_search").click().run()
     _ok(at)
     assert [s for s in at.success if "Smallest ε" in s.value]
+
+
+def _bars_both_ways() -> None:
+    import pandas as pd
+    import streamlit as st
+
+    from ui.explorer import PROBABILITY_BARS
+
+    frame = pd.DataFrame({"class": ["seven", "one", "two"], "probability": [0.7, 0.2, 0.1]})
+    st.bar_chart(
+        frame, x="class", y="probability", horizontal=True, sort="-probability", height=340
+    )
+    st.vega_lite_chart(frame, PROBABILITY_BARS, height=340)
+
+
+def test_the_probability_bars_are_the_bar_chart_they_replace() -> None:
+    at = AppTest.from_function(_bars_both_ways).run()
+    charts = [e.proto for e in at.main.children.values()]
+    specs = [json.loads(c.spec) for c in charts]
+    # bar_chart names its data set and the schema; the rest, data included, is the same.
+    del specs[0]["data"], specs[0]["$schema"]
+    assert specs[0] == specs[1]
+    assert charts[0].datasets[0].data.data == charts[1].data.data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,7 +15,8 @@ from cnnlab import activations as act
 from cnnlab import images
 from cnnlab import normalisation as norm
 from cnnlab.viz import colourise, upscale
-from ui import figure_text
+from ui import figure_text, picture
+from ui.heap import FIGURES_PER_CACHE
 
 MAP_SIDE = 128
 
@@ -133,8 +136,49 @@ def vanishing_text(c: act.Curve) -> str:
     return f"**{act.TITLES[c.name]}**: |f′| < {act.VANISHING} on {parts}."
 
 
-def activation_section(key: str, gray: np.ndarray) -> None:
-    """Pick activations, see f and f′, and one applied to a real feature map."""
+# The curves, the figure and the pictures depend only on the settings (and the image): built
+# once and shared by every session, so a rerun that changes nothing else computes nothing.
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def curves_view(names: tuple[str, ...], slope: float) -> tuple[tuple[act.Curve, ...], go.Figure]:
+    """Each activation's curve and their figure."""
+    curves = tuple(act.curve(n, slope=slope) for n in names)
+    return curves, curves_figure(list(curves))
+
+
+@dataclass(frozen=True)
+class MapView:
+    """A feature map before and after an activation, as the page shows them."""
+
+    before: bytes
+    before_words: str
+    after: bytes
+    after_words: str
+    result: act.MapStats
+    zero_share_before: float
+    range_before: tuple[float, float]
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def map_view(digest: str, _gray: np.ndarray, name: str, slope: float) -> MapView:
+    """The edge map of the image ``digest`` stands for, before and after the activation."""
+    fmap = edge_map(_gray)
+    result = act.apply_to_map(name, fmap, slope)
+    before, before_words = _picture(fmap)
+    after, after_words = _picture(result.output)
+    return MapView(
+        picture.array_bytes(before),
+        before_words,
+        picture.array_bytes(after),
+        after_words,
+        result,
+        float((fmap == 0).mean()),
+        (float(fmap.min()), float(fmap.max())),
+    )
+
+
+def activation_section(key: str, gray: np.ndarray, digest: str) -> None:
+    """Pick activations, see f and f′, and one applied to a real feature map (``digest``
+    identifies the image ``gray`` was made from)."""
     cols = st.columns([3, 1])
     names = cols[0].multiselect(
         "Activations",
@@ -147,8 +191,8 @@ def activation_section(key: str, gray: np.ndarray) -> None:
     if not names:
         st.info("Pick at least one activation.")
         return
-    curves = [act.curve(n, slope=slope) for n in names]
-    figure_text.plotly_chart(curves_figure(curves), width="stretch", key=f"{key}.chart")
+    curves, figure = curves_view(tuple(names), slope)
+    figure_text.plotly_chart(figure, width="stretch", key=f"{key}.chart")
     st.markdown("  \n".join(vanishing_text(c) for c in curves))
     st.caption(
         "Where f′ is (nearly) 0 no error signal passes backwards: saturated sigmoid and tanh "
@@ -157,29 +201,48 @@ def activation_section(key: str, gray: np.ndarray) -> None:
     )
     st.subheader("On a real feature map")
     name = st.radio("Apply", names, format_func=act.TITLES.get, horizontal=True, key=f"{key}.apply")
-    fmap = edge_map(gray)
-    result = act.apply_to_map(name, fmap, slope)
-    before, before_words = _picture(fmap)
-    after, after_words = _picture(result.output)
+    view = map_view(digest, gray, name, slope)
+    result = view.result
     left, right = st.columns(2)
-    left.image(
-        before,
-        caption=f"Vertical-edge feature map ({before_words})",
+    picture.image(
+        view.before,
+        left,
+        caption=f"Vertical-edge feature map ({view.before_words})",
         width="stretch",
         alt="Feature map before the activation",
     )
-    right.image(
-        after,
-        caption=f"After {act.TITLES[name]} ({after_words})",
+    picture.image(
+        view.after,
+        right,
+        caption=f"After {act.TITLES[name]} ({view.after_words})",
         width="stretch",
         alt=f"Feature map after {act.TITLES[name]}",
     )
     m = st.columns(3)
     m[0].metric(
-        "Exact zeros after", f"{result.zero_share:.1%}", help=f"before: {(fmap == 0).mean():.1%}"
+        "Exact zeros after",
+        f"{result.zero_share:.1%}",
+        help=f"before: {view.zero_share_before:.1%}",
     )
     m[1].metric("Range after", f"{result.lo:.3g} to {result.hi:.3g}")
-    m[2].metric("Range before", f"{fmap.min():.3g} to {fmap.max():.3g}")
+    low, high = view.range_before
+    m[2].metric("Range before", f"{low:.3g} to {high:.3g}")
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def softmax_view(logits: tuple[float, ...], temperature: float) -> tuple[act.Softmax, go.Figure]:
+    """Softmax of the scores at ``temperature``, and p₁ with its gradient as z₁ moves."""
+    result = act.softmax(list(logits), temperature)
+    fig = go.Figure()
+    fig.add_scatter(x=result.z, y=result.p_first, name="p₁")
+    fig.add_scatter(x=result.z, y=result.dp_first, name="∂p₁/∂z₁ (autograd)")
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis_title="z₁ (others fixed)",
+        legend={"orientation": "h"},
+    )
+    return result, fig
 
 
 def softmax_section(key: str) -> None:
@@ -191,7 +254,7 @@ def softmax_section(key: str) -> None:
     temperature = cols[1].slider("Temperature T", 0.1, 10.0, 1.0, 0.1, key=f"{key}.t")
     try:
         logits = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
-        result = act.softmax(logits, temperature)
+        result, fig = softmax_view(tuple(logits), temperature)
     except ValueError as error:
         st.error(
             f"{error} Write numbers separated by commas, e.g. 2, 1, 0.1."
@@ -210,15 +273,6 @@ def softmax_section(key: str) -> None:
     )
     left, right = st.columns([2, 3])
     left.dataframe(frame, width="stretch")
-    fig = go.Figure()
-    fig.add_scatter(x=result.z, y=result.p_first, name="p₁")
-    fig.add_scatter(x=result.z, y=result.dp_first, name="∂p₁/∂z₁ (autograd)")
-    fig.update_layout(
-        height=260,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis_title="z₁ (others fixed)",
-        legend={"orientation": "h"},
-    )
     figure_text.plotly_chart(fig, right, width="stretch", key=f"{key}.chart")
     st.caption(
         "softmax(z/T)ᵢ = e^(zᵢ/T) / Σⱼ e^(zⱼ/T). A low T sharpens towards the largest score "

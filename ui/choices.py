@@ -24,6 +24,7 @@ from cnnlab.data import augment, make_shapes
 from cnnlab.models import PRESETS, build_model
 from cnnlab.seeding import seeded
 from cnnlab.viz import tile, upscale
+from ui.heap import FIGURES_PER_CACHE
 
 LOSS_COLOURS = {"cross_entropy": "#2563eb", "bce": "#16a34a", "mse": "#dc2626"}
 PATH_COLOURS = {
@@ -55,10 +56,13 @@ def curves(classes: int, correct: bool) -> dict[str, LossCurve]:
     return {kind: loss_curve(kind, classes, correct) for kind in LOSSES}
 
 
-def losses_figure(results: dict[str, LossCurve], correct: bool) -> go.Figure:
+# Figures are built once per input and shared by every session (read-only: figure_text only
+# reads them): building one took 20-25 ms, the page's three about half of each rerun.
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def losses_figure(classes: int, correct: bool) -> go.Figure:
     """Loss (left) and its gradient (right) against the moving logit."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "gradient ∂loss/∂z"))
-    for kind, c in results.items():
+    for kind, c in curves(classes, correct).items():
         style = {"color": LOSS_COLOURS[kind]}
         fig.add_scatter(x=c.z, y=c.loss, name=LOSS_LABELS[kind], line=style, row=1, col=1)
         fig.add_scatter(x=c.z, y=c.grad, line=style, showlegend=False, row=1, col=2)
@@ -85,8 +89,12 @@ def contour(landscape: str) -> tuple[list[float], list[float], list[list[float]]
     return xs, ys, np.log10(values - values.min() + 1e-3).tolist()
 
 
-def paths_figure(landscape: str, results: list[Path], step: int) -> go.Figure:
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def paths_figure(
+    landscape: str, optimizers: tuple[str, ...], lrs: tuple[float, ...], steps: int, step: int
+) -> go.Figure:
     """Contours of the landscape with every path drawn up to ``step``."""
+    results = paths(landscape, optimizers, lrs, steps)
     xs, ys, z = contour(landscape)
     fig = go.Figure(go.Contour(x=xs, y=ys, z=z, colorscale="Greys", showscale=False,
                                ncontours=25, line={"width": 0.5}, hoverinfo="skip"))  # fmt: skip
@@ -119,8 +127,10 @@ def range_test(seed: int, steps: int) -> RangeTest:
     return lr_range_test(model, x, y, steps=steps, batch_size=32, seed=seed)
 
 
-def range_figure(result: RangeTest) -> go.Figure:
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def range_figure(seed: int, steps: int) -> go.Figure:
     """Smoothed loss against learning rate (log scale), the suggestion marked."""
+    result = range_test(seed, steps)
     fig = go.Figure(go.Scatter(x=result.lrs, y=result.losses, mode="lines", name="loss"))
     fig.add_vline(x=result.suggestion, line_dash="dash", line_color="#16a34a",
                   annotation_text=f"steepest fall: {result.suggestion:.2g}")  # fmt: skip

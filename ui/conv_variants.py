@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -10,7 +12,8 @@ from PIL import Image
 
 from cnnlab import conv_variants as cv
 from cnnlab.viz import colourise, readable_aspect, tile, upscale
-from ui import figure_text, url_state
+from ui import figure_text, picture, url_state
+from ui.heap import FIGURES_PER_CACHE
 
 IMAGE_SIDE = 160
 PLAY_INTERVAL = 0.3  # seconds per step while the 1-D kernel slides on its own
@@ -157,50 +160,61 @@ def _width(picture: np.ndarray, side: int, usual: int | str) -> int | str:
     return usual if h <= 2 * w else max(80, round(side * w / h))  # room for a caption
 
 
-def image_view(variant: str, image: Image.Image, digest: str, dilation: int) -> None:
-    """The image and what the variant's hand-set layer makes of it, map by map."""
-    rgb, applied = _applied(digest, image, variant, dilation)
-    picture, scale = _maps_picture(applied.maps)
+@st.cache_resource(max_entries=64, ttl=3600, show_spinner=False)
+def _image_pictures(
+    digest: str, _image: Image.Image, variant: str, dilation: int
+) -> tuple[bytes, int | str, str, bytes, int | str, str]:
+    """The input and the maps encoded once per (image, variant, dilation), with their widths
+    and captions: shared read-only, so a rerun encodes nothing."""
+    rgb, applied = _applied(digest, _image, variant, dilation)
+    maps_picture, scale = _maps_picture(applied.maps)
     shown, stretch = readable_aspect(rgb)
     thicker = f" Input and maps drawn {stretch}× thicker across." if stretch > 1 else ""
+    maps_caption = (
+        f"{len(applied.maps)} output maps, {applied.maps.shape[1]}×"
+        f"{applied.maps.shape[2]}: " + ", ".join(applied.names) + f" ({scale}).{thicker}"
+    )
+    return (
+        picture.array_bytes(shown),
+        _width(shown, IMAGE_SIDE, IMAGE_SIDE),
+        f"Input {rgb.shape[0]}×{rgb.shape[1]}×3",
+        picture.array_bytes(maps_picture),
+        _width(maps_picture, 3 * IMAGE_SIDE, "content"),
+        maps_caption,
+    )
+
+
+def image_view(variant: str, image: Image.Image, digest: str, dilation: int) -> None:
+    """The image and what the variant's hand-set layer makes of it, map by map."""
+    shown, shown_width, caption, maps, maps_width, maps_caption = _image_pictures(
+        digest, image, variant, dilation
+    )
     left, right = st.columns([1, 3])
-    left.image(
-        shown,
-        caption=f"Input {rgb.shape[0]}×{rgb.shape[1]}×3",
-        width=_width(shown, IMAGE_SIDE, IMAGE_SIDE),
-        alt="The input image",
-    )
-    right.image(
-        picture,
-        width=_width(picture, 3 * IMAGE_SIDE, "content"),
+    picture.image(shown, left, caption=caption, width=shown_width, alt="The input image")
+    picture.image(
+        maps,
+        right,
+        width=maps_width,
         alt=f"Output maps of the {cv.TITLES[variant]} convolution",
-        caption=f"{len(applied.maps)} output maps, {applied.maps.shape[1]}×"
-        f"{applied.maps.shape[2]}: " + ", ".join(applied.names) + f" ({scale}).{thicker}",
+        caption=maps_caption,
     )
 
 
-def signal_view(key: str) -> None:
-    """1-D convolution: a real signal, the kernel at a chosen position, the output so far; a
-    play toggle slides the kernel on its own (only the fragment reruns)."""
-    playing = st.toggle("Play (slide the kernel along the signal)", key=f"{key}.play")
-    url_state.fragment(run_every=PLAY_INTERVAL if playing else None)(_signal_body)(key, playing)
-
-
-def _signal_body(key: str, playing: bool) -> None:
-    cols = st.columns(4)
-    name = cols[0].selectbox("Signal", cv.SIGNALS, key=f"{key}.signal")
-    kind = cols[1].selectbox("Kernel", cv.KERNELS_1D, key=f"{key}.kernel")
-    size = cols[2].slider("Kernel size", 3, 31, 9, step=2, key=f"{key}.size")
+@st.cache_resource(max_entries=64, ttl=3600, show_spinner=False)
+def _signal(name: str, kind: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The signal, the kernel and the convolution's output (read-only, shared)."""
     x = cv.signal(name, 200)
     k = cv.kernel_1d(kind, size)
-    y = cv.conv1d(x, k)
-    state, pos_key = st.session_state, f"{key}.pos"
-    # Kept within the output (a larger kernel shortens it); playing moves it PLAY_STEP a tick.
-    position = min(int(state.get(pos_key, len(y) // 3)), len(y) - 1)
-    state[pos_key] = (position + PLAY_STEP) % len(y) if playing else position
-    position = cols[3].slider("Kernel position", 0, len(y) - 1, key=pos_key)
+    return x, k, cv.conv1d(x, k)
+
+
+# Built once per kernel position and shared: a full rerun redraws nothing unchanged (a sweep
+# while playing still builds one figure per tick, as before).
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def _signal_figure(name: str, kind: str, size: int, position: int) -> go.Figure:
+    """The signal, the samples under the kernel and the output so far."""
+    x, k, y = _signal(name, kind, size)
     window = x[position : position + len(k)]
-    products = window * k
     fig = go.Figure()
     fig.add_scatter(y=x, name="signal x", line={"color": "#94a3b8"})
     fig.add_scatter(
@@ -230,6 +244,30 @@ def _signal_body(key: str, playing: bool) -> None:
         legend={"orientation": "h"},
         xaxis_title="sample",
     )
+    return fig
+
+
+def signal_view(key: str) -> None:
+    """1-D convolution: a real signal, the kernel at a chosen position, the output so far; a
+    play toggle slides the kernel on its own (only the fragment reruns)."""
+    playing = st.toggle("Play (slide the kernel along the signal)", key=f"{key}.play")
+    url_state.fragment(run_every=PLAY_INTERVAL if playing else None)(_signal_body)(key, playing)
+
+
+def _signal_body(key: str, playing: bool) -> None:
+    cols = st.columns(4)
+    name = cols[0].selectbox("Signal", cv.SIGNALS, key=f"{key}.signal")
+    kind = cols[1].selectbox("Kernel", cv.KERNELS_1D, key=f"{key}.kernel")
+    size = cols[2].slider("Kernel size", 3, 31, 9, step=2, key=f"{key}.size")
+    x, k, y = _signal(name, kind, size)
+    state, pos_key = st.session_state, f"{key}.pos"
+    # Kept within the output (a larger kernel shortens it); playing moves it PLAY_STEP a tick.
+    position = min(int(state.get(pos_key, len(y) // 3)), len(y) - 1)
+    state[pos_key] = (position + PLAY_STEP) % len(y) if playing else position
+    position = cols[3].slider("Kernel position", 0, len(y) - 1, key=pos_key)
+    window = x[position : position + len(k)]
+    products = window * k
+    fig = _signal_figure(name, kind, size, position)
     figure_text.plotly_chart(fig, width="stretch", key=f"{key}.chart")
     terms = " + ".join(f"{w:.3g}·{v:.3g}" for w, v in zip(k[:4], window[:4], strict=True))
     st.markdown(
@@ -243,24 +281,43 @@ def volume_view(key: str) -> None:
     cols = st.columns(2)
     kind = cols[0].selectbox("3-D kernel", cv.KERNELS_3D, key=f"{key}.kernel")
     speed = cols[1].slider("Speed (pixels per frame)", 0, 3, 2, key=f"{key}.speed")
+    shown = _volume(kind, speed)
+    picture.image(shown.frames, alt="Input frames of a square moving right", caption=shown.caption)
+    picture.image(
+        shown.slices, alt="Output slices of the 3-D convolution", caption=shown.slices_caption
+    )
+    st.markdown(f"Values along the middle row (y = {shown.row}) of every output slice:")
+    st.dataframe(shown.values, width="stretch")
+
+
+@dataclass(frozen=True)
+class VolumeView:
+    """The 3-D convolution as shown: frames and slices (encoded), captions, the middle row."""
+
+    frames: bytes
+    caption: str
+    slices: bytes
+    slices_caption: str
+    row: int
+    values: pd.DataFrame
+
+
+@st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
+def _volume(kind: str, speed: int) -> VolumeView:
+    """The moving square through the kernel, drawn once per (kernel, speed), shared read-only."""
     volume = cv.moving_square(frames=6, side=20, size=6, speed=speed)
     kernel = cv.kernel_3d(kind)
     out = cv.conv3d(volume, kernel)
-    st.image(
-        upscale(tile(colourise(volume)[0], len(volume), gap=2), 4),
-        alt="Input frames of a square moving right",
-        caption=f"Input: {volume.shape[0]} frames of {volume.shape[1]}×{volume.shape[2]} "
-        "(a square moving right).",
-    )
     rgb, scale = colourise(out)
-    st.image(
-        upscale(tile(rgb, len(out), gap=2), 4),
-        alt="Output slices of the 3-D convolution",
-        caption=f"Output: {out.shape[0]} slices of {out.shape[1]}×{out.shape[2]} from a "
+    row = out.shape[1] // 2
+    return VolumeView(
+        picture.array_bytes(upscale(tile(colourise(volume)[0], len(volume), gap=2), 4)),
+        f"Input: {volume.shape[0]} frames of {volume.shape[1]}×{volume.shape[2]} "
+        "(a square moving right).",
+        picture.array_bytes(upscale(tile(rgb, len(out), gap=2), 4)),
+        f"Output: {out.shape[0]} slices of {out.shape[1]}×{out.shape[2]} from a "
         f"{'×'.join(map(str, kernel.shape))} kernel (time × height × width); blue negative, "
         f"white 0, red positive; range {scale.vmin:.3g} to {scale.vmax:.3g}.",
+        row,
+        pd.DataFrame(np.round(out[:, row, :], 3), index=[f"t={t}" for t in range(len(out))]),
     )
-    row = out.shape[1] // 2
-    frame = pd.DataFrame(np.round(out[:, row, :], 3), index=[f"t={t}" for t in range(len(out))])
-    st.markdown(f"Values along the middle row (y = {row}) of every output slice:")
-    st.dataframe(frame, width="stretch")

@@ -26,6 +26,8 @@ from cnnlab.seeding import seeded
 from cnnlab.single_shot import MIN_SCORE, NMS_IOU
 from cnnlab.training import TrainConfig, train
 from cnnlab.viz import sequential_rgb, upscale
+from ui import picture
+from ui.heap import FIGURES_PER_CACHE
 
 CANVAS_SIDE = 112
 SCALE = 4  # canvas pixels -> screen pixels
@@ -262,3 +264,34 @@ def single_shot_result(store: Any, run: Any, owner: str | None) -> None:
     first = found[found[:, 0] == 0, 1:]
     st.markdown("What the detector outputs for the first canvas, after NMS:")
     st.dataframe(single_shot_table(first), hide_index=True)
+
+
+# The four pictures, drawn and encoded once per settings and shared by every session (bytes):
+# drawing and JPEG-encoding them took most of a rerun that changed none of them. Each is the
+# file st.image made of the drawn picture (ui.picture.array_bytes), shown through ui.picture.
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def truth_file(seed: int, count: int) -> bytes:
+    """:func:`truth_picture` of the scene, encoded."""
+    return picture.array_bytes(np.asarray(truth_picture(scene(seed, count))))
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def heat_file(settings: tuple[int, int, int, float, float, bool], class_index: int | None) -> bytes:
+    """:func:`heat_picture` for the detection ``settings`` (seed, count, stride, minimum
+    score, IoU threshold, snap), encoded."""
+    found, _ = detections(*settings)
+    return picture.array_bytes(np.asarray(heat_picture(scene(*settings[:2]), found, class_index)))
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def nms_file(settings: tuple[int, int, int, float, float, bool], step: int) -> bytes:
+    """:func:`nms_picture` after ``step`` steps, encoded."""
+    found, _ = detections(*settings)
+    return picture.array_bytes(np.asarray(nms_picture(scene(*settings[:2]), found, step)))
+
+
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def result_file(settings: tuple[int, int, int, float, float, bool]) -> bytes:
+    """:func:`result_picture` for the detection ``settings``, encoded."""
+    found, _ = detections(*settings)
+    return picture.array_bytes(np.asarray(result_picture(scene(*settings[:2]), found)))

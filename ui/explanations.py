@@ -16,6 +16,7 @@ from PIL import Image, ImageFilter
 from cnnlab import adversarial, attribution
 from cnnlab.explorer import Explorable, colour_map, overlay, png_bytes, softmax
 from cnnlab.viz import ColourScale
+from ui import picture
 
 HEAVY_PARAMS = 1_000_000  # above this, the smallest-ε search waits for a click (ResNet-18: 11.7 M)
 METHODS = ("Grad-CAM", "Saliency", "SmoothGrad", "Integrated gradients", "Occlusion")
@@ -153,6 +154,27 @@ def _input_size(target: Explorable) -> tuple[int, int]:
     return target.size, target.size
 
 
+# The blended picture too, per (map, opacity): a rerun that moves nothing draws nothing again.
+@st.cache_resource(show_spinner=False, max_entries=64)
+def overlay_png(
+    model_key: str,
+    digest: str,
+    settings: ExplainSettings,
+    opacity: float,
+    _target: Explorable,
+    _pixels: Image.Image,
+    _x: torch.Tensor,
+) -> bytes:
+    """The map of ``settings`` over the image at ``opacity``, 320 pixels wide, as a PNG."""
+    heat = explain(model_key, digest, settings, _target, _pixels, _x)
+    blended = overlay(_pixels, heat, opacity)
+    side = 320
+    shown = Image.fromarray(blended).resize(
+        (side, round(side * blended.shape[0] / blended.shape[1])), Image.Resampling.NEAREST
+    )
+    return png_bytes(np.asarray(shown))
+
+
 def show_explanation(
     target: Explorable, digest: str, settings: ExplainSettings, pixels: Image.Image, x
 ) -> None:
@@ -160,12 +182,7 @@ def show_explanation(
     with st.spinner(f"Computing {settings.method}…"):
         heat = explain(target.key, digest, settings, target, pixels, x)
     opacity = st.slider("Opacity of the map", 0.0, 1.0, 0.6, 0.05, key="explorer.opacity")
-    blended = overlay(pixels, heat, opacity)
-    side = 320
-    shown = Image.fromarray(blended).resize(
-        (side, round(side * blended.shape[0] / blended.shape[1])), Image.Resampling.NEAREST
-    )
-    data = png_bytes(np.asarray(shown))
+    data = overlay_png(target.key, digest, settings, opacity, target, pixels, x)
     left, right = st.columns([1, 1])
     with left:
         magnitude = "|attribution|" if float(heat.min()) < 0 else "value"
@@ -173,7 +190,7 @@ def show_explanation(
             f"{settings.method} for “{target.classes[settings.target]}”: viridis from 0 "
             f"(dark) to the largest {magnitude} {float(heat.abs().max()):.3g} (yellow)."
         )
-        st.image(data, caption=caption, alt=caption)
+        picture.image(data, caption=caption, alt=caption)
         st.download_button(
             "Download as PNG",
             data,
@@ -243,6 +260,23 @@ def attack(
     return Attack(perturbed, before, _predicted(_target, perturbed))
 
 
+# The pictures too, per attack: a rerun that moves nothing draws nothing again.
+@st.cache_resource(show_spinner=False, max_entries=64)
+def attack_pictures(
+    model_key: str, digest: str, method: str, epsilon: float, _target: Explorable, _x: torch.Tensor
+) -> tuple[Attack, tuple[bytes, bytes, bytes], float]:
+    """The attack, its before / amplified perturbation / after pictures (PNG) and the
+    perturbation's largest change in grey levels (at least 1, the colour scale's end)."""
+    result = attack(model_key, digest, method, epsilon, _target, _x)
+    before = _denormalised(_x, _target)
+    after = _denormalised(result.perturbed, _target)
+    delta = after.astype(np.float64) - before.astype(np.float64)
+    limit = max(float(np.abs(delta).max()), 1.0)
+    amplified = colour_map(torch.from_numpy(delta if delta.ndim == 2 else delta.mean(2)),
+                           ColourScale(-limit, limit, True))  # fmt: skip
+    return result, (_big(before), _big(amplified), _big(after)), limit
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def smallest_flip(
     model_key: str, digest: str, method: str, _target: Explorable, _x: torch.Tensor
@@ -270,27 +304,18 @@ def show_attack(target: Explorable, digest: str, x: torch.Tensor) -> None:
         help="Every pixel may change by at most ε out of 255 (an L∞ ball).",
     )
     with st.spinner(f"Attacking with {method}…"):
-        result = attack(target.key, digest, method, epsilon, target, x)
+        result, pictures, limit = attack_pictures(target.key, digest, method, epsilon, target, x)
     classes = target.classes
     cols = st.columns(3)
-    before = _denormalised(x, target)
-    after = _denormalised(result.perturbed, target)
-    delta = after.astype(np.float64) - before.astype(np.float64)
-    limit = max(float(np.abs(delta).max()), 1.0)
-    amplified = colour_map(torch.from_numpy(delta if delta.ndim == 2 else delta.mean(2)),
-                           ColourScale(-limit, limit, True))  # fmt: skip
     captions = (
         f"Before: **{classes[result.before[0]]}** ({result.before[1]:.1%})",
         f"Perturbation, amplified: ±{limit:.1f} grey levels at the ends of the scale",
         f"After {method}, ε = {epsilon:g}: **{classes[result.after[0]]}** ({result.after[1]:.1%})",
     )
     names = ("before", "perturbation", "after")
-    for col, picture, caption, name in zip(
-        cols, (before, amplified, after), captions, names, strict=True
-    ):
+    for col, data, caption, name in zip(cols, pictures, captions, names, strict=True):
         with col:
-            data = _big(picture)
-            st.image(data, width=200, alt=caption.replace("**", ""))
+            picture.image(data, width=200, alt=caption.replace("**", ""))
             st.markdown(caption)
             st.download_button(
                 "Download as PNG",

@@ -32,6 +32,7 @@ from cnnlab.explorer import (
     top5,
 )
 from cnnlab.viz import ColourScale, readable_aspect
+from ui import picture
 
 SHOWN_INPUT_SIDE = 224  # the enlarged input and channel are drawn at this width
 
@@ -78,17 +79,26 @@ def _enlarged(array: np.ndarray, side: int = SHOWN_INPUT_SIDE) -> bytes:
     return png_bytes(np.asarray(image.resize((side, height), Image.Resampling.NEAREST)))
 
 
-def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
-    """Every step from the image to the tensor, then the tensor's shape and normalisation."""
+# Per (network, image), like the analysis: the pictures are encoded once, not on every rerun.
+@st.cache_resource(show_spinner=False, max_entries=16, ttl=3600)
+def _steps_shown(model_key: str, digest: str, _prep: Preprocessed) -> tuple[tuple[bytes, str], ...]:
+    shown_steps = []
+    for caption, step in _prep.steps:
+        shown = step if max(step.size) >= 96 else _nearest(step, 112)
+        # A strip would be drawn less than a pixel thick (Streamlit then fails to resize it).
+        shown, stretch = readable_aspect(np.asarray(shown))
+        if stretch > 1:
+            caption += f"; drawn {stretch}× thicker across"
+        shown_steps.append((picture.array_bytes(shown), caption))
+    return tuple(shown_steps)
+
+
+def show_preprocessing(prep: Preprocessed, target: Explorable, digest: str) -> None:
+    """Every step from the image (``digest``) to the tensor, then its shape and normalisation."""
     columns = st.columns(max(4, len(prep.steps)))  # at most 6 steps (upload → centred digit)
-    for column, (caption, picture) in zip(columns, prep.steps, strict=False):
-        with column:
-            shown = picture if max(picture.size) >= 96 else _nearest(picture, 112)
-            # A strip would be drawn less than a pixel thick (Streamlit then fails to resize it).
-            shown, stretch = readable_aspect(np.asarray(shown))
-            if stretch > 1:
-                caption += f"; drawn {stretch}× thicker across"
-            st.image(shown, caption=caption, width=150, alt=caption)
+    steps = _steps_shown(target.key, digest, prep)
+    for column, (data, caption) in zip(columns, steps, strict=False):
+        picture.image(data, column, caption=caption, width=150, alt=caption)
     _, c, h, w = prep.shape
     mean = ", ".join(f"{m:.3f}" for m in target.mean)
     std = ", ".join(f"{s:.3f}" for s in target.std)
@@ -103,6 +113,36 @@ def show_preprocessing(prep: Preprocessed, target: Explorable) -> None:
 def _nearest(picture: Image.Image, side: int) -> Image.Image:
     scale = max(1, side // max(picture.size))
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+# What ``st.bar_chart(frame, x="class", y="probability", horizontal=True, sort="-probability",
+# height=340)`` draws, written out: bar_chart builds and validates an Altair chart on every run
+# (~10 ms, most of the prediction panel's rerun); this is the Vega-Lite spec it sends
+# (tests/test_page_explorer.py holds the two equal).
+PROBABILITY_BARS = {
+    "mark": {"type": "bar"},
+    "encoding": {
+        "tooltip": [
+            {"field": "class", "type": "nominal"},
+            {"field": "probability", "type": "quantitative"},
+        ],
+        "x": {
+            "axis": {"grid": True}, "field": "probability", "scale": {},
+            "title": "probability", "type": "quantitative",
+        },
+        "y": {
+            "axis": {"grid": False}, "field": "class", "scale": {},
+            "sort": {"field": "probability", "order": "descending"},
+            "title": "class", "type": "ordinal",
+        },
+    },
+    "height": 340,
+    "params": [
+        {"name": "param_1", "select": {"type": "interval", "encodings": ["x", "y"]},
+         "bind": "scales"},
+    ],
+    "width": 0,
+}  # fmt: skip
 
 
 def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
@@ -135,14 +175,14 @@ def show_prediction(scores: torch.Tensor, classes: tuple[str, ...]) -> None:
         {"class": [classes[int(i)] for i in order], "probability": probs[order].numpy()}
     )
     with right:
-        st.bar_chart(
-            frame, x="class", y="probability", horizontal=True, sort="-probability", height=340
-        )
+        st.vega_lite_chart(frame, PROBABILITY_BARS, height=340)
         st.caption("The ten most probable classes and their probabilities.")
+        classes_shown, probs_shown = list(frame["class"]), list(frame["probability"])
         st.download_button(
             "Download as PNG",
-            bars_png(list(frame["class"]), list(frame["probability"]),
-                     f"Class probabilities at T = {temperature:g}"),
+            # Drawn when clicked: drawing it on every rerun cost more than the rest of the panel.
+            lambda: bars_png(classes_shown, probs_shown,
+                             f"Class probabilities at T = {temperature:g}"),
             file_name="probabilities.png",
             mime="image/png",
             key="explorer.probs_png",
@@ -186,7 +226,7 @@ def show_all_layers(target: Explorable, digest: str, views: tuple[LayerView, ...
         for column, view in zip(st.columns(3), views[start : start + 3], strict=False):
             data, scale = _tile(target.key, digest, view.name, view, None)
             caption = _layer_caption(view, scale)
-            column.image(data, caption=caption, alt=caption)
+            picture.image(data, column, caption=caption, alt=caption)
 
 
 def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
@@ -194,7 +234,7 @@ def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
     labels = target.channel_labels.get(view.name)
     data, scale = _tile(target.key, digest, view.name, view, labels)
     caption = _layer_caption(view, scale) + ". Channels are numbered."
-    st.image(data, caption=caption, alt=caption)
+    picture.image(data, caption=caption, alt=caption)
     left, right = st.columns(2)
     left.download_button(
         "Download these maps as PNG",
@@ -214,8 +254,24 @@ def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
     )
 
 
-def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channel: int) -> None:
-    """One channel enlarged beside the input, with the kernel(s) that produced it."""
+@dataclass(frozen=True)
+class ChannelView:
+    """One channel as the page shows it: the input and the channel enlarged (PNG), the kernel."""
+
+    input_png: bytes
+    channel_png: bytes
+    caption: str
+    kernel_png: bytes | None
+    kernel_caption: str
+
+
+# Per (network, image, layer, channel), shared like the analysis: nothing is drawn again when
+# a rerun does not change them.
+@st.cache_resource(show_spinner=False, max_entries=64, ttl=3600)
+def _channel_view(
+    model_key: str, digest: str, layer: str, channel: int, _target: Explorable, _analysis: Analysis
+) -> ChannelView:
+    view = next(v for v in _analysis.views if v.name == layer)
     scale = ColourScale(
         *(
             (-max(-view.minimum, view.maximum), max(-view.minimum, view.maximum), True)
@@ -223,46 +279,61 @@ def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channe
             else (0.0, view.maximum, False)
         )
     )
+    pixels = np.asarray(_analysis.prep.pixels.convert("RGB"))
+    values = view.maps[channel]
+    caption = (
+        f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
+        f"max {float(values.max()):.3g} (layer's colour scale)"
+    )
+    channel_png = _enlarged(colour_map(values, scale))
+    found = producing_kernel(_target.model, view.name, channel)
+    if found is None:
+        return ChannelView(_enlarged(pixels), channel_png, caption, None, "")
+    conv, weights = found
+    sheet, kscale = tile_maps(weights)
+    kernel_caption = (
+        f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
+        f"{weights.shape[1]}×{weights.shape[2]} weights, "
+        f"{kscale.vmin:.2g} … {kscale.vmax:.2g}"
+    )
+    return ChannelView(
+        _enlarged(pixels), channel_png, caption, _enlarged(sheet, 160), kernel_caption
+    )
+
+
+def show_channel(
+    target: Explorable, analysis: Analysis, view: LayerView, channel: int, digest: str
+) -> None:
+    """One channel enlarged beside the input (``digest``), with the kernel(s) that produced it."""
+    shown = _channel_view(target.key, digest, view.name, channel, target, analysis)
     cols = st.columns(3)
     with cols[0]:
-        pixels = np.asarray(analysis.prep.pixels.convert("RGB"))
-        shown = _enlarged(pixels)
-        st.image(shown, caption="The network's input", width=SHOWN_INPUT_SIDE, alt="The input")
+        picture.image(
+            shown.input_png, caption="The network's input", width=SHOWN_INPUT_SIDE, alt="The input"
+        )
         st.download_button(
             "Download the input as PNG",
-            shown,
+            shown.input_png,
             file_name="input.png",
             mime="image/png",
             key="explorer.input_png",
             on_click="ignore",
         )
     with cols[1]:
-        coloured = colour_map(view.maps[channel], scale)
-        values = view.maps[channel]
-        caption = (
-            f"Channel {channel} of layer {view.name}: mean {float(values.mean()):.3g}, "
-            f"max {float(values.max()):.3g} (layer's colour scale)"
+        picture.image(
+            shown.channel_png, caption=shown.caption, width=SHOWN_INPUT_SIDE, alt=shown.caption
         )
-        enlarged = _enlarged(coloured)
-        st.image(enlarged, caption=caption, width=SHOWN_INPUT_SIDE, alt=caption)
         st.download_button(
             "Download this channel as PNG",
-            enlarged,
+            shown.channel_png,
             file_name=f"layer-{view.name}-channel-{channel}.png",
             mime="image/png",
             key="explorer.channel_png",
             on_click="ignore",
         )
     with cols[2]:
-        found = producing_kernel(target.model, view.name, channel)
-        if found is None:
+        if shown.kernel_png is None:
             st.caption("No single convolution kernel produced this channel.")
         else:
-            conv, weights = found
-            sheet, kscale = tile_maps(weights)
-            caption = (
-                f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
-                f"{weights.shape[1]}×{weights.shape[2]} weights, "
-                f"{kscale.vmin:.2g} … {kscale.vmax:.2g}"
-            )
-            st.image(_enlarged(sheet, 160), caption=caption, width=160, alt=caption)
+            caption = shown.kernel_caption
+            picture.image(shown.kernel_png, caption=caption, width=160, alt=caption)

@@ -3,6 +3,11 @@ table, in a collapsed expander under it (a screen reader cannot read a chart's p
 
 Pages call :func:`plotly_chart` / :func:`graphviz_chart` where they called Streamlit's; the
 text is read off the figure itself, so it always says what the figure draws.
+
+Both cost on every rerun of every page, so both are cheap: the table is one Markdown element
+(a DataFrame through ``st.table`` took pandas and Arrow conversions per chart), and a figure
+shown again (the pages cache their figures by inputs) reuses its text and its Plotly dict from
+the first showing instead of deep-copying and base64-encoding the figure again.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -73,9 +77,13 @@ def figure_summary(fig: go.Figure) -> str:
     return " ".join(parts)
 
 
-def figure_table(fig: go.Figure) -> pd.DataFrame | None:
+Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
+"""A table's header and its rows, every cell already text."""
+
+
+def figure_table(fig: go.Figure) -> Table | None:
     """The plotted numbers: one row per point of each series, or a small heat map's grid."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     series = [
         t
         for t in fig.data
@@ -87,29 +95,65 @@ def figure_table(fig: go.Figure) -> pd.DataFrame | None:
         x = list(np.ravel(trace.x)) if trace.x is not None else list(range(len(y)))
         keep = np.unique(np.linspace(0, len(y) - 1, min(len(y), per_series)).round().astype(int))
         name = _text(trace.name) or trace.type
-        rows += [(name, x[i], y[i]) for i in keep if i < len(x)]
+        rows += [(name, str(x[i]), str(y[i])) for i in keep if i < len(x)]
     if rows:
-        return pd.DataFrame(rows, columns=["series", "x", "y"]).astype({"x": str, "y": str})
+        return ("series", "x", "y"), rows
     for trace in fig.data:
         z = getattr(trace, "z", None)
         if z is not None and np.ndim(z) == 2 and max(np.shape(z)) <= MAX_GRID:
-            return pd.DataFrame(np.asarray(z), dtype=object).astype(str)
+            grid = np.asarray(z)
+            header = ("row", *(str(j) for j in range(grid.shape[1])))
+            return header, [(str(i), *(str(v) for v in row)) for i, row in enumerate(grid)]
     return None
+
+
+def _cell(text: str) -> str:
+    # A pipe ends a Markdown cell, a name like "x_1*" must not turn into emphasis, nor a
+    # dollar sign into mathematics.
+    return re.sub(r"([\\|*_`~$\[\]<>])", r"\\\1", text) or " "
+
+
+def markdown_table(table: Table) -> str:
+    """The table as one Markdown table (an HTML table with a header row in the page)."""
+    header, rows = table
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_alternative(fig: go.Figure) -> tuple[str, str | None]:
+    """The figure's summary and its table in Markdown, worked out once per figure object."""
+    text = getattr(fig, "_text_alternative", None)
+    if text is None:
+        table = figure_table(fig)
+        text = figure_summary(fig), markdown_table(table) if table is not None else None
+        fig._text_alternative = text  # plotly lets private attributes through
+    return text
 
 
 def describe(fig: go.Figure, where: Any = None) -> None:
     """The figure's summary and table in a collapsed expander."""
+    summary, table = text_alternative(fig)
     with (where or st).expander("The figure as text", icon=":material/table_view:"):
-        st.markdown(figure_summary(fig))
-        table = figure_table(fig)
+        st.markdown(summary)
         if table is not None:
-            # st.table, not st.dataframe: the page's own data tables stay the only dataframes.
-            st.table(table.set_index(table.columns[0]) if "series" in table else table)
+            st.markdown(table)
+
+
+def _seal(fig: go.Figure) -> None:
+    # st.plotly_chart calls fig.to_dict(), a deep copy with every array base64-encoded: tens of
+    # milliseconds for a contour plot, on every rerun. A figure handed to this module is not
+    # changed afterwards (the cached ones are shared by every session), so the dict of its
+    # first showing is the dict of every later one; Streamlit only reads it.
+    if "to_dict" not in vars(fig):
+        as_dict = fig.to_dict()
+        fig.to_dict = lambda: as_dict  # plotly lets its own attribute names through
 
 
 def plotly_chart(fig: go.Figure, where: Any = None, **kwargs: Any) -> Any:
     """``st.plotly_chart`` (in ``where``, a column, if given) with its text alternative below;
     returns what Streamlit returns (the selection of a chart with ``on_select``)."""
+    _seal(fig)
     event = (where or st).plotly_chart(fig, **kwargs)
     describe(fig, where)
     return event

@@ -29,6 +29,7 @@ from cnnlab.images import (
     pattern_image,
     sample_image,
 )
+from ui import picture
 
 SOURCES = ("Sample", "Pattern", "Upload", "Camera", "Draw")
 PATTERN_SIZES = (16, 32, 64, 128, 256)
@@ -85,7 +86,7 @@ def _sample(key: str, default_sample: str) -> ImageSource:
     )
     source = _sample_source(name)
     sample = SAMPLES[name]
-    st.image(_thumbnail(name), caption=sample.description, width=160, alt=sample.title)
+    picture.image(_thumbnail(name), caption=sample.description, width=160, alt=sample.title)
     return source
 
 

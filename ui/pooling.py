@@ -34,7 +34,7 @@ from cnnlab.pooling import (
     spec_for_kind,
 )
 from cnnlab.viz import framed, png_bytes, sequential_rgb, tile, upscale
-from ui import figure_text
+from ui import figure_text, picture
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key, cache_on_image
 
@@ -541,8 +541,8 @@ def pooled_pictures(source: ImageSource, side: int, spec: PoolSpec) -> list[Pool
         else:
             rgb = np.round(np.clip(pooled / vmax, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
         factor = max(1, DISPLAY_PX // max(rgb.shape[:2]))
-        picture = png_bytes(framed(upscale(rgb, factor)))
-        out.append(PooledPicture(kind, kind_spec.label, picture, pooled.shape, vmax, params, None))
+        png = png_bytes(framed(upscale(rgb, factor)))
+        out.append(PooledPicture(kind, kind_spec.label, png, pooled.shape, vmax, params, None))
     return out
 
 
@@ -562,7 +562,7 @@ def pooled_row(pictures: list[PooledPicture]) -> None:
                 continue
             shape = "×".join(str(d) for d in pic.shape)
             scale = "" if pic.vmax == 1.0 else f" · shown ÷ {pic.vmax:.2f}"
-            st.image(pic.picture, width=DISPLAY_PX, alt=f"The image after {pic.label} pooling")
+            picture.image(pic.picture, width=DISPLAY_PX, alt=f"The image after {pic.label} pooling")
             st.caption(f"output {shape} · **{pic.params} parameters**{scale}")
 
 
@@ -671,7 +671,7 @@ def invariance_section(result: InvarianceResult, stage: str, spec: PoolSpec) -> 
 
 def gap_bridge(source: ImageSource, side: int) -> None:
     """C×H×W feature maps → global average pooling → a C-vector for a classifier."""
-    picture, bars, (c, h, w) = _gap_views(source, side)
+    maps_png, bars, (c, h, w) = _gap_views(source, side)
     st.markdown(
         f"The edge convolution turns the image into **{c} feature maps of {h}×{w}** "
         f"({c * h * w:,} numbers). Global average pooling replaces each map by its mean: "
@@ -680,8 +680,8 @@ def gap_bridge(source: ImageSource, side: int) -> None:
     )
     left, right = st.columns([3, 2])
     with left:
-        st.image(
-            picture,
+        picture.image(
+            maps_png,
             width="stretch",
             alt="Feature maps of the four edge filters, side by side",
         )

@@ -41,7 +41,7 @@ from cnnlab.trained import (
     stack_prefix,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, upscale
-from ui import figure_text
+from ui import figure_text, picture
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key
 
@@ -631,15 +631,17 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
     pictures = erf_pictures(erf)
     region = erf.region
     a, b_col = st.columns(2)
-    a.image(
+    picture.image(
         pictures.theory,
+        a,
         width=320,
         alt="The theoretical receptive field: a uniform square.",
         caption=f"Theoretical field: every pixel of the {region.height}×{region.width} square "
         "can matter equally.",
     )
-    b_col.image(
+    picture.image(
         pictures.effective,
+        b_col,
         width=320,
         alt="The effective receptive field: mean gradient magnitude over the input.",
         caption=f"Effective field: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = "

@@ -10,6 +10,7 @@ import torch
 from cnnlab.blocks import Anatomy, anatomy, block_dot, build_block
 from cnnlab.data import make_shapes
 from cnnlab.gradient_flow import GradientFlow, deep_spec, gradient_flow
+from ui.heap import FIGURES_PER_CACHE
 
 BATCH = 32
 # The block's equation, in LaTeX, and what to notice about it.
@@ -71,10 +72,13 @@ def flows(depth: int, width: int, steps: int, seed: int) -> dict[str, GradientFl
     }
 
 
-def norms_figure(results: dict[str, GradientFlow], after: bool) -> go.Figure:
+# Figures per settings, built once and shared read-only by every session (building both took
+# about as long as the rest of the page's rerun).
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def norms_figure(depth: int, width: int, steps: int, seed: int, after: bool) -> go.Figure:
     """Gradient norm per conv layer (first layer left), log scale, one line per network."""
     fig = go.Figure()
-    for label, flow in results.items():
+    for label, flow in flows(depth, width, steps, seed).items():
         norms = flow.after if after else flow.at_init
         fig.add_scatter(
             x=list(range(1, len(norms) + 1)), y=norms, mode="lines+markers", name=label,
@@ -89,10 +93,11 @@ def norms_figure(results: dict[str, GradientFlow], after: bool) -> go.Figure:
     return fig
 
 
-def losses_figure(results: dict[str, GradientFlow]) -> go.Figure:
+@st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
+def losses_figure(depth: int, width: int, steps: int, seed: int) -> go.Figure:
     """Training loss per SGD step, one line per network."""
     fig = go.Figure()
-    for label, flow in results.items():
+    for label, flow in flows(depth, width, steps, seed).items():
         fig.add_scatter(
             x=list(range(1, len(flow.losses) + 1)), y=flow.losses, mode="lines", name=label,
             line={"color": COLOURS[label]},

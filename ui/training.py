@@ -24,7 +24,7 @@ from cnnlab.experiments import is_experiment
 from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.queue_estimate import QueueEstimate
 from cnnlab.runs import Run, RunStore, open_store
-from ui import figure_text
+from ui import figure_text, picture
 from ui.client import client_address
 from ui.image_source import cache_key
 from ui.owner import owner_id
@@ -219,7 +219,7 @@ def show_samples(data: Any, per_class: int = 8) -> None:
     picked = tuple(picked[i] for i in shown)
     # Keyed on the very pixels shown (a few KB): exact, and far cheaper than hashing the set.
     strips = _sample_strips(cache_key(*picked), picked, per_class)
-    st.image(
+    picture.image(
         strips,
         caption=[data.classes[i] for i in shown],
         width=min(8 * 2 * data.train_x.shape[-1], 480),

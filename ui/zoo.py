@@ -150,6 +150,13 @@ def code(name: str, num_classes: int) -> str:
     return architecture_code(name, num_classes)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def dense_vs_conv_rows(shape: tuple[int, int, int]) -> list[anatomy.DenseVsConv]:
+    """The textbook network's layers next to their dense stand-ins (modules built on meta:
+    ~10 ms that a rerun changing nothing else spent again)."""
+    return anatomy.network_dense_vs_conv(shape)
+
+
 def dense_vs_conv_section(key: str) -> None:
     """MLP versus CNN for an input the learner picks: one first layer, then a whole network."""
     cols = st.columns(6)
@@ -191,7 +198,7 @@ def dense_vs_conv_section(key: str) -> None:
         st.info("The textbook network takes square inputs: set height = width to compare it.")
         return
     try:
-        rows = anatomy.network_dense_vs_conv(shape)
+        rows = dense_vs_conv_rows(shape)
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
         return
