@@ -7,6 +7,7 @@ import streamlit as st
 from cnnlab.device import describe_device
 from cnnlab.export import export_script
 from cnnlab.uploads import UPLOAD
+from ui import run_results
 from ui import training as ui
 from ui.client import client_address
 from ui.navigation import ensure_app_navigation
@@ -105,8 +106,8 @@ with train_tab:
     if run is None:
         st.info("Press **Train** to start; the curves appear here as the network learns.")
     else:
-        ui.live_panel(store, sched, owner, run.run_id)
+        run_results.live_panel(store, sched, owner, run.run_id)
 
 with history_tab:
     # A fragment: comparing or picking runs there changes nothing on the Train tab.
-    st.fragment(ui.history)(store, sched, owner, export_script)
+    st.fragment(run_results.history)(store, sched, owner, export_script)

@@ -11,7 +11,8 @@ import pytest
 from pagetest import app_test
 
 from cnnlab import jobs
-from ui.training import class_samples, downsample, duration_text, rows_spec, spec_rows, store
+from ui.run_progress import downsample, duration_text
+from ui.training import class_samples, rows_spec, spec_rows, store
 
 
 @pytest.fixture(autouse=True)

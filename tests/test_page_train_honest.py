@@ -16,7 +16,9 @@ from cnnlab import jobs
 from cnnlab.models import PRESETS
 from cnnlab.runs import Run, SqliteRunStore, default_data_dir
 from cnnlab.training import TUNED_SETTINGS, TrainConfig, smoothing_floor
-from ui.training import WIDGET_KEYS, load_data, loss_note, phase_text, weight_label
+from ui.run_progress import loss_note, phase_text
+from ui.run_results import weight_label
+from ui.training import WIDGET_KEYS, load_data
 
 OWNER = "e" * 32  # a valid owner id, as the browser's cookie would bring
 

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from cnnlab import experiments
 from cnnlab.jobs import get_scheduler
 from cnnlab.runs import Run, RunNotFoundError
-from ui import figure_text, training
+from ui import figure_text, run_progress, training
 from ui.client import client_address
 from ui.owner import owner_id
 
@@ -56,7 +56,7 @@ def curves_figure(
             loss[~np.isfinite(loss)] = np.nan
             finite = np.isfinite(loss)
             shown = np.where(finite, smooth(np.where(finite, loss, 0.0)), np.nan)
-            x, y = training.downsample(steps[:, 0], shown)
+            x, y = run_progress.downsample(steps[:, 0], shown)
             fig.add_scatter(x=x, y=_finite(y), name=name, line=colour, legendgroup=name,
                             row=1, col=1)  # fmt: skip
         if len(epochs):
@@ -195,10 +195,10 @@ def _live(
 
 def show(store: Any, run: Run, owner: str | None, key: str) -> None:
     """Status, progress and the overlay chart of an experiment (``owner`` None: a shared one)."""
-    st.markdown(f"**{run.name}** · {training.STATUS_WORDS[run.status]}")
+    st.markdown(f"**{run.name}** · {run_progress.STATUS_WORDS[run.status]}")
     p = run.progress
     if run.status == "queued":
-        st.info(training.queue_text(get_scheduler().estimate(run.run_id)),
+        st.info(run_progress.queue_text(get_scheduler().estimate(run.run_id)),
                 icon=":material/hourglass_top:")  # fmt: skip
     if run.active and p:
         label = f" ({p['label']})" if p.get("label") else ""

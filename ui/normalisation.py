@@ -141,7 +141,7 @@ def dropout_section(key: str, gray: np.ndarray) -> None:
 # -- the experiment: same network with and without batch norm, through the training queue -----
 def experiment_section(sched: Scheduler, store: RunStore, owner: str) -> None:
     """Queue the two runs one after the other and draw their curves side by side."""
-    from ui.training import curves_figure as training_curves
+    from ui.run_progress import curves_figure as training_curves
 
     lr = st.select_slider(
         "Learning rate (SGD, momentum 0.9)", norm.EXPERIMENT_RATES, 0.005, key="norm.exp.lr"

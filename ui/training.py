@@ -1,5 +1,6 @@
-"""Widgets and renderers of the "Train a CNN" page: data set, layers, hyper-parameters, the live
-panel that polls the runs store, the result views and the runs history.
+"""Widgets of the "Train a CNN" page for setting a run up: the data set, the layers, the
+hyper-parameters, the checks and the submission (``ui.run_progress`` shows the run while it trains,
+``ui.run_results`` what it learned and the runs history).
 
 Widgets return plain values; nothing here trains (training runs in a worker process, see
 ``cnnlab.jobs``): the page only submits jobs and reads the store.
@@ -7,25 +8,20 @@ Widgets return plain values; nothing here trains (training runs in a worker proc
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import viz
 from cnnlab.experiments import is_experiment
 from cnnlab.jobs import Scheduler, get_scheduler
-from cnnlab.queue_estimate import QueueEstimate
 from cnnlab.runs import Run, RunStore, open_store
-from ui import figure_text, picture
-from ui.client import client_address
+from ui import picture
 from ui.image_source import cache_key
 from ui.owner import owner_id
 
@@ -37,17 +33,6 @@ DATASETS = {
     "cifar10": "CIFAR-10 colour photos",
     "upload": "Your own images (a zip of class folders)",
 }
-# Badges rather than emoji: headless and minimal browsers often lack an emoji font.
-STATUS_WORDS = {
-    "queued": ":gray-badge[queued]",
-    "running": ":blue-badge[training]",
-    "finished": ":green-badge[finished]",
-    "stopped": ":orange-badge[stopped]",
-    "failed": ":red-badge[failed]",
-    "interrupted": ":orange-badge[interrupted]",
-    "timed_out": ":orange-badge[timed out]",
-}
-MAX_CURVE_POINTS = 300  # per curve sent to the browser: enough for a smooth line, a small payload
 # The columns of the layer table; each layer kind reads the ones it has (cnnlab.models defaults).
 LAYER_COLUMNS = ("kind", "out", "kernel", "stride", "padding", "dilation", "groups", "p", "bias")
 BATCH_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)  # small ones give a small upload enough steps
@@ -190,7 +175,7 @@ def _first_per_class(
 
 
 def _strip(images: np.ndarray, per_class: int) -> np.ndarray:
-    return viz.upscale(viz.tile(_to_rgb(images), columns=per_class, gap=2), 2)
+    return viz.upscale(viz.tile(to_rgb(images), columns=per_class, gap=2), 2)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -199,7 +184,7 @@ def _sample_strips(key: str, _picked: tuple[np.ndarray, ...], per_class: int) ->
     return [viz.png_bytes(_strip(images, per_class)) for images in _picked]
 
 
-def _to_rgb(images: np.ndarray) -> np.ndarray:
+def to_rgb(images: np.ndarray) -> np.ndarray:
     """(N, C, H, W) uint8 with 1 or 3 channels -> (N, H, W, 3)."""
     images = np.moveaxis(np.asarray(images), 1, -1)
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
@@ -630,109 +615,7 @@ def _set_widgets(values: dict[str, Any]) -> None:
         st.session_state[name] = value
 
 
-# -- curves -------------------------------------------------------------------------------------
-def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple:
-    """At most ``max_points`` points: bucket means, so noise is smoothed and nothing is skipped."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) <= max_points:
-        return x, y
-    edges = np.linspace(0, len(x), max_points + 1).astype(int)
-    xs = np.array([x[a:b].mean() for a, b in itertools.pairwise(edges)])
-    ys = np.array([y[a:b].mean() for a, b in itertools.pairwise(edges)])
-    return xs, ys
-
-
-def curves_figure(
-    series: list[tuple[str, dict[str, np.ndarray], list[Any]]],
-    probes: list[np.ndarray | None] | None = None,
-) -> go.Figure:
-    """Loss and accuracy against epochs for one or more runs (train per step, validation per
-    epoch); ``series`` holds (label, step curve, epoch records) per run, and ``probes`` (when
-    given) each run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode,
-    drawn dotted: that one compares directly with validation."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"]
-    probes = probes or [None] * len(series)
-    for i, ((label, curve, epochs), probe) in enumerate(zip(series, probes, strict=True)):
-        colour = palette[i % len(palette)]
-        steps_per_epoch = _steps_per_epoch(curve)
-        x = curve["step"] / steps_per_epoch if len(curve["step"]) else curve["step"]
-        for col, metric in ((1, "loss"), (2, "accuracy")):
-            xs, ys = downsample(x, curve[metric])
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    name=f"{label} train (running)".strip(),
-                    legendgroup=label,
-                    line={"color": colour, "width": 1.5},
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
-            if probe is not None and len(probe):
-                fig.add_trace(
-                    go.Scatter(
-                        x=probe[:, 0],
-                        y=probe[:, col],
-                        name=f"{label} train (eval mode)".strip(),
-                        legendgroup=label,
-                        mode="lines+markers",
-                        line={"color": colour, "dash": "dot"},
-                        marker={"symbol": "square"},
-                        showlegend=col == 1,
-                    ),
-                    row=1,
-                    col=col,
-                )
-            vals = [(e.epoch, getattr(e, f"val_{metric}")) for e in epochs]
-            vals = [(a, b) for a, b in vals if b is not None]
-            if vals:
-                fig.add_trace(
-                    go.Scatter(
-                        x=[a for a, _ in vals],
-                        y=[b for _, b in vals],
-                        name=f"{label} validation".strip(),
-                        legendgroup=label,
-                        mode="lines+markers",
-                        line={"color": colour, "dash": "dash"},
-                        showlegend=col == 1,
-                    ),
-                    row=1,
-                    col=col,
-                )
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(
-        height=340,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.3},
-    )
-    return fig
-
-
-def train_probe(store: RunStore, owner: str, run_id: str) -> np.ndarray | None:
-    """The run's per-epoch (epoch, loss, accuracy) on training images in evaluation mode."""
-    from cnnlab.worker import TRAIN_EVAL_ARRAY
-
-    return store.get_array(owner, run_id, TRAIN_EVAL_ARRAY)
-
-
-def _steps_per_epoch(curve: dict[str, np.ndarray]) -> float:
-    """Steps per epoch, read off the curve (epochs are 1-based; the first may be partial)."""
-    steps, epochs = curve["step"], curve["epoch"]
-    if not len(steps):
-        return 1.0
-    last = epochs.max()
-    if last <= 1:
-        return max(1.0, float(steps.max()))
-    return max(1.0, float(steps[epochs == last].min() - 1) / float(last - 1))
-
-
-# -- the run being watched ----------------------------------------------------------------------
+# -- the owner's runs ---------------------------------------------------------------------------
 def current_run(store: RunStore, owner: str, key: str) -> Run | None:
     """The run this session watches: the one it started, else the owner's latest (so navigating
     away and back, or reloading, finds it again)."""
@@ -742,355 +625,17 @@ def current_run(store: RunStore, owner: str, key: str) -> Run | None:
             return store.get_run(owner, run_id)
         except KeyError:
             st.session_state.pop(key, None)
-    runs = _train_runs(store, owner)
+    runs = train_runs(store, owner)
     active = [r for r in runs if r.active]
     return (active or runs or [None])[0]
 
 
-def _train_runs(store: RunStore, owner: str) -> list[Run]:
+def train_runs(store: RunStore, owner: str) -> list[Run]:
     """The owner's runs of this page: the labs' experiments are shown on their own pages."""
     return [r for r in store.list_runs(owner) if not is_experiment(r.spec)]
 
 
-def progress_panel(store: RunStore, sched: Scheduler, owner: str, run: Run) -> None:
-    """Status, what the worker is doing before the first step, progress bar, images/s, ETA,
-    queue position, curves (and how to read them), and the Stop or Resume button."""
-    p = run.progress
-    st.markdown(f"**{run.name or run.run_id}** · {STATUS_WORDS[run.status]} · {run.device or ''}")
-    if run.status == "queued":
-        est = sched.estimate(run.run_id)
-        waiting = est is not None and est.wait_seconds != 0
-        text = queue_text(est) if waiting else phase_text(run, time.time())
-        st.info(text, icon=":material/hourglass_top:")
-    elif run.status == "running" and "step" not in p:
-        st.info(phase_text(run, time.time()), icon=":material/hourglass_top:")
-    if "step" in p:
-        done = p["step"] / max(1, p["total_steps"])
-        st.progress(
-            min(1.0, done),
-            text=f"epoch {p['epoch']}/{p['epochs']} · step {p['step']:,}/{p['total_steps']:,}",
-        )
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Loss", f"{p['loss']:.4f}")
-        c2.metric("Accuracy (batch)", f"{p['accuracy']:.1%}")
-        c3.metric("Images / s", f"{p['images_per_second']:,.0f}")
-        c4.metric("Time left", duration_text(p["eta_seconds"]) if run.active else "—")
-    if run.active and st.button("Stop", key="train.stop", icon=":material/stop:"):
-        store.request_stop(owner, run.run_id)
-        st.toast("Stopping after the current step…")
-    curve = store.step_curve(owner, run.run_id)
-    if len(curve["step"]):
-        figure_text.plotly_chart(
-            curves_figure(
-                [("", curve, store.epochs(owner, run.run_id))],
-                [train_probe(store, owner, run.run_id)],
-            ),
-            key=f"train.curves.{run.run_id}",
-        )
-        st.caption(loss_note(run))
-    if run.error:
-        (st.warning if run.status in ("interrupted", "timed_out") else st.error)(run.error)
-    if run.resumable:
-        # Offered where the "resume it" message is, not only in the history.
-        resume_button(sched, owner, run, "train.resume")
-
-
-def resume_button(sched: Scheduler, owner: str, run: Run, key: str) -> None:
-    """A button that queues the ended run again, to go on from its last checkpoint."""
-    done = f"after epoch {run.checkpoint_epoch}" if run.checkpoint_epoch else "in its first epoch"
-    if st.button(
-        "Resume this run",
-        icon=":material/replay:",
-        key=key,
-        help=f"Queue it again: it goes on from where it stopped ({done}), with the same settings.",
-    ):
-        try:
-            sched.resume(owner, run.run_id, client_address())
-            st.session_state["train.run_id"] = run.run_id
-            st.rerun()
-        except ValueError as exc:
-            st.error(str(exc))
-
-
-# What the worker does between taking a run and its first step, as it reports it.
-PHASES = {
-    "data": "Loading the data set",
-    "model": "Building the network",
-    "train": "Running the first training steps",
-}
-
-
-def phase_text(run: Run, now: float) -> str:
-    """What an active run does before its first step is reported, and for how long so far."""
-    if run.status == "queued":
-        waited = "" if run.resume else f" ({duration_text(now - run.created_at)} so far)"
-        return f"Waiting for a training worker to take the run…{waited}"
-    phase = PHASES.get(run.progress.get("phase", ""), "Starting the training worker")
-    # The worker's heartbeat is refreshed when it reports a phase: the phase began then.
-    since = run.heartbeat_at or run.started_at or run.created_at
-    return f"{phase}… ({duration_text(now - since)} so far)"
-
-
-def loss_note(run: Run) -> str:
-    """How the run's three kinds of curve were measured, so they can be compared."""
-    cfg, kinds = run.config, {layer.get("kind") for layer in run.spec.get("layers", [])}
-    during = ["the network in training mode"]
-    if "dropout" in kinds:
-        during.append("dropout on")
-    if "batchnorm" in kinds or "residual" in kinds:
-        during.append("batch norm using each batch's statistics")
-    if cfg.get("augment"):
-        during.append("shifted training images")
-    if cfg.get("label_smoothing"):
-        during.append(f"label smoothing {cfg['label_smoothing']:g}")
-    note = (
-        f"Train (running, solid): each batch's loss and accuracy as it trained — "
-        f"{', '.join(during)} — while the weights were still changing within the epoch. "
-        f"Train (eval mode, dotted) and validation (dashed): measured after each epoch the same "
-        f"way, in evaluation mode (no dropout, fixed batch-norm statistics, original images, "
-        f"true labels), on as many training images as held-out ones: those two compare "
-        f"directly, and a gap between them is overfitting."
-    )
-    if cfg.get("label_smoothing"):
-        note += " Label smoothing lifts only the running training loss."
-    return note
-
-
-def queue_text(est: QueueEstimate | None) -> str:
-    """Where a queued run stands and when it should start, in a sentence or two."""
-    if est is None or est.wait_seconds == 0:
-        return "Starting…"
-    runs = "run" if est.slots == 1 else "runs"
-    where = (
-        f"Waiting for a free training slot: position **{est.position}** in the queue (this "
-        f"server trains {est.slots} {runs} at a time)."
-    )
-    if est.wait_seconds is None:
-        return f"{where} No estimate of the wait yet: no run has finished on this server so far."
-    alike = "similar run" if est.similar else "recent run"
-    basis = f"{est.samples} {alike}{'s' if est.samples != 1 else ''}"
-    return (
-        f"{where} Expected to start in about **{duration_text(est.wait_seconds)}**, judging by "
-        f"the {basis} that finished on this server (about {duration_text(est.typical_seconds)} "
-        f"each)."
-    )
-
-
-def duration_text(seconds: float) -> str:
-    """``0.8 s``, ``42 s``, ``3 min 05 s``: tenths below 10 s (the fast preset trains in ~1 s)."""
-    if seconds < 9.95:
-        return f"{max(seconds, 0.0):.1f} s"
-    whole = round(seconds)
-    return f"{whole // 60} min {whole % 60:02d} s" if whole >= 60 else f"{whole} s"
-
-
-# -- results ------------------------------------------------------------------------------------
-def results(store: RunStore, owner: str, run: Run, key: str) -> None:
-    """What the trained network does: accuracy, per class, confusion, mistakes, kernels."""
-    final = run.final
-    if not final:
-        return
-    classes = run.meta.get("classes") or [str(i) for i in range(len(final["confusion"]))]
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Test accuracy", f"{final['test_accuracy']:.2%}")
-    c2.metric("Training time", duration_text(final["train_seconds"]))
-    c3.metric("Images / s", f"{final['images_per_second']:,.0f}")
-    if final.get("early_stopped"):
-        st.info(
-            f"Early stopping: the validation loss stopped improving, so the run ended after "
-            f"epoch {final['epochs_completed']} and the network keeps the weights of epoch "
-            f"{final['best_epoch']} (the lowest validation loss).",
-            icon=":material/front_hand:",
-        )
-
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Accuracy per class** (test set)")
-        bar = go.Figure(
-            go.Bar(
-                x=classes,
-                y=final["per_class_accuracy"],
-                marker_color="#2563eb",
-                text=[f"{a:.0%}" for a in final["per_class_accuracy"]],
-            )
-        )
-        bar.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-        bar.update_yaxes(range=[0, 1])
-        figure_text.plotly_chart(bar, key=f"{key}.per_class")
-    with right:
-        st.markdown("**Confusion matrix** (rows: true class, columns: predicted)")
-        confusion = np.asarray(final["confusion"])
-        heat = go.Figure(
-            go.Heatmap(
-                z=confusion,
-                x=classes,
-                y=classes,
-                colorscale="Blues",
-                text=confusion,
-                texttemplate="%{text}",
-                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
-            )
-        )
-        heat.update_yaxes(autorange="reversed")
-        heat.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-        figure_text.plotly_chart(heat, key=f"{key}.confusion")
-
-    mistakes(store, owner, run, classes)
-    kernels_replay(store, owner, run, key)
-    deeper_kernels(store, owner, run, key)
-
-
-def mistakes(store: RunStore, owner: str, run: Run, classes: list[str]) -> None:
-    """The test images the network got wrong with the most confidence."""
-    wrong = run.final.get("misclassified", {})
-    images = store.get_array(owner, run.run_id, "misclassified")
-    st.markdown("**Most confident mistakes** (test images)")
-    if images is None or not len(images):
-        st.caption("No test image was misclassified.")
-        return
-    shown = min(16, len(images))
-    rgb = _to_rgb(images[:shown])
-    factor = max(1, 84 // rgb.shape[1])
-    st.image(
-        [viz.upscale(im, factor) for im in rgb],
-        caption=[
-            f"{classes[t]} → {classes[p]} ({c:.0%})"
-            for t, p, c in zip(
-                wrong["labels"][:shown],
-                wrong["predictions"][:shown],
-                wrong["confidences"][:shown],
-                strict=True,
-            )
-        ],
-        width=rgb.shape[2] * factor,
-        alt=[
-            f"A test image of {classes[t]} that the network called {classes[p]}"
-            for t, p in zip(wrong["labels"][:shown], wrong["predictions"][:shown], strict=True)
-        ],
-    )
-
-
-def kernel_grid(kernels: np.ndarray, vmax: float, max_filters: int = 64) -> np.ndarray:
-    """Kernels ``(out, in, kH, kW)`` as one image: a row per filter, its input channels side by
-    side, diverging colours on a shared scale (white = 0)."""
-    kernels = np.asarray(kernels)[:max_filters]
-    _out, cin, kh, kw = kernels.shape
-    if cin == 3:
-        # Colour input: show each filter as one RGB patch, scaled so 0 is mid-grey.
-        rgb = np.clip(0.5 + np.moveaxis(kernels, 1, -1) / (2 * vmax), 0, 1)
-        images = np.round(rgb * 255).astype(np.uint8)
-    else:
-        images = viz.diverging_rgb(kernels[:, : min(cin, 8)].reshape(-1, kh, kw), vmax)
-    columns = 8 if cin in (1, 3) else min(cin, 8)
-    factor = max(1, 48 // kh)
-    return viz.tile(np.stack([viz.upscale(im, factor) for im in images]), columns, gap=3)
-
-
-def kernels_replay(store: RunStore, owner: str, run: Run, key: str) -> None:
-    """First-layer kernels, with a slider replaying how they evolved epoch by epoch."""
-    snapshots = {
-        e.epoch: e.kernels for e in store.epochs(owner, run.run_id) if e.kernels is not None
-    }
-    start = store.get_array(owner, run.run_id, "kernels_at_start")
-    if start is not None:
-        snapshots = {0: start, **snapshots}
-    if not snapshots:
-        return
-    st.markdown("**First-layer kernels**, epoch by epoch")
-    vmax = max(float(np.abs(k).max()) for k in snapshots.values()) or 1.0
-    epochs = sorted(snapshots)
-    epoch = (
-        st.select_slider(
-            "After epoch (0 = the random start)",
-            epochs,
-            value=epochs[-1],
-            key=f"{key}.kernel_epoch",
-        )
-        if len(epochs) > 1
-        else epochs[0]
-    )
-    st.image(
-        kernel_grid(snapshots[epoch], vmax),
-        alt=f"The first layer's kernels after epoch {epoch}, blue negative and red positive",
-    )
-    st.caption(
-        f"Blue negative, white zero, red positive; one colour scale for every epoch "
-        f"(±{vmax:.3f}), so you can compare them."
-    )
-
-
-def weight_label(name: str, spec: dict[str, Any]) -> str:
-    """A state-dict name as the layer table counts layers: ``3.weight`` -> ``Layer 4 (conv)``,
-    ``5.conv1.weight`` -> ``Layer 6 (residual) · conv1`` (modules are named by layer index)."""
-    index, _, rest = name.partition(".")
-    layers = spec.get("layers", [])
-    if not index.isdigit() or int(index) >= len(layers):
-        return name
-    where = f"Layer {int(index) + 1} ({layers[int(index)].get('kind')})"
-    inner = rest.removesuffix("weight").rstrip(".")
-    return f"{where} · {inner}" if inner else where
-
-
-def deeper_kernels(store: RunStore, owner: str, run: Run, key: str) -> None:
-    """Learned kernels of a deeper convolution (first input channels of each filter)."""
-    path = store.weights_path(owner, run.run_id)
-    if path is None:
-        return
-    convs = {
-        name: t for name, t in _weights(str(path), path.stat().st_mtime).items() if t.ndim == 4
-    }
-    deeper = [name for name in convs if name != next(iter(convs))]
-    if not deeper:
-        return
-    st.markdown("**Deeper kernels**")
-    name = st.selectbox(
-        "Convolution weights",
-        deeper,
-        format_func=lambda n: weight_label(n, run.spec),
-        key=f"{key}.deeper",
-    )
-    weights = convs[name]
-    label = weight_label(name, run.spec)
-    st.image(
-        kernel_grid(weights, float(np.abs(weights).max()) or 1.0, max_filters=16),
-        alt=f"Learned kernels of {label}, blue negative and red positive",
-    )
-    st.caption(
-        f"{label}: {weights.shape[0]} filters × {weights.shape[1]} input channels of "
-        f"{weights.shape[2]}×{weights.shape[3]}; first 16 filters, first 8 input channels."
-    )
-
-
-@st.cache_data(max_entries=8)
-def _weights(path: str, mtime: float) -> dict[str, np.ndarray]:
-    """Weights as arrays (keyed on the file's path and modification time)."""
-    from cnnlab.runs import load_weights
-
-    return {k: v.numpy() for k, v in load_weights(path).items()}
-
-
-# -- history ------------------------------------------------------------------------------------
-def history_frame(runs: list[Run]) -> pd.DataFrame:
-    """The owner's runs as a table."""
-    import datetime as dt
-
-    return pd.DataFrame(
-        [
-            {
-                "run": r.run_id,
-                "name": r.name,
-                "data set": r.dataset,
-                "status": r.status.replace("_", " "),
-                "test accuracy": r.final.get("test_accuracy"),
-                "epochs": r.config.get("epochs"),
-                "started": dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"),
-            }
-            for r in runs
-        ]
-    )
-
-
-# -- page glue: checks, submission, live panel, history -----------------------------------------
+# -- page glue: checks, submission --------------------------------------------------------------
 @st.cache_data(max_entries=64)
 def _summary(spec_json: str, input_shape: tuple[int, int, int], num_classes: int) -> Any:
     from cnnlab.models import ModelSpec, summarize
@@ -1160,94 +705,3 @@ def submit(
         meta={"data_options": data_options},
         client=client,
     )
-
-
-def live_panel(store: RunStore, sched: Scheduler, owner: str, run_id: str) -> None:
-    """The watched run: polled twice a second while it is active, results once it ended."""
-    run = store.get_run(owner, run_id)
-    # Only an active run polls: an idle page costs the server nothing.
-    st.fragment(run_every=0.5 if run.active else None)(_live_body)(
-        store, sched, owner, run_id, run.active
-    )
-
-
-def _live_body(
-    store: RunStore, sched: Scheduler, owner: str, run_id: str, was_active: bool
-) -> None:
-    try:
-        run = store.get_run(owner, run_id)
-    except KeyError:
-        st.info("This run was deleted.")
-        return
-    if was_active and not run.active:
-        st.rerun()  # the whole page: re-enable Train, stop polling, show the results
-    progress_panel(store, sched, owner, run)
-    if not run.active:
-        results(store, owner, run, "train.result")
-
-
-def history(store: RunStore, sched: Scheduler, owner: str, export: Any) -> None:
-    """The owner's runs: table, comparison chart, and per-run actions."""
-    runs = _train_runs(store, owner)
-    if not runs:
-        st.info("No runs yet: train a network and it will be listed here.")
-        return
-    st.dataframe(
-        history_frame(runs),
-        hide_index=True,
-        width="stretch",
-        column_config={"test accuracy": st.column_config.NumberColumn(format="percent")},
-    )
-    labels = {r.run_id: f"{r.name or r.dataset} · {r.run_id[:6]}" for r in runs}
-    compare = st.multiselect(
-        "Compare runs",
-        list(labels),
-        default=list(labels)[: min(2, len(labels))],
-        format_func=labels.__getitem__,
-        key="train.history.compare",
-    )
-    if compare:
-        series = [(labels[i], store.step_curve(owner, i), store.epochs(owner, i)) for i in compare]
-        probes = [train_probe(store, owner, i) for i in compare]
-        figure_text.plotly_chart(curves_figure(series, probes), key="train.history.curves")
-
-    chosen = st.selectbox(
-        "Run", list(labels), format_func=labels.__getitem__, key="train.history.run"
-    )
-    run = store.get_run(owner, chosen)
-    c1, c2, c3, c4 = st.columns(4)
-    weights = store.weights_path(owner, chosen)
-    c1.download_button(
-        "Download weights",
-        weights.read_bytes() if weights else b"",
-        file_name=f"cnnlab_run_{chosen}.safetensors",
-        disabled=weights is None,
-        icon=":material/download:",
-        key="train.history.weights",
-        help="safetensors; load with safetensors.torch.load_file",
-    )
-    try:
-        script, script_error = export(run), None
-    except (ValueError, KeyError) as exc:
-        script, script_error = "", str(exc)
-    c2.download_button(
-        "Export as a script",
-        script,
-        file_name=f"cnnlab_run_{chosen}.py",
-        mime="text/x-python",
-        disabled=not script,
-        icon=":material/code:",
-        key="train.history.export",
-        help=script_error or "A standalone PyTorch script that reproduces this run.",
-    )
-    if run.resumable:
-        with c3:
-            resume_button(sched, owner, run, "train.history.resume")
-    if c4.button(
-        "Delete", icon=":material/delete:", key="train.history.delete", disabled=run.active
-    ):
-        store.delete_run(owner, chosen)
-        st.rerun()
-    if run.error:
-        st.warning(run.error)
-    results(store, owner, run, "train.history.result")
