@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pagetest import app_test
 
-from ui.link_codec import Choice, Flag, Real, Setting, Whole, decode, encode, token
+from ui.layer_rows import RowFormat, Stack
+from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, decode, encode, token
 from ui.navigation import PAGES
-from ui.page_links import PAGE_SETTINGS
+from ui.page_links import PAGE_SETTINGS, RF_STACK
 from ui.url_state import VIEW, settings_of
 
 SCRIPTS = {"home": "app.py", **{p.url_path: p.path for p in PAGES}}
@@ -22,10 +23,37 @@ ALL = [("any", s) for s in VIEW] + [
 ]
 
 
+@st.composite
+def stack_rows(draw, fmt: RowFormat) -> list[dict]:
+    """Editor rows of any kinds, each cell a whole number (as the float the editor holds), its
+    blank default, or a padding word where the column takes text; named or not."""
+    rows = []
+    for _ in range(draw(st.integers(1, 5))):
+        row = {fmt.kind_column: draw(st.sampled_from(fmt.kinds))}
+        for column in fmt.columns:
+            number = st.integers(-3, 300)
+            value = st.one_of(
+                st.just(column.default),
+                number.map(str) if column.text else number.map(float),
+                st.sampled_from(("same", "valid")) if column.text else st.nothing(),
+            )
+            row[column.name] = draw(value)
+        if fmt.name_column:
+            row[fmt.name_column] = draw(st.text("ab1_. (é)", max_size=8)).strip()
+        rows.append(row)
+    return rows
+
+
 def values_of(setting: Setting) -> st.SearchStrategy:
     """Every value the widget behind ``setting`` can hold."""
     if isinstance(setting, Choice):
         return st.sampled_from(setting.shared)
+    if isinstance(setting, Stack):
+        spelled = stack_rows(setting.rows).map(setting.of_rows)
+        return st.one_of(st.sampled_from([name for name, _ in setting.named]), spelled)
+    if isinstance(setting, Place):
+        n = setting.high - setting.low
+        return st.integers(0, n).map(lambda i: setting.low + i - setting.first)
     if isinstance(setting, Whole):
         n = (setting.high - setting.low) // setting.step
         return st.integers(0, n).map(lambda i: setting.low + i * setting.step)
@@ -54,7 +82,30 @@ def test_encode_then_decode_gives_the_same_settings(case):
     assert not problems
     defaults = {s.key: s.default for s in settings_of(page)}
     assert decoded == {k: v for k, v in values.items() if v != defaults[k]}
-    assert all(len(k) + len(v) < 40 for k, v in query.items()), "short, readable parameters"
+    stacks = {s.name for s in settings_of(page) if isinstance(s, Stack)}
+    short = {k: v for k, v in query.items() if k not in stacks}
+    assert all(len(k) + len(v) < 40 for k, v in short.items()), "short, readable parameters"
+
+
+@settings(max_examples=25, deadline=None)
+@given(stack_rows(RF_STACK.rows))
+def test_a_stack_reads_back_as_the_rows_it_spells(rows):
+    text = RF_STACK.rows.spell(rows)
+    assert text is not None
+    assert RF_STACK.rows.read("stack", text) == rows
+    assert RF_STACK.decode(text) in (text, *(name for name, _ in RF_STACK.named))
+
+
+def test_a_stack_a_link_cannot_hold_is_left_out():
+    row = {"name": "", "kind": "conv", "kernel": 2.5}
+    assert RF_STACK.rows.spell([row]) is None  # a fraction is refused on the page, in words
+    assert RF_STACK.rows.spell([{**row, "kernel": 3.0, "kind": None}]) is None
+    assert RF_STACK.rows.spell([]) is None
+    assert RF_STACK.rows.spell([{**row, "kernel": 3.0}]) == "conv.k3"
+    with pytest.raises(ValueError, match="layer 2 is 'pool'"):
+        RF_STACK.decode("conv.k3,pool.k2")
+    with pytest.raises(ValueError, match="'q2' is not one of k"):
+        RF_STACK.decode("conv.q2")
 
 
 JUNK = ["", "abc", "nan", "inf", "-inf", "1e999", "9" * 30, "0x10", "1,5", "<script>", "on off"]
@@ -103,8 +154,12 @@ def test_tokens_and_names_are_unambiguous():
 # -- every page through a link (AppTest) --------------------------------------------------------
 # Values that would make the page fetch a data set from the internet are not sent.
 KEEP_DEFAULT = {("train", "data")}
-# A value a teacher would send where the next one up is not (one training image).
-SENT = {("train", "images"): 500}
+# A value a teacher would send where the next one up is not (one training image), and stacks.
+SENT = {
+    ("train", "images"): 500,
+    # The first preset with a 5×5 first conv: the layer and neuron sent still exist in it.
+    ("receptive_field", "stack"): RF_STACK.named[0][1].replace("conv.k3.p1", "conv.k5.p2", 1),
+}
 WIDGET_KINDS = (
     "slider",
     "select_slider",
@@ -118,6 +173,10 @@ WIDGET_KINDS = (
 
 def other_value(setting: Setting):
     """A valid value other than the default, so the widget shows it came from the link."""
+    if isinstance(setting, Stack):
+        return setting.named[1][0]
+    if isinstance(setting, Place):  # one down: the default is the last layer, the centre neuron
+        return setting.default - 1
     if isinstance(setting, Choice):
         options = setting.shared
         return options[(options.index(setting.default) + 1) % len(options)]
@@ -136,6 +195,8 @@ def widgets_by_key(at) -> dict:
 def check_declaration(setting: Setting, widget) -> None:
     """The declared default and range are the widget's own (a changed widget fails here)."""
     proto = widget.proto
+    if isinstance(setting, Place):
+        return  # its range is the current stack's (the page clamps what a link sends)
     if isinstance(setting, Choice):
         assert len(proto.options) == len(setting.options), setting.name
         default = proto.default[0] if type(widget).__name__ == "SelectSlider" else proto.default
@@ -152,7 +213,9 @@ def check_declaration(setting: Setting, widget) -> None:
 def test_a_link_opens_the_page_with_its_settings(page):
     declared = [s for s in PAGE_SETTINGS[page] if (page, s.name) not in KEEP_DEFAULT]
     sent = {s.key: SENT.get((page, s.name), other_value(s)) for s in declared}
-    junk = declared[-1] if declared else None
+    # Junk in the page's layer stack if it has one (its own parser), else in its last setting.
+    stacks = [s for s in declared if isinstance(s, Stack)]
+    junk = (stacks or declared[-1:] or [None])[0]
     if junk is not None:
         sent.pop(junk.key)
     at = app_test("app.py", timeout=180)
@@ -171,6 +234,12 @@ def test_a_link_opens_the_page_with_its_settings(page):
     shown = 0
     for setting in declared:
         widget = widgets.get(setting.key)
+        if isinstance(setting, Stack):  # the editor's rows, read back from what it shows
+            expected = setting.default if setting is junk else sent[setting.key]
+            assert setting is not junk or f"`{junk.name}=not-a-value`" in notices
+            assert at.session_state[setting.key] == expected, setting.name
+            shown += 1
+            continue
         if widget is None:
             continue  # not drawn with these settings (e.g. the pattern size of a sample)
         shown += 1

@@ -19,9 +19,13 @@ from cnnlab.gradient_flow import MAX_DEPTH
 from cnnlab.images import PATTERNS, SAMPLES
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
 from cnnlab.pooling import KINDS as POOL_KINDS
+from cnnlab.receptive_field import KINDS as RF_KINDS
+from cnnlab.receptive_field import PRESETS as RF_PRESETS
+from cnnlab.receptive_field import Preset, analyse_stack
 from cnnlab.zoo import NAMES as ZOO_NAMES
 from ui import training
-from ui.link_codec import Choice, Flag, Real, Setting, Whole
+from ui.layer_rows import Column, RowFormat, Stack, named_stacks
+from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, token
 
 # What the image picker can share: a bundled sample or a generated pattern (never an upload,
 # a photo or a drawing, which exist only in the learner's browser session).
@@ -40,6 +44,44 @@ def image(prefix: str, default_sample: str = "astronaut", draw: bool = True) -> 
 
 
 _TRAIN = training.default_config()
+
+
+def rf_rows(preset: Preset) -> list[dict]:
+    """The receptive-field stack editor's rows of a preset (square kernels, as every preset uses)."""
+    return [
+        {
+            "name": layer.name,
+            "kind": layer.kind,
+            "kernel": layer.kernel[0],
+            "stride": layer.stride[0],
+            "padding": layer.padding[0],
+            "dilation": layer.dilation[0],
+            "channels": layer.channels,
+        }
+        for layer in preset.layers
+    ]
+
+
+# The receptive-field stack editor's rows: ``conv.k3.p1.c8~conv1,relu~relu1,maxpool.k2.s2``.
+RF_ROWS = RowFormat(
+    kinds=RF_KINDS,
+    columns=(
+        Column("k", "kernel", 1),
+        Column("s", "stride", 1),
+        Column("p", "padding", 0),
+        Column("d", "dilation", 1),
+        Column("c", "channels"),
+    ),
+)
+_RF_FIRST = next(iter(RF_PRESETS.values()))
+RF_STACK = Stack(
+    "stack",
+    "rf.stack",
+    token(_RF_FIRST.name),
+    rows=RF_ROWS,
+    named=named_stacks({name: rf_rows(p) for name, p in RF_PRESETS.items()}, RF_ROWS),
+)
+_RF_LAST = analyse_stack(_RF_FIRST.layers, _RF_FIRST.input_size)[-1]  # the neuron first shown
 
 # Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
 # (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
@@ -95,7 +137,15 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Choice("shift_mode", "pool.shift_mode", "crop", options=SHIFT_MODES),
         Whole("max_shift", "pool.max_shift", 6, low=1, high=12),
     ),
-    "receptive_field": (*image("rf.image"),),
+    "receptive_field": (
+        *image("rf.image"),
+        RF_STACK,
+        Whole("size", "rf.size", _RF_FIRST.input_size, low=1, high=512),
+        # Layers are counted from 1 on the page; the neuron's row and column from 0 (sliders).
+        Place("layer", "rf.layer", _RF_LAST.index, low=1, high=64, first=1),
+        Place("row", "rf.row", _RF_LAST.output_hw[0] // 2, low=0, high=4096),
+        Place("col", "rf.col", _RF_LAST.output_hw[1] // 2, low=0, high=4096),
+    ),
     "train": (
         Choice("data", "train.data.name", DATASETS[0], options=DATASETS),
         Whole("images", "train.data.limit", 0, low=0, high=60_000),
