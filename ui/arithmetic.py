@@ -14,6 +14,7 @@ import streamlit as st
 from cnnlab import arithmetic as ar
 from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
+from ui.page_links import CHAIN, TEXTBOOK_ROWS
 
 # Okabe–Ito colours (safe for every common colour-vision deficiency); shapes and text back them
 # up (× on unreached pixels, 0 on zeros, thick outlines on the current window).
@@ -593,23 +594,26 @@ def shared_window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
 CHAIN_COLUMNS = ("layer", "out", "kernel", "stride", "padding", "dilation")
 
 
-def textbook_frame() -> pd.DataFrame:
-    """The textbook chain as the editor's rows."""
-    rows = [
-        {
-            "layer": layer.kind,
-            "out": layer.out,
-            "kernel": layer.kernel,
-            "stride": layer.stride,
-            "padding": str(layer.padding),
-            "dilation": layer.dilation,
-        }
-        for layer in ar.TEXTBOOK_CHAIN
-    ]
+def chain_frame(rows: Sequence[dict]) -> pd.DataFrame:
+    """The chain editor's table of ``rows`` (the textbook chain unless a link sent another)."""
     # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
     # page could refuse it.
     numbers = {c: "float64" for c in ("out", "kernel", "stride", "dilation")}
-    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS)).astype(numbers)
+    return pd.DataFrame(list(rows), columns=list(CHAIN_COLUMNS)).astype(numbers)
+
+
+def _chain_base() -> list[dict]:
+    """The rows the chain editor starts from: the link's chain when one was sent (or when
+    Streamlit forgot the editor's edits while another page was shown), else the textbook."""
+    state = st.session_state
+    version = state.setdefault("arith.chain.version", 0)
+    wanted = state.get(CHAIN.key)
+    if wanted is not None and wanted != state.get("arith.chain.shown"):
+        state["arith.chain.version"] = version + 1
+        state["arith.chain.base"] = CHAIN.to_rows(wanted)
+    elif wanted is not None and f"arith.chain.editor.{version}" not in state:
+        state["arith.chain.base"] = CHAIN.to_rows(wanted)
+    return state.setdefault("arith.chain.base", TEXTBOOK_ROWS)
 
 
 def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
@@ -663,11 +667,13 @@ def render_chain() -> None:
     channels = c.number_input("Input channels", 1, 64, 3, key="arith.chain.channels")
     height = h.number_input("Input height", 1, 512, 32, key="arith.chain.height")
     width = w.number_input("Input width", 1, 512, 32, key="arith.chain.width")
-    version = st.session_state.setdefault("arith.chain.version", 0)
+    base = _chain_base()
+    version = st.session_state["arith.chain.version"]
     if st.button("Reset to the textbook example", key="arith.chain.reset"):
         st.session_state["arith.chain.version"] = version = version + 1
+        st.session_state["arith.chain.base"] = base = TEXTBOOK_ROWS
     frame = st.data_editor(
-        textbook_frame(),
+        chain_frame(base),
         key=f"arith.chain.editor.{version}",
         num_rows="dynamic",
         hide_index=True,
@@ -684,6 +690,11 @@ def render_chain() -> None:
             "dilation": st.column_config.NumberColumn("Dilation", format="plain"),
         },
     )
+    # The link holds the rows as edited (nothing when a cell holds what a link cannot carry).
+    rows = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")
+    ]
+    st.session_state[CHAIN.key] = st.session_state["arith.chain.shown"] = CHAIN.of_rows(rows)
     input_shape = (int(channels), int(height), int(width))
     try:
         layers = layers_from_frame(frame)

@@ -10,7 +10,7 @@ whose range depends on other settings.
 
 from __future__ import annotations
 
-from cnnlab import conv, kernels
+from cnnlab import arithmetic, conv, kernels
 from cnnlab.blocks import KINDS as BLOCK_KINDS
 from cnnlab.choices import LANDSCAPES
 from cnnlab.conv_variants import KERNELS_1D, KERNELS_3D, MAX_CHANNELS, SIGNALS, VARIANTS
@@ -47,7 +47,7 @@ _TRAIN = training.default_config()
 
 
 def rf_rows(preset: Preset) -> list[dict]:
-    """The receptive-field stack editor's rows of a preset (square kernels, as every preset uses)."""
+    """The receptive-field stack editor's rows of a preset (square kernels, as presets use)."""
     return [
         {
             "name": layer.name,
@@ -80,6 +80,31 @@ RF_STACK = Stack(
     token(_RF_FIRST.name),
     rows=RF_ROWS,
     named=named_stacks({name: rf_rows(p) for name, p in RF_PRESETS.items()}, RF_ROWS),
+)
+# The arithmetic page's chain of layers: ``conv.o16.k3.psame,relu,max_pool.k2,flatten,…``.
+CHAIN_ROWS = RowFormat(
+    kinds=arithmetic.CHAIN_KINDS,
+    columns=(
+        Column("o", "out"),
+        Column("k", "kernel", 1),
+        Column("s", "stride"),
+        Column("p", "padding", "0", text=True),
+        Column("d", "dilation", 1),
+    ),
+    kind_column="layer",
+    name_column=None,
+)
+TEXTBOOK_ROWS = [
+    {"layer": layer.kind, "out": layer.out, "kernel": layer.kernel, "stride": layer.stride,
+     "padding": str(layer.padding), "dilation": layer.dilation}
+    for layer in arithmetic.TEXTBOOK_CHAIN
+]  # fmt: skip
+CHAIN = Stack(
+    "chain",
+    "arith.chain",
+    "textbook",
+    rows=CHAIN_ROWS,
+    named=named_stacks({"textbook": TEXTBOOK_ROWS}, CHAIN_ROWS),
 )
 _RF_LAST = analyse_stack(_RF_FIRST.layers, _RF_FIRST.input_size)[-1]  # the neuron first shown
 
@@ -120,6 +145,18 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("padding", "arith.padding.all", 1, low=-16, high=64),
         Whole("dilation", "arith.dilation.all", 1, low=-16, high=64),
         Flag("ceil", "arith.ceil_mode", False),
+        CHAIN,
+        Whole("chain_c", "arith.chain.channels", 3, low=1, high=64),
+        Whole("chain_h", "arith.chain.height", 32, low=1, high=512),
+        Whole("chain_w", "arith.chain.width", 32, low=1, high=512),
+        # A question is its difficulty and seed: a teacher sends "this question".
+        Choice(
+            "quiz",
+            "arith.quiz.difficulty",
+            arithmetic.DIFFICULTIES[0],
+            options=arithmetic.DIFFICULTIES,
+        ),
+        Whole("question", "arith.quiz.seed", 1, low=0, high=10**9),
     ),
     "pooling": (
         Choice("kind", "pool.kind", "max", options=POOL_KINDS),

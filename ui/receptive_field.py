@@ -41,9 +41,8 @@ from cnnlab.trained import (
     stack_prefix,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, upscale
-from ui import figure_text
+from ui import figure_text, url_state
 from ui.heap import FIGURES_PER_CACHE
-from ui import url_state
 from ui.image_source import ImageSource, cache_key
 from ui.link_codec import token
 from ui.page_links import RF_STACK, rf_rows
