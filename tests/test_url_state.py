@@ -146,8 +146,10 @@ def test_tokens_and_names_are_unambiguous():
                 assert len(set(tokens)) == len(tokens), (page, s.name)
                 assert all(tokens), (page, s.name)
                 assert s.default in s.options, (page, s.name)
+            elif isinstance(s, Place) and s.default is None:
+                continue  # the page chooses (a layer's top channel)
             elif isinstance(s, Whole | Real):
-                assert s.low <= s.default <= s.high, (page, s.name)
+                assert s.low <= s.default + getattr(s, "first", 0) <= s.high, (page, s.name)
     assert [token("Sobel x"), token(1e-3), token(True)] == ["sobel_x", "0.001", "on"]
 
 
@@ -172,7 +174,10 @@ def other_value(setting: Setting):
     if isinstance(setting, Stack):  # the first preset less its last layer
         return setting.named[0][1].rsplit(",", 1)[0]
     if isinstance(setting, Place):  # one down: the default is the last layer, the centre neuron
-        return setting.default - 1
+        if setting.default is None:
+            return 1
+        down = setting.default - 1
+        return down if down + setting.first >= setting.low else setting.default + 1
     if isinstance(setting, Choice):
         options = setting.shared
         return options[(options.index(setting.default) + 1) % len(options)]

@@ -119,8 +119,17 @@ def _choices(owner: str) -> dict[str, str]:
 def model_picker(owner: str) -> Explorable:
     """Pick a network; show what it is. Falls back to the digits network after an error."""
     labels = _choices(owner)
+    wanted = st.session_state.get("explorer.model")
+    if wanted == IMAGENET and IMAGENET not in labels:  # a link from a server that has the weights
+        st.session_state["explorer.model"] = MISSING_IMAGENET
+    elif wanted is not None and wanted not in labels:  # a run deleted meanwhile
+        st.session_state["explorer.model"] = next(iter(labels))
     key = st.selectbox(
-        "Network", list(labels), format_func=labels.get, key="explorer.model", index=0
+        "Network",
+        list(labels),
+        format_func=labels.get,
+        key="explorer.model",
+        index=0,
     )
     try:
         target = _load(owner, key)

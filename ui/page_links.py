@@ -4,28 +4,34 @@ A link such as ``/convolution?kernel=laplacian&stride=2`` opens that page with t
 Each :class:`Setting` names a widget by its session-state key and repeats its default and its
 range: ``tests/test_url_state.py`` checks both against the widget on a freshly rendered page,
 so a widget whose range or default changes fails a test instead of silently breaking links.
-Only settings a teacher would send are listed: no uploads, no run ids, no step-by-step cursors
-whose range depends on other settings.
+Only settings a teacher would send are listed: no uploads, no run ids, no step-by-step cursors.
+A :class:`~ui.link_codec.Place` (a layer of the stack, a neuron) has a range that depends on
+other settings: the page clamps it. A :class:`~ui.layer_rows.Stack` is a stack editor's rows.
 """
 
 from __future__ import annotations
 
 from cnnlab import arithmetic, conv, kernels
 from cnnlab.blocks import KINDS as BLOCK_KINDS
+from cnnlab.bundled import BUNDLED
 from cnnlab.choices import LANDSCAPES
 from cnnlab.conv_variants import KERNELS_1D, KERNELS_3D, MAX_CHANNELS, SIGNALS, VARIANTS
 from cnnlab.data import DATASETS, SHAPE_CLASSES
 from cnnlab.gradient_flow import MAX_DEPTH
 from cnnlab.images import PATTERNS, SAMPLES
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
+from cnnlab.models import PRESETS as MODEL_PRESETS
 from cnnlab.pooling import KINDS as POOL_KINDS
 from cnnlab.receptive_field import KINDS as RF_KINDS
 from cnnlab.receptive_field import PRESETS as RF_PRESETS
 from cnnlab.receptive_field import Preset, analyse_stack
 from cnnlab.zoo import NAMES as ZOO_NAMES
 from ui import training
+from ui.explanations import METHODS
+from ui.explorer_models import CLASSIC, IMAGENET
 from ui.layer_rows import Column, RowFormat, Stack, named_stacks
 from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, token
+from ui.zoo import SIDES as ZOO_SIDES
 
 # What the image picker can share: a bundled sample or a generated pattern (never an upload,
 # a photo or a drawing, which exist only in the learner's browser session).
@@ -44,6 +50,7 @@ def image(prefix: str, default_sample: str = "astronaut", draw: bool = True) -> 
 
 
 _TRAIN = training.default_config()
+EXPLORER_MODELS = (*(f"bundled:{name}" for name in BUNDLED), CLASSIC, IMAGENET)
 
 
 def rf_rows(preset: Preset) -> list[dict]:
@@ -226,7 +233,22 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("shift", "ch.shift", 2, low=0, high=6),
         Flag("flip", "ch.flip", True),
     ),
-    "zoo": (Choice("arch", "zoo.arch", "resnet18", options=ZOO_NAMES),),
+    "zoo": (
+        Choice("arch", "zoo.arch", "resnet18", options=ZOO_NAMES),
+        # A side other than ResNet-18's 224 is in the link (another network's designed size too).
+        Choice("side", "zoo.side", 224, options=ZOO_SIDES),
+        Whole("mlp_c", "zoo.mlp.c", 3, low=1, high=16),
+        Whole("mlp_h", "zoo.mlp.h", 224, low=4, high=1024),
+        Whole("mlp_w", "zoo.mlp.w", 224, low=4, high=1024),
+        Whole("hidden", "zoo.mlp.hidden", 1000, low=1, high=100_000),
+        Whole("filters", "zoo.mlp.filters", 64, low=1, high=4096),
+        Whole("mlp_kernel", "zoo.mlp.kernel", 3, low=1, high=11),
+        Choice("preset", "zoo.stack.preset", "fast", options=tuple(MODEL_PRESETS)),
+        Whole("stack_c", "zoo.stack.c", 1, low=1, high=16),
+        Whole("stack_h", "zoo.stack.h", 28, low=4, high=512),
+        Whole("stack_w", "zoo.stack.w", 28, low=4, high=512),
+        Whole("classes", "zoo.stack.classes", 10, low=2, high=1000),
+    ),
     "conv_variants": (
         Whole("c_in", "variants.c_in", 256, low=1, high=MAX_CHANNELS),
         Whole("c_out", "variants.c_out", 256, low=1, high=MAX_CHANNELS),
@@ -239,7 +261,20 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Choice("kernel_1d", "variants.1d.kernel", KERNELS_1D[0], options=KERNELS_1D),
         Choice("kernel_3d", "variants.3d.kernel", KERNELS_3D[0], options=KERNELS_3D),
     ),
-    "explorer": (Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),),
+    "explorer": (
+        # The networks every server has (a learner's own runs stay private to them).
+        Choice("model", "explorer.model", f"bundled:{BUNDLED[0]}", options=EXPLORER_MODELS),
+        *image("explorer.image", default_sample="digit"),
+        Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),
+        Flag("every", "explorer.every", True),
+        # Positions from 0 (a sequential network's layers are named so); the channel shown
+        # first is the layer's top one, so a link always says which.
+        Place("layer", "explorer.layer", 0, low=0, high=999),
+        Place("channel", "explorer.channel", None, low=0, high=9999),
+        Choice("method", "explorer.method", METHODS[0], options=METHODS),
+        Choice("attack", "explorer.attack", "FGSM", options=("FGSM", "PGD")),
+        Real("epsilon", "explorer.epsilon", 4.0, low=0.0, high=32.0, step=0.5),
+    ),
     "residual": (
         Whole("depth", "res.depth", 20, low=4, high=MAX_DEPTH, step=2),
         Choice("channels", "res.width", 8, options=(4, 8, 16)),
