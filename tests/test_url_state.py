@@ -263,12 +263,25 @@ def test_settings_are_kept_across_page_visits_and_land_in_the_link():
     at.radio(key="pool.kind").set_value("avg").run()
     assert at.query_params["stride"] == "3"
     assert at.query_params["kind"] == "avg"
-    at.switch_page(SCRIPTS["zoo"]).run()
+    at.switch_page(SCRIPTS["receptive_field"]).run()
     assert "stride" not in at.query_params
+    # A stack editor's edits (kept by the page itself: the editor is not a plain widget).
+    editor = f"rf.editor.{at.session_state['rf.editor_version']}"
+    at.session_state[editor] = {"edited_rows": {0: {"kernel": 5}}, "deleted_rows": [7]}
+    at.selectbox(key="rf.preset").set_value("LeNet-5").run()
+    at.session_state[f"rf.editor.{at.session_state['rf.editor_version']}"] = {
+        "edited_rows": {0: {"kernel": 7}}
+    }
+    at.run()
+    stack = at.query_params["stack"]
+    assert stack.startswith("conv.k7.c6~C1,avgpool.k2.s2~S2"), stack
     at.switch_page(SCRIPTS["pooling"]).run()
     assert at.slider(key="pool.stride").value == 3
     assert at.radio(key="pool.kind").value == "avg"
     assert at.query_params["stride"] == "3"
+    at.switch_page(SCRIPTS["receptive_field"]).run()
+    assert at.selectbox(key="rf.preset").value == "LeNet-5"
+    assert at.query_params["stack"] == stack
 
 
 def test_lesson_switches_come_from_the_link_and_the_way_back_clears_them():

@@ -371,8 +371,10 @@ def pick_neuron(f: LayerField) -> tuple[int, int]:
     """Row and column sliders of the chosen layer's output (clamped when the layer changes)."""
     oh, ow = f.output_hw
     for key, n in (("rf.row", oh), ("rf.col", ow)):
-        if key not in st.session_state or st.session_state[key] >= n:
-            st.session_state[key] = n // 2
+        # Set on every run: a slider whose range changed (an edited stack) is a new widget to
+        # Streamlit, which would start it at 0 instead of the neuron the learner was on.
+        current = st.session_state.get(key, n // 2)
+        st.session_state[key] = current if current < n else n // 2
     a, b = st.columns(2)
     row = a.slider("Neuron row", 0, max(oh - 1, 1), key="rf.row", disabled=oh == 1)
     col = b.slider("Neuron column", 0, max(ow - 1, 1), key="rf.col", disabled=ow == 1)
