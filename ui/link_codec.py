@@ -106,7 +106,9 @@ class Whole(Setting):
 class Place(Whole):
     """A position whose range depends on other settings (a layer of the stack, a neuron of that
     layer): the page clamps it into the current range. ``low``/``high`` bound the link's
-    spelling, which counts from ``first`` as the page shows it (1 for "layer 1" held as 0)."""
+    spelling, which counts from ``first`` as the page shows it (1 for "layer 1" held as 0).
+    A ``None`` default is one the page chooses (the last layer, its centre neuron): the link
+    then always holds the position."""
 
     first: int = 0
 

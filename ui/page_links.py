@@ -24,7 +24,7 @@ from cnnlab.models import PRESETS as MODEL_PRESETS
 from cnnlab.pooling import KINDS as POOL_KINDS
 from cnnlab.receptive_field import KINDS as RF_KINDS
 from cnnlab.receptive_field import PRESETS as RF_PRESETS
-from cnnlab.receptive_field import Preset, analyse_stack
+from cnnlab.receptive_field import Preset
 from cnnlab.zoo import NAMES as ZOO_NAMES
 from ui import training
 from ui.explanations import METHODS
@@ -113,7 +113,6 @@ CHAIN = Stack(
     rows=CHAIN_ROWS,
     named=named_stacks({"textbook": TEXTBOOK_ROWS}, CHAIN_ROWS),
 )
-_RF_LAST = analyse_stack(_RF_FIRST.layers, _RF_FIRST.input_size)[-1]  # the neuron first shown
 
 # Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
 # (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
@@ -186,9 +185,10 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         RF_STACK,
         Whole("size", "rf.size", _RF_FIRST.input_size, low=1, high=512),
         # Layers are counted from 1 on the page; the neuron's row and column from 0 (sliders).
-        Place("layer", "rf.layer", _RF_LAST.index, low=1, high=64, first=1),
-        Place("row", "rf.row", _RF_LAST.output_hw[0] // 2, low=0, high=4096),
-        Place("col", "rf.col", _RF_LAST.output_hw[1] // 2, low=0, high=4096),
+        # Their defaults (the last layer, its centre) depend on the stack: a link always says.
+        Place("layer", "rf.layer", None, low=1, high=64, first=1),
+        Place("row", "rf.row", None, low=0, high=4096),
+        Place("col", "rf.col", None, low=0, high=4096),
     ),
     "train": (
         Choice("data", "train.data.name", DATASETS[0], options=DATASETS),
