@@ -23,6 +23,22 @@ from ui.owner import owner_id
 
 SHARE_PARAM = "experiment"  # ?experiment=<run id> opens a shared experiment read-only
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#f59e0b", "#9333ea", "#0891b2")
+# Arms whose curves coincide (Adam and AdamW on a small network) must stay visible: each arm
+# has its own dash and marker, and later arms are drawn thinner, on top of the earlier ones.
+DASHES = ("solid", "dash", "dashdot", "longdash", "longdashdot", "6px,3px,2px,3px")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
+
+
+def arm_style(i: int) -> tuple[dict, dict]:
+    """The line and marker of arm ``i`` (colour, dash, width; symbol), distinct for 6 arms."""
+    line = {
+        "color": COLOURS[i % len(COLOURS)],
+        "dash": DASHES[i % len(DASHES)],
+        "width": max(4.0 - 0.75 * (i % len(DASHES)), 1.5),
+    }
+    return line, {"symbol": SYMBOLS[i % len(SYMBOLS)], "size": max(10 - 2 * (i % 6), 6)}
+
+
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
 
 
@@ -45,11 +61,12 @@ def curves_figure(
     labels: Sequence[str], curves: list[tuple[np.ndarray, np.ndarray]], detector: bool = False
 ) -> go.Figure:
     """Every arm on one chart: training loss per step (left, smoothed, log scale) and accuracy
-    per epoch (right: validation solid, training dotted; for the detector, held-out mAP@0.5)."""
+    per epoch (right: validation with markers, training dotted; for the detector, held-out
+    mAP@0.5). Each arm has its own colour, dash and marker (:func:`arm_style`)."""
     right = "held-out mAP@0.5 per epoch" if detector else "accuracy per epoch"
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (smoothed)", right))
     for i, (steps, epochs) in enumerate(curves):
-        colour = {"color": COLOURS[i % len(COLOURS)]}
+        line, marker = arm_style(i)
         name = labels[i] if i < len(labels) else f"arm {i + 1}"
         if len(steps):
             loss = steps[:, 1].copy()
@@ -57,18 +74,18 @@ def curves_figure(
             finite = np.isfinite(loss)
             shown = np.where(finite, smooth(np.where(finite, loss, 0.0)), np.nan)
             x, y = training.downsample(steps[:, 0], shown)
-            fig.add_scatter(x=x, y=_finite(y), name=name, line=colour, legendgroup=name,
+            fig.add_scatter(x=x, y=_finite(y), name=name, line=line, legendgroup=name,
                             row=1, col=1)  # fmt: skip
         if len(epochs):
             fig.add_scatter(
-                x=epochs[:, 0], y=_finite(epochs[:, 4]), mode="lines+markers", line=colour,
-                name=name, legendgroup=name, showlegend=not len(steps), row=1, col=2,
+                x=epochs[:, 0], y=_finite(epochs[:, 4]), mode="lines+markers", line=line,
+                marker=marker, name=name, legendgroup=name, showlegend=not len(steps), row=1, col=2,
             )  # fmt: skip
             if not detector:
                 fig.add_scatter(
                     x=epochs[:, 0], y=_finite(epochs[:, 2]), mode="lines",
-                    line={**colour, "dash": "dot"}, name=f"{name} (train)", legendgroup=name,
-                    showlegend=False, row=1, col=2,
+                    line={**line, "dash": "dot", "width": 1.5}, name=f"{name} (train)",
+                    legendgroup=name, showlegend=False, row=1, col=2,
                 )  # fmt: skip
     fig.update_xaxes(title_text="step", row=1, col=1)
     fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
