@@ -7,6 +7,7 @@ import streamlit as st
 from cnnlab.device import describe_device
 from cnnlab.export import export_script
 from cnnlab.uploads import UPLOAD
+from cnnlab.wording import plural
 from ui import training as ui
 from ui.client import client_address
 from ui.navigation import ensure_app_navigation
@@ -87,7 +88,8 @@ with train_tab:
         icon=":material/hourglass_top:" if training else ":material/play_arrow:",
         key="train.start",
         disabled=busy or problem is not None or data is None,
-        help=f"You can have {sched.limits.max_per_owner} run(s) queued or training at a time."
+        help=f"You can have {plural(sched.limits.max_per_owner, 'run')} queued or training at a "
+        "time."
         if busy
         else None,
     ):

@@ -95,4 +95,5 @@ def test_box_labels_are_large_and_contrasted() -> None:
     pixels = np.asarray(picture)[:80, 40:]  # the chip above the box's top-left corner
     ink = (pixels == ui.label_ink(ui.TRUE)).all(axis=-1)
     rows = np.flatnonzero(ink.any(axis=1))
-    assert rows.size and rows.max() - rows.min() >= 10, "text at least 10 px tall"
+    assert rows.size
+    assert rows.max() - rows.min() >= 10, "text at least 10 px tall"

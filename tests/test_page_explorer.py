@@ -97,7 +97,7 @@ def test_switching_layers_and_channels():
     _ok(at)
     captions = _captions(at)
     assert any(c.startswith("Channel 5 of layer 3") for c in captions)
-    assert any(c.startswith("Its kernel in layer 3: 16 input channel(s) of 3×3") for c in captions)
+    assert any(c.startswith("Its kernel in layer 3: 16 input channels of 3×3") for c in captions)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import arithmetic as ar
+from cnnlab.wording import noun, plural
 from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
 from ui.page_links import CHAIN, TEXTBOOK_ROWS
@@ -247,25 +248,31 @@ def _explain(layer: ar.LayerArithmetic) -> None:
         cov = ar.coverage(dim)
         if dim.remainder and not dim.ceil_mode:
             lost = (
-                f"real input pixel(s) {_list(cov.trailing)} are ignored (marked ×)"
+                f"real input {noun(len(cov.trailing), 'pixel')} {_list(cov.trailing)} "
+                f"{'is' if len(cov.trailing) == 1 else 'are'} ignored (marked ×)"
                 if cov.trailing
                 else "they are only padding, so no real pixel is lost"
             )
             notes.append(
                 f"{where}(W + P_l + P_r − D·(K−1) − 1) mod S = "
                 f"({dim.size} + {dim.pad_left} + {dim.pad_right} − {dim.effective_kernel}) mod "
-                f"{dim.stride} = **{dim.remainder}**: after the last window, {dim.remainder} "
-                f"cell(s) of the padded input are left over, too few for another stride — {lost}."
+                f"{dim.stride} = **{dim.remainder}**: after the last window, "
+                f"{plural(dim.remainder, 'cell')} of the padded input "
+                f"{'is' if dim.remainder == 1 else 'are'} left over, too few for another stride "
+                f"— {lost}."
             )
         elif cov.trailing:
             notes.append(
-                f"{where}input pixel(s) {_list(cov.trailing)} come after the last window and "
-                "are never reached (marked ×)."
+                f"{where}input {noun(len(cov.trailing), 'pixel')} {_list(cov.trailing)} "
+                f"{'comes' if len(cov.trailing) == 1 else 'come'} after the last window and "
+                f"{'is' if len(cov.trailing) == 1 else 'are'} never reached (marked ×)."
             )
         if cov.skipped:
             notes.append(
-                f"{where}input pixel(s) {_list(cov.skipped)} fall between the kernel taps of "
-                "every window (stride or dilation jumps over them)."
+                f"{where}input {noun(len(cov.skipped), 'pixel')} {_list(cov.skipped)} "
+                f"{'falls' if len(cov.skipped) == 1 else 'fall'} between the kernel taps of "
+                "every window (stride or dilation jumps over "
+                f"{'it' if len(cov.skipped) == 1 else 'them'})."
             )
         if dim.ceil_dropped_last:
             notes.append(
@@ -290,7 +297,8 @@ def _transposed_note(dim: ar.DimArithmetic) -> str:
         else ""
     )
     return (
-        f"as a stride-1 convolution: put S − 1 = {s - 1} zero(s) between neighbouring pixels, "
+        f"as a stride-1 convolution: put S − 1 = {plural(s - 1, 'zero')} between neighbouring "
+        "pixels, "
         f"(W − 1)·S + 1 = ({dim.size} − 1)·{s} + 1 = {eq.inserted_size} cells; pad "
         f"D·(K − 1) − P = {d}·({k} − 1) − {p} = {eq.pad_left} on the left and, with the output "
         f"padding, {eq.pad_left} + {dim.output_padding} = {eq.pad_right} on the right{crop}: "
@@ -520,7 +528,7 @@ def position_label(layer: ar.LayerArithmetic, position: int) -> str:
     dims, covs = picture_grid(layer)
     if len(dims) == 1:
         taps = covs[0].windows[position]
-        return f"Output {position}: taps at input position(s) {_signed(taps)}"
+        return f"Output {position}: taps at input {noun(len(taps), 'position')} {_signed(taps)}"
     r, c = divmod(position, dims[1].output)
     rows, cols = _signed(covs[0].windows[r]), _signed(covs[1].windows[c])
     return f"Output ({r}, {c}): taps at rows {rows} × columns {cols}"

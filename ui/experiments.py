@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from cnnlab import experiments
 from cnnlab.jobs import get_scheduler
 from cnnlab.runs import Run, RunNotFoundError
+from cnnlab.wording import plural
 from ui import figure_text, training
 from ui.client import client_address
 from ui.owner import owner_id
@@ -161,8 +162,8 @@ def launcher(
                            help="Fewer images and epochs: done within about a minute.")  # fmt: skip
     p = experiments.plan(name, seed, quick)
     arms = ", ".join(a.label for a in p.arms) or "one detector"
-    st.caption(f"Trains {len(p.arms) or 1} network(s) one after another in the training queue: "
-               f"{arms}; seed {seed}.")  # fmt: skip
+    st.caption(f"Trains {plural(len(p.arms) or 1, 'network')} one after another in the training "
+               f"queue: {arms}; seed {seed}.")  # fmt: skip
     sched = get_scheduler()
     busy = bool(store.list_runs(owner, ("queued", "running")))
     if st.button("Train", key=f"{key}.start", type="primary", icon=":material/play_arrow:",

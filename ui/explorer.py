@@ -32,6 +32,7 @@ from cnnlab.explorer import (
     top5,
 )
 from cnnlab.viz import ColourScale, readable_aspect
+from cnnlab.wording import plural
 
 SHOWN_INPUT_SIDE = 224  # the enlarged input and channel are drawn at this width
 
@@ -215,7 +216,7 @@ def show_layer(target: Explorable, digest: str, view: LayerView) -> None:
 
 
 def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channel: int) -> None:
-    """One channel enlarged beside the input, with the kernel(s) that produced it."""
+    """One channel enlarged beside the input, with the kernels that produced it."""
     scale = ColourScale(
         *(
             (-max(-view.minimum, view.maximum), max(-view.minimum, view.maximum), True)
@@ -261,7 +262,7 @@ def show_channel(target: Explorable, analysis: Analysis, view: LayerView, channe
             conv, weights = found
             sheet, kscale = tile_maps(weights)
             caption = (
-                f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
+                f"Its kernel in layer {conv}: {plural(weights.shape[0], 'input channel')} of "
                 f"{weights.shape[1]}×{weights.shape[2]} weights, "
                 f"{kscale.vmin:.2g} … {kscale.vmax:.2g}"
             )
