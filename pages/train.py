@@ -23,7 +23,9 @@ st.markdown(
 )
 owner = owner_id()
 client = client_address()
-store = ui.store()
+store = ui.store_or_explain()
+if store is None:
+    st.stop()  # nothing on this page works without the runs store: no queue, no history
 sched = ui.scheduler()
 train_tab, history_tab = st.tabs(["Train", "Runs history"])
 

@@ -150,7 +150,9 @@ def launcher(
 ) -> None:
     """Seed, quick toggle (and which experiment, when the lab has several), the Train button,
     then the watched experiment, live while it trains."""
-    store, owner = training.store(), owner_id()
+    store, owner = training.store_or_explain(), owner_id()
+    if store is None:
+        return
     cols = st.columns([3, 1, 1]) if len(names) > 1 else st.columns(2)
     name = names[0]
     if len(names) > 1:
@@ -273,7 +275,9 @@ def shared_view(
     run_id = st.query_params.get(SHARE_PARAM)
     if not run_id:
         return False
-    store = training.store()
+    store = training.store_or_explain()
+    if store is None:
+        return False
     try:
         run = store.get_shared_run(str(run_id))
     except RunNotFoundError:

@@ -15,7 +15,7 @@ from cnnlab import imagenet
 from cnnlab.bundled import BUNDLED, load_bundled
 from cnnlab.classic_vision import classic_labels, classic_model
 from cnnlab.explorer import Explorable
-from cnnlab.runs import RunNotFoundError, open_store
+from cnnlab.runs import RunNotFoundError, StoreUnavailableError, open_store
 from cnnlab.trained import list_trained, load_trained
 
 CLASSIC = "classic"
@@ -111,6 +111,8 @@ def _choices(owner: str) -> dict[str, str]:
     try:
         for run in list_trained(open_store(), owner):
             labels[f"run:{run.run_id}"] = f"Your run: {run.label}"
+    except StoreUnavailableError as error:
+        st.error(str(error), icon=":material/cloud_off:")
     except (OSError, ValueError) as error:
         st.caption(f"Your trained networks cannot be listed right now ({error}).")
     return labels

@@ -698,10 +698,11 @@ class TrainedPresets:
 
 def trained_presets(owner: str) -> TrainedPresets:
     """The owner's trained networks (from the Train page) as receptive-field presets."""
-    from ui.training import store
+    from ui.training import store_or_explain
 
     presets, found, unusable = {}, {}, []
-    for run in list_trained(store(), owner):
+    runs = store_or_explain()
+    for run in list_trained(runs, owner) if runs is not None else ():
         try:
             presets[run.label] = receptive_field_preset(run)
         except ValueError as exc:
