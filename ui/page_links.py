@@ -151,10 +151,6 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("padding", "arith.padding.all", 1, low=-16, high=64),
         Whole("dilation", "arith.dilation.all", 1, low=-16, high=64),
         Flag("ceil", "arith.ceil_mode", False),
-        CHAIN,
-        Whole("chain_c", "arith.chain.channels", 3, low=1, high=64),
-        Whole("chain_h", "arith.chain.height", 32, low=1, high=512),
-        Whole("chain_w", "arith.chain.width", 32, low=1, high=512),
         # A question is its difficulty and seed: a teacher sends "this question".
         Choice(
             "quiz",
@@ -163,6 +159,10 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
             options=arithmetic.DIFFICULTIES,
         ),
         Whole("question", "arith.quiz.seed", 1, low=0, high=10**9),
+        CHAIN,
+        Whole("chain_c", "arith.chain.channels", 3, low=1, high=64),
+        Whole("chain_h", "arith.chain.height", 32, low=1, high=512),
+        Whole("chain_w", "arith.chain.width", 32, low=1, high=512),
     ),
     "pooling": (
         Choice("kind", "pool.kind", "max", options=POOL_KINDS),
