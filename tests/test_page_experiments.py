@@ -124,5 +124,8 @@ def test_arms_with_the_same_curves_stay_distinguishable():
     loss = [t for t in figure.data if t.xaxis == "x"]
     validation = [t for t in figure.data if t.xaxis == "x2" and t.mode == "lines+markers"]
     assert len({t.line.dash for t in loss}) == len({t.marker.symbol for t in validation}) == 3
+    assert [t.marker.symbol for t in loss] == [t.marker.symbol for t in validation]
+    sizes = [t.marker.size for t in loss]  # an identical earlier arm's larger marker shows
+    assert sizes == sorted(set(sizes), reverse=True)
     widths = [t.line.width for t in loss]
     assert widths == sorted(set(widths), reverse=True), "later arms drawn thinner, on top"

@@ -31,13 +31,11 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 
 
 def arm_style(i: int) -> tuple[dict, dict]:
-    """The line and marker of arm ``i`` (colour, dash, width; symbol), distinct for 6 arms."""
-    line = {
-        "color": COLOURS[i % len(COLOURS)],
-        "dash": DASHES[i % len(DASHES)],
-        "width": max(4.0 - 0.75 * (i % len(DASHES)), 1.5),
-    }
-    return line, {"symbol": SYMBOLS[i % len(SYMBOLS)], "size": max(10 - 2 * (i % 6), 6)}
+    """The line and marker of arm ``i``: its colour, dash and a width and marker size that
+    shrink arm by arm, so an arm drawn over an identical earlier one leaves it showing."""
+    k = i % len(DASHES)
+    line = {"color": COLOURS[i % len(COLOURS)], "dash": DASHES[k], "width": 4.5 - 0.75 * k}
+    return line, {"symbol": SYMBOLS[k], "size": 14 - 1.75 * k, "maxdisplayed": 10}
 
 
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
@@ -75,8 +73,8 @@ def curves_figure(
             finite = np.isfinite(loss)
             shown = np.where(finite, smooth(np.where(finite, loss, 0.0)), np.nan)
             x, y = training.downsample(steps[:, 0], shown)
-            fig.add_scatter(x=x, y=_finite(y), name=name, line=line, legendgroup=name,
-                            row=1, col=1)  # fmt: skip
+            fig.add_scatter(x=x, y=_finite(y), mode="lines+markers", name=name, line=line,
+                            marker=marker, legendgroup=name, row=1, col=1)  # fmt: skip
         if len(epochs):
             fig.add_scatter(
                 x=epochs[:, 0], y=_finite(epochs[:, 4]), mode="lines+markers", line=line,
