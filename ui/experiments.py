@@ -240,7 +240,7 @@ def show(store: Any, run: Run, owner: str | None, key: str) -> None:
         st.dataframe(results_table(run), hide_index=True)
     if run.final:
         quick = "quick setting, " if run.final.get("quick") else ""
-        lines = "" if detector else " Solid lines: validation; dotted: training."
+        lines = "" if detector else " Lines with markers: validation; thin dotted: training."
         st.caption(
             f"Seed **{run.final['seed']}** ({quick}{run.final['seconds']:.0f} s in the worker): "
             f"the same seed trains the same curves again.{lines}"
