@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.kernels import embed
+from cnnlab.wording import plural
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 """Border modes, named as ``nn.Conv2d(padding_mode=...)`` names them."""
@@ -172,7 +173,8 @@ def _check_shapes(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, gr
         raise ValueError(f"{groups} groups must divide both the {c} input and {o} output channels.")
     if weight.shape[1] != c // groups:
         raise ValueError(
-            f"Each filter needs {c // groups} channel(s) to match the {c}-channel input, but "
+            f"Each filter needs {plural(c // groups, 'channel')} to match the {c}-channel input, "
+            "but "
             f"has {weight.shape[1]}."
         )
     if bias is not None and np.asarray(bias).shape != (o,):

@@ -50,6 +50,7 @@ from typing import Any
 
 from cnnlab.queue_estimate import QueueEstimate, estimate
 from cnnlab.runs import QueueCaps, Run, RunStore, host_id, open_store, pid_alive
+from cnnlab.wording import plural
 
 WORKERS_DIR = "workers"  # under the data directory: one log per worker process
 RUN_MARK = "== cnnlab run "  # a worker's log line before each run it trains
@@ -536,7 +537,7 @@ def serve_pool(workers: int | None = None, device: str | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"cnnlab training workers: {slots} slot(s) for {device or 'any'} runs on "
+    print(f"cnnlab training workers: {plural(slots, 'slot')} for {device or 'any'} runs on "
           f"{host_id()}, data in {sched.store.data_dir}", flush=True)  # fmt: skip
     sched.keep_warm()
     while not stop.wait(5.0):

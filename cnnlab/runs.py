@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -49,6 +50,10 @@ ACTIVE_STATUSES = ("queued", "running")
 RESUMABLE_STATUSES = ("stopped", "interrupted", "timed_out", "failed")
 WEIGHTS_FILE = "weights.safetensors"
 CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class StoreUnavailableError(ConnectionError):
+    """The runs database cannot be reached (its server is down, or the address is wrong)."""
 
 
 class RunNotFoundError(KeyError):
@@ -1314,7 +1319,16 @@ class PostgresRunStore(SqlRunStore):
     def _connect(self) -> Any:
         import psycopg
 
-        return psycopg.connect(self.url, autocommit=True, row_factory=_pg_rows, connect_timeout=10)
+        try:
+            return psycopg.connect(
+                self.url, autocommit=True, row_factory=_pg_rows, connect_timeout=10
+            )
+        except psycopg.OperationalError as error:
+            where = urlsplit(self.url)  # host and port only: never the password
+            raise StoreUnavailableError(
+                f"The runs database (PostgreSQL at {where.hostname}:{where.port or 5432}) cannot "
+                "be reached, so training and saved runs are unavailable until it is back."
+            ) from error
 
     def _give_back(self, conn: Any) -> None:
         from psycopg.pq import TransactionStatus

@@ -11,7 +11,7 @@ from ui import url_state
 from ui.image_source import image_picker
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
-from ui.training import scheduler, store
+from ui.training import scheduler, store_or_explain
 
 ensure_app_navigation()
 st.title("Activations & normalisation")
@@ -50,4 +50,6 @@ st.markdown(
     "your runs history there too): identical networks, data, seed and settings, except for a "
     "batch norm after each convolution. Try a small and a large learning rate."
 )
-norm_ui.experiment_section(scheduler(), store(), owner_id())
+runs = store_or_explain()
+if runs is not None:
+    norm_ui.experiment_section(scheduler(), runs, owner_id())

@@ -40,7 +40,7 @@ def calculator_tab() -> None:
         ui.render_picture(layer)
 
 
-@st.fragment
+@url_state.fragment
 def chain_tab() -> None:
     """The layer-chain calculator."""
     st.markdown(
@@ -56,4 +56,4 @@ with calculator:
 with chain:
     chain_tab()
 with quiz:
-    st.fragment(ui.render_quiz)()
+    url_state.fragment(ui.render_quiz)()

@@ -150,8 +150,9 @@ st.markdown(
     "training queue, one after another on the same built-in shapes from the same seed, each "
     "differing from the others in **one** choice: the optimiser, the loss, the learning rate "
     "and batch size, or a regulariser. *Overfitting* trains on only a few hundred images for "
-    "many epochs, so training accuracy (dotted) races ahead of validation accuracy (solid); "
-    "each cure (the augmentation shown in section 4, dropout, weight decay, L1, early "
-    "stopping) is one more line on the same chart."
+    "many epochs, so training accuracy (thin dotted line) races ahead of validation accuracy "
+    "(with markers); each cure (the augmentation shown in section 4, dropout, weight decay, "
+    "L1, early stopping) is one more line on the same chart, with its own colour, dash and "
+    "marker."
 )
 experiments.launcher("ch.exp", ui.EXPERIMENTS, ui.EXPERIMENT_LABELS)

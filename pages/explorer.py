@@ -23,6 +23,9 @@ st.markdown(
 left, right = st.columns(2, gap="large")
 with left:
     target = model_picker(owner_id())
+    if st.session_state.get("explorer.shown_model", target.key) != target.key:
+        url_state.forget("explorer.layer", "explorer.channel")  # another network: start over
+    st.session_state["explorer.shown_model"] = target.key
 with right:
     source = image_picker("explorer.image", default_sample="digit")
 
@@ -42,37 +45,43 @@ def prediction() -> None:
     ex.show_prediction(analysis.scores, target.classes)
 
 
-@st.fragment
+@url_state.fragment
 def feature_maps() -> None:
     """The layer table, a layer's tiled maps, and one channel enlarged (reruns alone)."""
     views = analysis.views
     ex.layer_table(views)
-    names = [v.name for v in views]
     if st.toggle("Show every layer at once", value=len(views) <= 12, key="explorer.every"):
         ex.show_all_layers(target, source.digest, views)
     st.subheader("One layer up close")
-    layer = st.selectbox(
+    # One layer and channel choice for every network: a link holds their positions (from 0); a
+    # network without that layer, or a layer without that channel, starts over.
+    if st.session_state.get("explorer.layer", 0) >= len(views):
+        url_state.forget("explorer.layer", "explorer.channel")
+    index = st.selectbox(
         "Layer to look into",
-        names,
-        format_func=lambda n: (
-            f"{n} · {views[names.index(n)].kind} · "
-            + "×".join(map(str, views[names.index(n)].shape))
+        range(len(views)),
+        format_func=lambda i: (
+            f"{views[i].name} · {views[i].kind} · " + "×".join(map(str, views[i].shape))
         ),
-        key=f"explorer.layer.{target.key}",  # per network: each has its own layers
+        key="explorer.layer",
+        on_change=url_state.forget,
+        args=("explorer.channel",),
     )
-    view = views[names.index(layer)]
+    view = views[index]
     ex.show_layer(target, source.digest, view)
+    if st.session_state.get("explorer.channel", 0) >= view.shape[0]:
+        url_state.forget("explorer.channel")
     channel = st.selectbox(
         "Channel to enlarge",
         range(view.shape[0]),
         format_func=lambda c: f"{c}{' (top)' if c == view.top_channels[0] else ''}",
         index=view.top_channels[0],
-        key=f"explorer.channel.{target.key}.{layer}",
+        key="explorer.channel",
     )
     ex.show_channel(target, analysis, view, channel, source.digest)
 
 
-@st.fragment
+@url_state.fragment
 def explanation() -> None:
     """Method, class and parameters, then the map over the image (reruns alone)."""
     predicted = int(analysis.scores.argmax())
@@ -85,7 +94,7 @@ def explanation() -> None:
         st.error(str(error), icon=":material/error:")
 
 
-@st.fragment
+@url_state.fragment
 def attack() -> None:
     """FGSM / PGD at an ε in grey levels (reruns alone)."""
     try:

@@ -12,7 +12,7 @@ from cnnlab.receptive_field import (
     field_tree,
     receptive_fields,
 )
-from ui import figure_text
+from ui import figure_text, url_state
 from ui import receptive_field as rf
 from ui.image_source import ImageSource, image_picker
 from ui.navigation import ensure_app_navigation
@@ -73,7 +73,7 @@ index = rf.pick_layer(fields)
 
 # A fragment: moving to another neuron (sliders or a click on the chart) redraws only this
 # section; the layer above also sets what sections 4 and 5 show, so it reruns the page.
-@st.fragment
+@url_state.fragment
 def neuron_view(source: ImageSource, fields: list, index: int, size: int) -> None:
     """The neuron sliders, its field on the image and the field growing layer by layer."""
     neuron = rf.pick_neuron(fields[index])

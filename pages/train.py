@@ -7,6 +7,7 @@ import streamlit as st
 from cnnlab.device import describe_device
 from cnnlab.export import export_script
 from cnnlab.uploads import UPLOAD
+from cnnlab.wording import plural
 from ui import run_results
 from ui import training as ui
 from ui.client import client_address
@@ -23,7 +24,9 @@ st.markdown(
 )
 owner = owner_id()
 client = client_address()
-store = ui.store()
+store = ui.store_or_explain()
+if store is None:
+    st.stop()  # nothing on this page works without the runs store: no queue, no history
 sched = ui.scheduler()
 train_tab, history_tab = st.tabs(["Train", "Runs history"])
 
@@ -88,7 +91,8 @@ with train_tab:
         icon=":material/hourglass_top:" if training else ":material/play_arrow:",
         key="train.start",
         disabled=busy or problem is not None or data is None,
-        help=f"You can have {sched.limits.max_per_owner} run(s) queued or training at a time."
+        help=f"You can have {plural(sched.limits.max_per_owner, 'run')} queued or training at a "
+        "time."
         if busy
         else None,
     ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.zoo import PUBLISHED
-from ui import figure_text
+from ui import figure_text, url_state
 from ui import zoo as ui
 from ui.navigation import ensure_app_navigation
 
@@ -45,7 +45,7 @@ st.caption(
 )
 
 st.header("4. MLP versus CNN")
-st.fragment(ui.dense_vs_conv_section)("zoo.mlp")
+url_state.fragment(ui.dense_vs_conv_section)("zoo.mlp")
 
 st.header("5. Build it in PyTorch")
 st.markdown(
@@ -67,4 +67,4 @@ st.download_button(
 )
 st.subheader("Your own stack")
 st.markdown("Start from a preset and edit the layers: the summary and the code follow every edit.")
-st.fragment(ui.stack_section)("zoo.stack")
+url_state.fragment(ui.stack_section)("zoo.stack")

@@ -77,3 +77,23 @@ def test_an_impossible_score_says_what_to_do() -> None:
         assert at.slider(key="det.step").max == len(found.steps)
     else:
         assert "lower the minimum score" in at.warning[0].value
+
+
+def test_box_labels_are_large_and_contrasted() -> None:
+    """Each label is a chip in its box's colour with black or white text at WCAG AA (≥ 4.5:1)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from ui import detection as ui
+
+    assert round(ui.contrast((0, 0, 0), (255, 255, 255)), 1) == 21.0
+    assert round(ui.contrast((37, 99, 235), (255, 255, 255)), 2) == 5.17  # #2563eb on white
+    for colour in (ui.TRUE, ui.KEPT, ui.CURRENT, ui.SUPPRESSED):
+        assert ui.contrast(ui.label_ink(colour), colour) >= 4.5, colour
+    picture = Image.new("RGB", (200, 200), (128, 128, 128))
+    ui._box(ImageDraw.Draw(picture), [10, 20, 40, 40], ui.TRUE, 2, "circle 0.97")
+    pixels = np.asarray(picture)[:80, 40:]  # the chip above the box's top-left corner
+    ink = (pixels == ui.label_ink(ui.TRUE)).all(axis=-1)
+    rows = np.flatnonzero(ink.any(axis=1))
+    assert rows.size
+    assert rows.max() - rows.min() >= 10, "text at least 10 px tall"

@@ -109,3 +109,23 @@ def test_the_train_page_leaves_the_labs_experiments_to_their_labs():
     at = _page("pages/train.py", **{"owner.id": owner})
     assert any("Press **Train** to start" in i.value for i in at.info)
     assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_arms_with_the_same_curves_stay_distinguishable():
+    """Adam and AdamW can coincide: each arm's line has its own dash, width and marker."""
+    import numpy as np
+
+    from ui.experiments import curves_figure
+
+    steps = np.array([[s, 2.0 / (s + 1)] for s in range(10)])
+    epochs = np.array([[e, 0, 0.5 + e / 10, 0, 0.6 + e / 10] for e in range(1, 4)])
+    arms = ["sgd", "adam", "adamw"]
+    figure = curves_figure(arms, [(steps, epochs)] * 3)
+    loss = [t for t in figure.data if t.xaxis == "x"]
+    validation = [t for t in figure.data if t.xaxis == "x2" and t.mode == "lines+markers"]
+    assert len({t.line.dash for t in loss}) == len({t.marker.symbol for t in validation}) == 3
+    assert [t.marker.symbol for t in loss] == [t.marker.symbol for t in validation]
+    sizes = [t.marker.size for t in loss]  # an identical earlier arm's larger marker shows
+    assert sizes == sorted(set(sizes), reverse=True)
+    widths = [t.line.width for t in loss]
+    assert widths == sorted(set(widths), reverse=True), "later arms drawn thinner, on top"

@@ -90,16 +90,16 @@ def test_the_missing_imagenet_network_explains_itself_and_falls_back():
 
 def test_switching_layers_and_channels():
     at = _page()
-    at.selectbox(key="explorer.layer.bundled:digits").set_value("3").run()
+    at.selectbox(key="explorer.layer").set_value(3).run()
     _ok(at)
     captions = _captions(at)
     assert any(c.startswith("Layer 3 (Conv2d): 32 channels of 10×10") for c in captions)
-    channel = at.selectbox(key="explorer.channel.bundled:digits.3")
+    channel = at.selectbox(key="explorer.channel")
     channel.set_value(5).run()
     _ok(at)
     captions = _captions(at)
     assert any(c.startswith("Channel 5 of layer 3") for c in captions)
-    assert any(c.startswith("Its kernel in layer 3: 16 input channel(s) of 3×3") for c in captions)
+    assert any(c.startswith("Its kernel in layer 3: 16 input channels of 3×3") for c in captions)
 
 
 @pytest.mark.parametrize("method", METHODS)

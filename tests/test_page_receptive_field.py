@@ -65,6 +65,13 @@ def test_editing_a_cell_changes_the_table(at) -> None:
     assert after["Jump"].tolist()[2] == "3"
 
 
+def test_an_edit_that_resizes_the_last_layer_keeps_the_neuron(at) -> None:
+    assert (at.slider(key="rf.row").value, at.slider(key="rf.col").value) == (4, 4)
+    at = _edit(at, edited={0: {"kernel": 5}})  # 32 → 30 → … → 7×7: (4, 4) still exists
+    assert _table(at)["Output"].iloc[-1] == "7×7"
+    assert (at.slider(key="rf.row").value, at.slider(key="rf.col").value) == (4, 4)
+
+
 def test_adding_a_row_adds_a_layer(at) -> None:
     row = {"name": "extra", "kind": "conv", "kernel": 5, "stride": 2, "padding": 0, "dilation": 1}
     at = _edit(at, added=[row])

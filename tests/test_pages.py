@@ -83,3 +83,32 @@ def test_page_first_makes_sure_it_runs_inside_the_navigation(spec):
     first = statements[0]
     assert isinstance(first, ast.Expr)
     assert ast.unparse(first.value) == "ensure_app_navigation()"
+
+
+# Pages with a part that needs the runs store (trained networks, training, experiments).
+NEEDS_THE_STORE = {"receptive_field", "train", "activations", "choices", "explorer", "residual",
+                   "detection"}  # fmt: skip
+
+
+def test_an_unreachable_runs_database_is_one_sentence_and_other_pages_never_touch_it(
+    monkeypatch,
+):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CNNLAB_DATABASE_URL", f"postgresql://learner:secret@127.0.0.1:{port}/db")
+    at = app_test("app.py", timeout=300)
+    for page in PAGES:
+        at.switch_page(page.path).run()
+        assert not at.exception, (page.url_path, [e.value for e in at.exception])
+        errors = [e.value for e in at.error if "runs database" in e.value]
+        if page.url_path in NEEDS_THE_STORE:
+            assert errors == [f"The runs database (PostgreSQL at 127.0.0.1:{port}) cannot be "
+                              "reached, so training and saved runs are unavailable until it "
+                              "is back."], page.url_path  # fmt: skip
+            assert "secret" not in errors[0]
+        else:
+            assert not errors, page.url_path
+    assert at.markdown, "the last page drew the rest of itself"

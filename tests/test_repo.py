@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+import token
+import tokenize
 import tomllib
 from pathlib import Path
 
@@ -102,3 +104,22 @@ def test_readme_shows_a_screenshot_of_every_page():
         assert (ROOT / shot).exists(), f"{shot} is missing: run the browser tests with " + (
             "CNNLAB_SCREENSHOT_DIR=docs/screenshots"
         )
+
+
+def test_counts_agree_with_their_number_in_every_text_a_learner_reads():
+    """ "1 network", "2 networks" (cnnlab.wording.plural), never "network(s)"."""
+    from cnnlab.wording import plural
+
+    assert [plural(1, "network"), plural(2, "network"), plural(1200, "run")] == [
+        "1 network",
+        "2 networks",
+        "1,200 runs",
+    ]
+    texts = (token.STRING, getattr(token, "FSTRING_MIDDLE", token.STRING))
+    found = []
+    for path in [*ROOT.glob("pages/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("cnnlab/*.py")]:
+        with path.open("rb") as source:
+            for tok in tokenize.tokenize(source.readline):
+                if tok.type in texts and re.search(r"[a-z]\(s\)", tok.string):
+                    found.append(f"{path.relative_to(ROOT)}:{tok.start[0]}: {tok.string}")
+    assert not found, found

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pagetest import app_test
 
-from ui.link_codec import Choice, Flag, Real, Setting, Whole, decode, encode, token
+from ui.layer_rows import RowFormat, Stack
+from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, decode, encode, token
 from ui.navigation import PAGES
-from ui.page_links import PAGE_SETTINGS
+from ui.page_links import PAGE_SETTINGS, RF_STACK
 from ui.url_state import VIEW, settings_of
 
 SCRIPTS = {"home": "app.py", **{p.url_path: p.path for p in PAGES}}
@@ -22,10 +23,37 @@ ALL = [("any", s) for s in VIEW] + [
 ]
 
 
+@st.composite
+def stack_rows(draw, fmt: RowFormat) -> list[dict]:
+    """Editor rows of any kinds, each cell a whole number (as the float the editor holds), its
+    blank default, or a padding word where the column takes text; named or not."""
+    rows = []
+    for _ in range(draw(st.integers(1, 5))):
+        row = {fmt.kind_column: draw(st.sampled_from(fmt.kinds))}
+        for column in fmt.columns:
+            number = st.integers(-3, 300)
+            value = st.one_of(
+                st.just(column.default),
+                number.map(str) if column.text else number.map(float),
+                st.sampled_from(("same", "valid")) if column.text else st.nothing(),
+            )
+            row[column.name] = draw(value)
+        if fmt.name_column:
+            row[fmt.name_column] = draw(st.text("ab1_. (é)", max_size=8)).strip()
+        rows.append(row)
+    return rows
+
+
 def values_of(setting: Setting) -> st.SearchStrategy:
     """Every value the widget behind ``setting`` can hold."""
     if isinstance(setting, Choice):
         return st.sampled_from(setting.shared)
+    if isinstance(setting, Stack):
+        spelled = stack_rows(setting.rows).map(setting.of_rows)
+        return st.one_of(st.sampled_from([name for name, _ in setting.named]), spelled)
+    if isinstance(setting, Place):
+        n = setting.high - setting.low
+        return st.integers(0, n).map(lambda i: setting.low + i - setting.first)
     if isinstance(setting, Whole):
         n = (setting.high - setting.low) // setting.step
         return st.integers(0, n).map(lambda i: setting.low + i * setting.step)
@@ -54,7 +82,30 @@ def test_encode_then_decode_gives_the_same_settings(case):
     assert not problems
     defaults = {s.key: s.default for s in settings_of(page)}
     assert decoded == {k: v for k, v in values.items() if v != defaults[k]}
-    assert all(len(k) + len(v) < 40 for k, v in query.items()), "short, readable parameters"
+    stacks = {s.name for s in settings_of(page) if isinstance(s, Stack)}
+    short = {k: v for k, v in query.items() if k not in stacks}
+    assert all(len(k) + len(v) < 40 for k, v in short.items()), "short, readable parameters"
+
+
+@settings(max_examples=25, deadline=None)
+@given(stack_rows(RF_STACK.rows))
+def test_a_stack_reads_back_as_the_rows_it_spells(rows):
+    text = RF_STACK.rows.spell(rows)
+    assert text is not None
+    assert RF_STACK.rows.read("stack", text) == rows
+    assert RF_STACK.decode(text) in (text, *(name for name, _ in RF_STACK.named))
+
+
+def test_a_stack_a_link_cannot_hold_is_left_out():
+    row = {"name": "", "kind": "conv", "kernel": 2.5}
+    assert RF_STACK.rows.spell([row]) is None  # a fraction is refused on the page, in words
+    assert RF_STACK.rows.spell([{**row, "kernel": 3.0, "kind": None}]) is None
+    assert RF_STACK.rows.spell([]) is None
+    assert RF_STACK.rows.spell([{**row, "kernel": 3.0}]) == "conv.k3"
+    with pytest.raises(ValueError, match="layer 2 is 'pool'"):
+        RF_STACK.decode("conv.k3,pool.k2")
+    with pytest.raises(ValueError, match="'q2' is not one of k"):
+        RF_STACK.decode("conv.q2")
 
 
 JUNK = ["", "abc", "nan", "inf", "-inf", "1e999", "9" * 30, "0x10", "1,5", "<script>", "on off"]
@@ -95,8 +146,10 @@ def test_tokens_and_names_are_unambiguous():
                 assert len(set(tokens)) == len(tokens), (page, s.name)
                 assert all(tokens), (page, s.name)
                 assert s.default in s.options, (page, s.name)
+            elif isinstance(s, Place) and s.default is None:
+                continue  # the page chooses (a layer's top channel)
             elif isinstance(s, Whole | Real):
-                assert s.low <= s.default <= s.high, (page, s.name)
+                assert s.low <= s.default + getattr(s, "first", 0) <= s.high, (page, s.name)
     assert [token("Sobel x"), token(1e-3), token(True)] == ["sobel_x", "0.001", "on"]
 
 
@@ -118,6 +171,13 @@ WIDGET_KINDS = (
 
 def other_value(setting: Setting):
     """A valid value other than the default, so the widget shows it came from the link."""
+    if isinstance(setting, Stack):  # the first preset less its last layer
+        return setting.named[0][1].rsplit(",", 1)[0]
+    if isinstance(setting, Place):  # one down: the default is the last layer, the centre neuron
+        if setting.default is None:
+            return 1
+        down = setting.default - 1
+        return down if down + setting.first >= setting.low else setting.default + 1
     if isinstance(setting, Choice):
         options = setting.shared
         return options[(options.index(setting.default) + 1) % len(options)]
@@ -136,6 +196,8 @@ def widgets_by_key(at) -> dict:
 def check_declaration(setting: Setting, widget) -> None:
     """The declared default and range are the widget's own (a changed widget fails here)."""
     proto = widget.proto
+    if isinstance(setting, Place):
+        return  # its range is the current stack's (the page clamps what a link sends)
     if isinstance(setting, Choice):
         assert len(proto.options) == len(setting.options), setting.name
         default = proto.default[0] if type(widget).__name__ == "SelectSlider" else proto.default
@@ -171,12 +233,16 @@ def test_a_link_opens_the_page_with_its_settings(page):
     shown = 0
     for setting in declared:
         widget = widgets.get(setting.key)
+        if isinstance(setting, Stack):  # the editor's rows, read back from what it shows
+            assert at.session_state[setting.key] == sent[setting.key], setting.name
+            shown += 1
+            continue
         if widget is None:
             continue  # not drawn with these settings (e.g. the pattern size of a sample)
         shown += 1
         if setting is junk:
             assert f"`{junk.name}=not-a-value`" in notices
-            assert widget.value == setting.default, setting.name
+            assert setting.default is None or widget.value == setting.default, setting.name
         else:
             assert widget.value == sent[setting.key], setting.name
         check_declaration(setting, widget)  # the proto holds the code's default, not the value
@@ -187,7 +253,7 @@ def test_a_link_opens_the_page_with_its_settings(page):
     assert len(described) == figures
     # The link is rewritten without the junk: what the page shows is what it shares.
     assert "nonsense" not in at.query_params
-    assert junk is None or junk.name not in at.query_params
+    assert junk is None or at.query_params.get(junk.name) != "not-a-value"
 
 
 def test_settings_are_kept_across_page_visits_and_land_in_the_link():
@@ -197,12 +263,25 @@ def test_settings_are_kept_across_page_visits_and_land_in_the_link():
     at.radio(key="pool.kind").set_value("avg").run()
     assert at.query_params["stride"] == "3"
     assert at.query_params["kind"] == "avg"
-    at.switch_page(SCRIPTS["zoo"]).run()
+    at.switch_page(SCRIPTS["receptive_field"]).run()
     assert "stride" not in at.query_params
+    # A stack editor's edits (kept by the page itself: the editor is not a plain widget).
+    editor = f"rf.editor.{at.session_state['rf.editor_version']}"
+    at.session_state[editor] = {"edited_rows": {0: {"kernel": 5}}, "deleted_rows": [7]}
+    at.selectbox(key="rf.preset").set_value("LeNet-5").run()
+    at.session_state[f"rf.editor.{at.session_state['rf.editor_version']}"] = {
+        "edited_rows": {0: {"kernel": 7}}
+    }
+    at.run()
+    stack = at.query_params["stack"]
+    assert stack.startswith("conv.k7.c6~C1,avgpool.k2.s2~S2"), stack
     at.switch_page(SCRIPTS["pooling"]).run()
     assert at.slider(key="pool.stride").value == 3
     assert at.radio(key="pool.kind").value == "avg"
     assert at.query_params["stride"] == "3"
+    at.switch_page(SCRIPTS["receptive_field"]).run()
+    assert at.selectbox(key="rf.preset").value == "LeNet-5"
+    assert at.query_params["stack"] == stack
 
 
 def test_lesson_switches_come_from_the_link_and_the_way_back_clears_them():

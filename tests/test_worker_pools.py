@@ -46,7 +46,7 @@ def _pool(host: str, env: dict[str, str]) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
-    assert "2 slot(s) for cpu runs on " + host in pool.stdout.readline()
+    assert "2 slots for cpu runs on " + host in pool.stdout.readline()
     return pool
 
 

@@ -12,8 +12,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import arithmetic as ar
+from cnnlab.wording import noun, plural
 from ui import figure_text
 from ui.heap import FIGURES_PER_CACHE
+from ui.page_links import CHAIN, TEXTBOOK_ROWS
 
 # Okabe–Ito colours (safe for every common colour-vision deficiency); shapes and text back them
 # up (× on unreached pixels, 0 on zeros, thick outlines on the current window).
@@ -246,25 +248,31 @@ def _explain(layer: ar.LayerArithmetic) -> None:
         cov = ar.coverage(dim)
         if dim.remainder and not dim.ceil_mode:
             lost = (
-                f"real input pixel(s) {_list(cov.trailing)} are ignored (marked ×)"
+                f"real input {noun(len(cov.trailing), 'pixel')} {_list(cov.trailing)} "
+                f"{'is' if len(cov.trailing) == 1 else 'are'} ignored (marked ×)"
                 if cov.trailing
                 else "they are only padding, so no real pixel is lost"
             )
             notes.append(
                 f"{where}(W + P_l + P_r − D·(K−1) − 1) mod S = "
                 f"({dim.size} + {dim.pad_left} + {dim.pad_right} − {dim.effective_kernel}) mod "
-                f"{dim.stride} = **{dim.remainder}**: after the last window, {dim.remainder} "
-                f"cell(s) of the padded input are left over, too few for another stride — {lost}."
+                f"{dim.stride} = **{dim.remainder}**: after the last window, "
+                f"{plural(dim.remainder, 'cell')} of the padded input "
+                f"{'is' if dim.remainder == 1 else 'are'} left over, too few for another stride "
+                f"— {lost}."
             )
         elif cov.trailing:
             notes.append(
-                f"{where}input pixel(s) {_list(cov.trailing)} come after the last window and "
-                "are never reached (marked ×)."
+                f"{where}input {noun(len(cov.trailing), 'pixel')} {_list(cov.trailing)} "
+                f"{'comes' if len(cov.trailing) == 1 else 'come'} after the last window and "
+                f"{'is' if len(cov.trailing) == 1 else 'are'} never reached (marked ×)."
             )
         if cov.skipped:
             notes.append(
-                f"{where}input pixel(s) {_list(cov.skipped)} fall between the kernel taps of "
-                "every window (stride or dilation jumps over them)."
+                f"{where}input {noun(len(cov.skipped), 'pixel')} {_list(cov.skipped)} "
+                f"{'falls' if len(cov.skipped) == 1 else 'fall'} between the kernel taps of "
+                "every window (stride or dilation jumps over "
+                f"{'it' if len(cov.skipped) == 1 else 'them'})."
             )
         if dim.ceil_dropped_last:
             notes.append(
@@ -289,7 +297,8 @@ def _transposed_note(dim: ar.DimArithmetic) -> str:
         else ""
     )
     return (
-        f"as a stride-1 convolution: put S − 1 = {s - 1} zero(s) between neighbouring pixels, "
+        f"as a stride-1 convolution: put S − 1 = {plural(s - 1, 'zero')} between neighbouring "
+        "pixels, "
         f"(W − 1)·S + 1 = ({dim.size} − 1)·{s} + 1 = {eq.inserted_size} cells; pad "
         f"D·(K − 1) − P = {d}·({k} − 1) − {p} = {eq.pad_left} on the left and, with the output "
         f"padding, {eq.pad_left} + {dim.output_padding} = {eq.pad_right} on the right{crop}: "
@@ -519,7 +528,7 @@ def position_label(layer: ar.LayerArithmetic, position: int) -> str:
     dims, covs = picture_grid(layer)
     if len(dims) == 1:
         taps = covs[0].windows[position]
-        return f"Output {position}: taps at input position(s) {_signed(taps)}"
+        return f"Output {position}: taps at input {noun(len(taps), 'position')} {_signed(taps)}"
     r, c = divmod(position, dims[1].output)
     rows, cols = _signed(covs[0].windows[r]), _signed(covs[1].windows[c])
     return f"Output ({r}, {c}): taps at rows {rows} × columns {cols}"
@@ -593,23 +602,26 @@ def shared_window_figure(layer: ar.LayerArithmetic, position: int) -> go.Figure:
 CHAIN_COLUMNS = ("layer", "out", "kernel", "stride", "padding", "dilation")
 
 
-def textbook_frame() -> pd.DataFrame:
-    """The textbook chain as the editor's rows."""
-    rows = [
-        {
-            "layer": layer.kind,
-            "out": layer.out,
-            "kernel": layer.kernel,
-            "stride": layer.stride,
-            "padding": str(layer.padding),
-            "dilation": layer.dilation,
-        }
-        for layer in ar.TEXTBOOK_CHAIN
-    ]
+def chain_frame(rows: Sequence[dict]) -> pd.DataFrame:
+    """The chain editor's table of ``rows`` (the textbook chain unless a link sent another)."""
     # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
     # page could refuse it.
     numbers = {c: "float64" for c in ("out", "kernel", "stride", "dilation")}
-    return pd.DataFrame(rows, columns=list(CHAIN_COLUMNS)).astype(numbers)
+    return pd.DataFrame(list(rows), columns=list(CHAIN_COLUMNS)).astype(numbers)
+
+
+def _chain_base() -> list[dict]:
+    """The rows the chain editor starts from: the link's chain when one was sent (or when
+    Streamlit forgot the editor's edits while another page was shown), else the textbook."""
+    state = st.session_state
+    version = state.setdefault("arith.chain.version", 0)
+    wanted = state.get(CHAIN.key)
+    if wanted is not None and wanted != state.get("arith.chain.shown"):
+        state["arith.chain.version"] = version + 1
+        state["arith.chain.base"] = CHAIN.to_rows(wanted)
+    elif wanted is not None and f"arith.chain.editor.{version}" not in state:
+        state["arith.chain.base"] = CHAIN.to_rows(wanted)
+    return state.setdefault("arith.chain.base", TEXTBOOK_ROWS)
 
 
 def layers_from_frame(frame: pd.DataFrame) -> list[ar.ChainLayer]:
@@ -663,11 +675,13 @@ def render_chain() -> None:
     channels = c.number_input("Input channels", 1, 64, 3, key="arith.chain.channels")
     height = h.number_input("Input height", 1, 512, 32, key="arith.chain.height")
     width = w.number_input("Input width", 1, 512, 32, key="arith.chain.width")
-    version = st.session_state.setdefault("arith.chain.version", 0)
+    base = _chain_base()
+    version = st.session_state["arith.chain.version"]
     if st.button("Reset to the textbook example", key="arith.chain.reset"):
         st.session_state["arith.chain.version"] = version = version + 1
+        st.session_state["arith.chain.base"] = base = TEXTBOOK_ROWS
     frame = st.data_editor(
-        textbook_frame(),
+        chain_frame(base),
         key=f"arith.chain.editor.{version}",
         num_rows="dynamic",
         hide_index=True,
@@ -684,6 +698,11 @@ def render_chain() -> None:
             "dilation": st.column_config.NumberColumn("Dilation", format="plain"),
         },
     )
+    # The link holds the rows as edited (nothing when a cell holds what a link cannot carry).
+    rows = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")
+    ]
+    st.session_state[CHAIN.key] = st.session_state["arith.chain.shown"] = CHAIN.of_rows(rows)
     input_shape = (int(channels), int(height), int(width))
     try:
         layers = layers_from_frame(frame)

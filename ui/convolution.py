@@ -22,6 +22,7 @@ from PIL import Image
 from cnnlab import conv, kernels
 from cnnlab.conv import ConvSettings, FilterBank, format_number
 from cnnlab.viz import MAX_ASPECT, ColourScale, readable_aspect, scale_rgb
+from cnnlab.wording import plural
 from ui.image_source import ImageSource, cache_key
 
 CUSTOM = "Custom…"
@@ -502,7 +503,7 @@ def summary_text(name: str, bank: FilterBank, options: Options) -> str:
     op = "true convolution" if s.flip else "cross-correlation"
     padding = f"padding {s.padding}" + ("" if s.padding == "valid" else f" ({s.padding_mode})")
     return (
-        f"{name}: {o} filter(s) of {per}×{kh}×{kw} weights, stride {s.stride}, {padding}, "
+        f"{name}: {plural(o, 'filter')} of {per}×{kh}×{kw} weights, stride {s.stride}, {padding}, "
         f"dilation {s.dilation}, bias {format_number(options.bias)}, {op}"
         + (", then ReLU" if s.relu else "")
         + "."

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from cnnlab.data import SHAPE_CLASSES, make_shapes, normalize
 from cnnlab.detection import (
@@ -106,11 +106,36 @@ def _base(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.stack([gray] * 3, axis=-1))
 
 
+LABEL_FONT = ImageFont.load_default(size=16)  # Pillow's bundled font: no system fonts needed
+
+
+def _luminance(rgb: tuple) -> float:
+    """WCAG relative luminance of an sRGB colour."""
+    linear = [c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: tuple, b: tuple) -> float:
+    """WCAG contrast ratio of two colours (1 to 21; body text needs 4.5)."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def label_ink(background: tuple) -> tuple:
+    """Black or white, whichever reads better on ``background``."""
+    black, white = (0, 0, 0), (255, 255, 255)
+    return max((black, white), key=lambda ink: contrast(ink, background))
+
+
 def _box(draw: ImageDraw.ImageDraw, box: list[float], colour: tuple, width: int, text: str) -> None:
     x1, y1, x2, y2 = (v * SCALE for v in box)
     draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour, width=width)
     if text:
-        draw.text((x1 + 3, max(0, y1 - 12)), text, fill=colour)
+        # A chip in the box's colour, the text in black or white on it: legible on any scene.
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=LABEL_FONT)
+        y = max(0, y1 - (bottom - top) - 6)
+        draw.rectangle((x1, y, x1 + right - left + 6, y + bottom - top + 6), fill=colour)
+        draw.text((x1 + 3 - left, y + 3 - top), text, fill=label_ink(colour), font=LABEL_FONT)
 
 
 def truth_picture(canvas: Canvas) -> Image.Image:

@@ -17,12 +17,27 @@ from plotly.subplots import make_subplots
 from cnnlab import experiments
 from cnnlab.jobs import get_scheduler
 from cnnlab.runs import Run, RunNotFoundError
+from cnnlab.wording import plural
 from ui import figure_text, run_progress, training
 from ui.client import client_address
 from ui.owner import owner_id
 
 SHARE_PARAM = "experiment"  # ?experiment=<run id> opens a shared experiment read-only
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#f59e0b", "#9333ea", "#0891b2")
+# Arms whose curves coincide (Adam and AdamW on a small network) must stay visible: each arm
+# has its own dash and marker, and later arms are drawn thinner, on top of the earlier ones.
+DASHES = ("solid", "dash", "dashdot", "longdash", "longdashdot", "6px,3px,2px,3px")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
+
+
+def arm_style(i: int) -> tuple[dict, dict]:
+    """The line and marker of arm ``i``: its colour, dash and a width and marker size that
+    shrink arm by arm, so an arm drawn over an identical earlier one leaves it showing."""
+    k = i % len(DASHES)
+    line = {"color": COLOURS[i % len(COLOURS)], "dash": DASHES[k], "width": 4.5 - 0.75 * k}
+    return line, {"symbol": SYMBOLS[k], "size": 14 - 1.75 * k, "maxdisplayed": 10}
+
+
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
 
 
@@ -45,11 +60,12 @@ def curves_figure(
     labels: Sequence[str], curves: list[tuple[np.ndarray, np.ndarray]], detector: bool = False
 ) -> go.Figure:
     """Every arm on one chart: training loss per step (left, smoothed, log scale) and accuracy
-    per epoch (right: validation solid, training dotted; for the detector, held-out mAP@0.5)."""
+    per epoch (right: validation with markers, training dotted; for the detector, held-out
+    mAP@0.5). Each arm has its own colour, dash and marker (:func:`arm_style`)."""
     right = "held-out mAP@0.5 per epoch" if detector else "accuracy per epoch"
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (smoothed)", right))
     for i, (steps, epochs) in enumerate(curves):
-        colour = {"color": COLOURS[i % len(COLOURS)]}
+        line, marker = arm_style(i)
         name = labels[i] if i < len(labels) else f"arm {i + 1}"
         if len(steps):
             loss = steps[:, 1].copy()
@@ -57,18 +73,18 @@ def curves_figure(
             finite = np.isfinite(loss)
             shown = np.where(finite, smooth(np.where(finite, loss, 0.0)), np.nan)
             x, y = run_progress.downsample(steps[:, 0], shown)
-            fig.add_scatter(x=x, y=_finite(y), name=name, line=colour, legendgroup=name,
-                            row=1, col=1)  # fmt: skip
+            fig.add_scatter(x=x, y=_finite(y), mode="lines+markers", name=name, line=line,
+                            marker=marker, legendgroup=name, row=1, col=1)  # fmt: skip
         if len(epochs):
             fig.add_scatter(
-                x=epochs[:, 0], y=_finite(epochs[:, 4]), mode="lines+markers", line=colour,
-                name=name, legendgroup=name, showlegend=not len(steps), row=1, col=2,
+                x=epochs[:, 0], y=_finite(epochs[:, 4]), mode="lines+markers", line=line,
+                marker=marker, name=name, legendgroup=name, showlegend=not len(steps), row=1, col=2,
             )  # fmt: skip
             if not detector:
                 fig.add_scatter(
                     x=epochs[:, 0], y=_finite(epochs[:, 2]), mode="lines",
-                    line={**colour, "dash": "dot"}, name=f"{name} (train)", legendgroup=name,
-                    showlegend=False, row=1, col=2,
+                    line={**line, "dash": "dot", "width": 1.5}, name=f"{name} (train)",
+                    legendgroup=name, showlegend=False, row=1, col=2,
                 )  # fmt: skip
     fig.update_xaxes(title_text="step", row=1, col=1)
     fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
@@ -132,7 +148,9 @@ def launcher(
 ) -> None:
     """Seed, quick toggle (and which experiment, when the lab has several), the Train button,
     then the watched experiment, live while it trains."""
-    store, owner = training.store(), owner_id()
+    store, owner = training.store_or_explain(), owner_id()
+    if store is None:
+        return
     cols = st.columns([3, 1, 1]) if len(names) > 1 else st.columns(2)
     name = names[0]
     if len(names) > 1:
@@ -144,8 +162,8 @@ def launcher(
                            help="Fewer images and epochs: done within about a minute.")  # fmt: skip
     p = experiments.plan(name, seed, quick)
     arms = ", ".join(a.label for a in p.arms) or "one detector"
-    st.caption(f"Trains {len(p.arms) or 1} network(s) one after another in the training queue: "
-               f"{arms}; seed {seed}.")  # fmt: skip
+    st.caption(f"Trains {plural(len(p.arms) or 1, 'network')} one after another in the training "
+               f"queue: {arms}; seed {seed}.")  # fmt: skip
     sched = get_scheduler()
     busy = bool(store.list_runs(owner, ("queued", "running")))
     if st.button("Train", key=f"{key}.start", type="primary", icon=":material/play_arrow:",
@@ -222,7 +240,7 @@ def show(store: Any, run: Run, owner: str | None, key: str) -> None:
         st.dataframe(results_table(run), hide_index=True)
     if run.final:
         quick = "quick setting, " if run.final.get("quick") else ""
-        lines = "" if detector else " Solid lines: validation; dotted: training."
+        lines = "" if detector else " Lines with markers: validation; thin dotted: training."
         st.caption(
             f"Seed **{run.final['seed']}** ({quick}{run.final['seconds']:.0f} s in the worker): "
             f"the same seed trains the same curves again.{lines}"
@@ -255,7 +273,9 @@ def shared_view(
     run_id = st.query_params.get(SHARE_PARAM)
     if not run_id:
         return False
-    store = training.store()
+    store = training.store_or_explain()
+    if store is None:
+        return False
     try:
         run = store.get_shared_run(str(run_id))
     except RunNotFoundError:

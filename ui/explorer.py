@@ -32,6 +32,7 @@ from cnnlab.explorer import (
     top5,
 )
 from cnnlab.viz import ColourScale, readable_aspect
+from cnnlab.wording import plural
 from ui import picture
 
 SHOWN_INPUT_SIDE = 224  # the enlarged input and channel are drawn at this width
@@ -292,7 +293,7 @@ def _channel_view(
     conv, weights = found
     sheet, kscale = tile_maps(weights)
     kernel_caption = (
-        f"Its kernel in layer {conv}: {weights.shape[0]} input channel(s) of "
+        f"Its kernel in layer {conv}: {plural(weights.shape[0], 'input channel')} of "
         f"{weights.shape[1]}×{weights.shape[2]} weights, "
         f"{kscale.vmin:.2g} … {kscale.vmax:.2g}"
     )
@@ -304,7 +305,7 @@ def _channel_view(
 def show_channel(
     target: Explorable, analysis: Analysis, view: LayerView, channel: int, digest: str
 ) -> None:
-    """One channel enlarged beside the input (``digest``), with the kernel(s) that produced it."""
+    """One channel enlarged beside the input (``digest``), with the kernels that produced it."""
     shown = _channel_view(target.key, digest, view.name, channel, target, analysis)
     cols = st.columns(3)
     with cols[0]:

@@ -15,7 +15,7 @@ from cnnlab import imagenet
 from cnnlab.bundled import BUNDLED, load_bundled
 from cnnlab.classic_vision import classic_labels, classic_model
 from cnnlab.explorer import Explorable
-from cnnlab.runs import RunNotFoundError, open_store
+from cnnlab.runs import RunNotFoundError, StoreUnavailableError, open_store
 from cnnlab.trained import list_trained, load_trained
 
 CLASSIC = "classic"
@@ -111,6 +111,8 @@ def _choices(owner: str) -> dict[str, str]:
     try:
         for run in list_trained(open_store(), owner):
             labels[f"run:{run.run_id}"] = f"Your run: {run.label}"
+    except StoreUnavailableError as error:
+        st.error(str(error), icon=":material/cloud_off:")
     except (OSError, ValueError) as error:
         st.caption(f"Your trained networks cannot be listed right now ({error}).")
     return labels
@@ -119,8 +121,17 @@ def _choices(owner: str) -> dict[str, str]:
 def model_picker(owner: str) -> Explorable:
     """Pick a network; show what it is. Falls back to the digits network after an error."""
     labels = _choices(owner)
+    wanted = st.session_state.get("explorer.model")
+    if wanted == IMAGENET and IMAGENET not in labels:  # a link from a server that has the weights
+        st.session_state["explorer.model"] = MISSING_IMAGENET
+    elif wanted is not None and wanted not in labels:  # a run deleted meanwhile
+        st.session_state["explorer.model"] = next(iter(labels))
     key = st.selectbox(
-        "Network", list(labels), format_func=labels.get, key="explorer.model", index=0
+        "Network",
+        list(labels),
+        format_func=labels.get,
+        key="explorer.model",
+        index=0,
     )
     try:
         target = _load(owner, key)

@@ -103,6 +103,27 @@ class Whole(Setting):
 
 
 @dataclass(frozen=True)
+class Place(Whole):
+    """A position whose range depends on other settings (a layer of the stack, a neuron of that
+    layer): the page clamps it into the current range. ``low``/``high`` bound the link's
+    spelling, which counts from ``first`` as the page shows it (1 for "layer 1" held as 0).
+    A ``None`` default is one the page chooses (the last layer, its centre neuron): the link
+    then always holds the position."""
+
+    first: int = 0
+
+    def encode(self, value: Any) -> str | None:
+        """The position as the page shows it; None outside the range."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        return super().encode(value + self.first)
+
+    def decode(self, text: str) -> int:
+        """The position held in session state (counted from 0)."""
+        return super().decode(text) - self.first
+
+
+@dataclass(frozen=True)
 class Real(Setting):
     """A finite number between ``low`` and ``high``, on the widget's grid of ``step`` if given."""
 

@@ -4,24 +4,34 @@ A link such as ``/convolution?kernel=laplacian&stride=2`` opens that page with t
 Each :class:`Setting` names a widget by its session-state key and repeats its default and its
 range: ``tests/test_url_state.py`` checks both against the widget on a freshly rendered page,
 so a widget whose range or default changes fails a test instead of silently breaking links.
-Only settings a teacher would send are listed: no uploads, no run ids, no step-by-step cursors
-whose range depends on other settings.
+Only settings a teacher would send are listed: no uploads, no run ids, no step-by-step cursors.
+A :class:`~ui.link_codec.Place` (a layer of the stack, a neuron) has a range that depends on
+other settings: the page clamps it. A :class:`~ui.layer_rows.Stack` is a stack editor's rows.
 """
 
 from __future__ import annotations
 
-from cnnlab import conv, kernels
+from cnnlab import arithmetic, conv, kernels
 from cnnlab.blocks import KINDS as BLOCK_KINDS
+from cnnlab.bundled import BUNDLED
 from cnnlab.choices import LANDSCAPES
 from cnnlab.conv_variants import KERNELS_1D, KERNELS_3D, MAX_CHANNELS, SIGNALS, VARIANTS
 from cnnlab.data import DATASETS, SHAPE_CLASSES
 from cnnlab.gradient_flow import MAX_DEPTH
 from cnnlab.images import PATTERNS, SAMPLES
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
+from cnnlab.models import PRESETS as MODEL_PRESETS
 from cnnlab.pooling import KINDS as POOL_KINDS
+from cnnlab.receptive_field import KINDS as RF_KINDS
+from cnnlab.receptive_field import PRESETS as RF_PRESETS
+from cnnlab.receptive_field import Preset
 from cnnlab.zoo import NAMES as ZOO_NAMES
 from ui import training
-from ui.link_codec import Choice, Flag, Real, Setting, Whole
+from ui.explanations import METHODS
+from ui.explorer_models import CLASSIC, IMAGENET
+from ui.layer_rows import Column, RowFormat, Stack, named_stacks
+from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, token
+from ui.zoo import SIDES as ZOO_SIDES
 
 # What the image picker can share: a bundled sample or a generated pattern (never an upload,
 # a photo or a drawing, which exist only in the learner's browser session).
@@ -40,6 +50,69 @@ def image(prefix: str, default_sample: str = "astronaut", draw: bool = True) -> 
 
 
 _TRAIN = training.default_config()
+EXPLORER_MODELS = (*(f"bundled:{name}" for name in BUNDLED), CLASSIC, IMAGENET)
+
+
+def rf_rows(preset: Preset) -> list[dict]:
+    """The receptive-field stack editor's rows of a preset (square kernels, as presets use)."""
+    return [
+        {
+            "name": layer.name,
+            "kind": layer.kind,
+            "kernel": layer.kernel[0],
+            "stride": layer.stride[0],
+            "padding": layer.padding[0],
+            "dilation": layer.dilation[0],
+            "channels": layer.channels,
+        }
+        for layer in preset.layers
+    ]
+
+
+# The receptive-field stack editor's rows: ``conv.k3.p1.c8~conv1,relu~relu1,maxpool.k2.s2``.
+RF_ROWS = RowFormat(
+    kinds=RF_KINDS,
+    columns=(
+        Column("k", "kernel", 1),
+        Column("s", "stride", 1),
+        Column("p", "padding", 0),
+        Column("d", "dilation", 1),
+        Column("c", "channels"),
+    ),
+)
+_RF_FIRST = next(iter(RF_PRESETS.values()))
+RF_STACK = Stack(
+    "stack",
+    "rf.stack",
+    token(_RF_FIRST.name),
+    rows=RF_ROWS,
+    named=named_stacks({name: rf_rows(p) for name, p in RF_PRESETS.items()}, RF_ROWS),
+)
+# The arithmetic page's chain of layers: ``conv.o16.k3.psame,relu,max_pool.k2,flatten,…``.
+CHAIN_ROWS = RowFormat(
+    kinds=arithmetic.CHAIN_KINDS,
+    columns=(
+        Column("o", "out"),
+        Column("k", "kernel", 1),
+        Column("s", "stride"),
+        Column("p", "padding", "0", text=True),
+        Column("d", "dilation", 1),
+    ),
+    kind_column="layer",
+    name_column=None,
+)
+TEXTBOOK_ROWS = [
+    {"layer": layer.kind, "out": layer.out, "kernel": layer.kernel, "stride": layer.stride,
+     "padding": str(layer.padding), "dilation": layer.dilation}
+    for layer in arithmetic.TEXTBOOK_CHAIN
+]  # fmt: skip
+CHAIN = Stack(
+    "chain",
+    "arith.chain",
+    "textbook",
+    rows=CHAIN_ROWS,
+    named=named_stacks({"textbook": TEXTBOOK_ROWS}, CHAIN_ROWS),
+)
 
 # Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
 # (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
@@ -78,6 +151,18 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("padding", "arith.padding.all", 1, low=-16, high=64),
         Whole("dilation", "arith.dilation.all", 1, low=-16, high=64),
         Flag("ceil", "arith.ceil_mode", False),
+        # A question is its difficulty and seed: a teacher sends "this question".
+        Choice(
+            "quiz",
+            "arith.quiz.difficulty",
+            arithmetic.DIFFICULTIES[0],
+            options=arithmetic.DIFFICULTIES,
+        ),
+        Whole("question", "arith.quiz.seed", 1, low=0, high=10**9),
+        CHAIN,
+        Whole("chain_c", "arith.chain.channels", 3, low=1, high=64),
+        Whole("chain_h", "arith.chain.height", 32, low=1, high=512),
+        Whole("chain_w", "arith.chain.width", 32, low=1, high=512),
     ),
     "pooling": (
         Choice("kind", "pool.kind", "max", options=POOL_KINDS),
@@ -95,7 +180,16 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Choice("shift_mode", "pool.shift_mode", "crop", options=SHIFT_MODES),
         Whole("max_shift", "pool.max_shift", 6, low=1, high=12),
     ),
-    "receptive_field": (*image("rf.image"),),
+    "receptive_field": (
+        *image("rf.image"),
+        RF_STACK,
+        Whole("size", "rf.size", _RF_FIRST.input_size, low=1, high=512),
+        # Layers are counted from 1 on the page; the neuron's row and column from 0 (sliders).
+        # Their defaults (the last layer, its centre) depend on the stack: a link always says.
+        Place("layer", "rf.layer", None, low=1, high=64, first=1),
+        Place("row", "rf.row", None, low=0, high=4096),
+        Place("col", "rf.col", None, low=0, high=4096),
+    ),
     "train": (
         Choice("data", "train.data.name", DATASETS[0], options=DATASETS),
         Whole("images", "train.data.limit", 0, low=0, high=60_000),
@@ -139,7 +233,22 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("shift", "ch.shift", 2, low=0, high=6),
         Flag("flip", "ch.flip", True),
     ),
-    "zoo": (Choice("arch", "zoo.arch", "resnet18", options=ZOO_NAMES),),
+    "zoo": (
+        Choice("arch", "zoo.arch", "resnet18", options=ZOO_NAMES),
+        # A side other than ResNet-18's 224 is in the link (another network's designed size too).
+        Choice("side", "zoo.side", 224, options=ZOO_SIDES),
+        Whole("mlp_c", "zoo.mlp.c", 3, low=1, high=16),
+        Whole("mlp_h", "zoo.mlp.h", 224, low=4, high=1024),
+        Whole("mlp_w", "zoo.mlp.w", 224, low=4, high=1024),
+        Whole("hidden", "zoo.mlp.hidden", 1000, low=1, high=100_000),
+        Whole("filters", "zoo.mlp.filters", 64, low=1, high=4096),
+        Whole("mlp_kernel", "zoo.mlp.kernel", 3, low=1, high=11),
+        Choice("preset", "zoo.stack.preset", "fast", options=tuple(MODEL_PRESETS)),
+        Whole("stack_c", "zoo.stack.c", 1, low=1, high=16),
+        Whole("stack_h", "zoo.stack.h", 28, low=4, high=512),
+        Whole("stack_w", "zoo.stack.w", 28, low=4, high=512),
+        Whole("classes", "zoo.stack.classes", 10, low=2, high=1000),
+    ),
     "conv_variants": (
         Whole("c_in", "variants.c_in", 256, low=1, high=MAX_CHANNELS),
         Whole("c_out", "variants.c_out", 256, low=1, high=MAX_CHANNELS),
@@ -152,7 +261,20 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Choice("kernel_1d", "variants.1d.kernel", KERNELS_1D[0], options=KERNELS_1D),
         Choice("kernel_3d", "variants.3d.kernel", KERNELS_3D[0], options=KERNELS_3D),
     ),
-    "explorer": (Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),),
+    "explorer": (
+        # The networks every server has (a learner's own runs stay private to them).
+        Choice("model", "explorer.model", f"bundled:{BUNDLED[0]}", options=EXPLORER_MODELS),
+        *image("explorer.image", default_sample="digit"),
+        Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),
+        Flag("every", "explorer.every", True),
+        # Positions from 0 (a sequential network's layers are named so); the channel shown
+        # first is the layer's top one, so a link always says which.
+        Place("layer", "explorer.layer", 0, low=0, high=999),
+        Place("channel", "explorer.channel", None, low=0, high=9999),
+        Choice("method", "explorer.method", METHODS[0], options=METHODS),
+        Choice("attack", "explorer.attack", "FGSM", options=("FGSM", "PGD")),
+        Real("epsilon", "explorer.epsilon", 4.0, low=0.0, high=32.0, step=0.5),
+    ),
     "residual": (
         Whole("depth", "res.depth", 20, low=4, high=MAX_DEPTH, step=2),
         Choice("channels", "res.width", 8, options=(4, 8, 16)),

@@ -34,6 +34,7 @@ from cnnlab.pooling import (
     spec_for_kind,
 )
 from cnnlab.viz import framed, png_bytes, sequential_rgb, tile, upscale
+from cnnlab.wording import plural
 from ui import figure_text, picture
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key, cache_on_image
@@ -656,7 +657,8 @@ def invariance_section(result: InvarianceResult, stage: str, spec: PoolSpec) -> 
             k, v = aligned[0]
             lines.append(
                 f"A shift by a whole stride ({stride} px) just moves the pooled map by "
-                f"{k // stride} cell(s): moved back, {best.name} matches to {v:.1e}. Pooling is "
+                f"{plural(k // stride, 'cell')}: moved back, {best.name} matches to {v:.1e}. "
+                "Pooling is "
                 f"equivariant to shifts by multiples of its stride, and in between it changes."
             )
     st.markdown("\n\n".join(f"- {line}" for line in lines))

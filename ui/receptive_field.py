@@ -41,9 +41,11 @@ from cnnlab.trained import (
     stack_prefix,
 )
 from cnnlab.viz import png_bytes, sequential_rgb, upscale
-from ui import figure_text, picture
+from ui import figure_text, picture, url_state
 from ui.heap import FIGURES_PER_CACHE
 from ui.image_source import ImageSource, cache_key
+from ui.link_codec import token
+from ui.page_links import RF_STACK, rf_rows
 
 COLUMNS = ("name", "kind", "kernel", "stride", "padding", "dilation", "channels")
 FIELD_BLUE = "#2563eb"
@@ -54,33 +56,27 @@ PADDING_GREY = "#e2e8f0"
 # --- the stack editor ---------------------------------------------------------------------------
 
 
-def _preset_rows(preset: Preset) -> list[dict]:
-    """The editor rows of a preset (square kernels, as every preset uses)."""
-    return [
-        {
-            "name": layer.name,
-            "kind": layer.kind,
-            "kernel": layer.kernel[0],
-            "stride": layer.stride[0],
-            "padding": layer.padding[0],
-            "dilation": layer.dilation[0],
-            "channels": layer.channels,
-        }
-        for layer in preset.layers
-    ]
-
-
 def _editor_key() -> str:
     return f"rf.editor.{st.session_state['rf.editor_version']}"
 
 
-def _start(preset: Preset) -> None:
-    """Editor rows, input size and neuron choice of a freshly chosen preset."""
-    st.session_state["rf.base"] = _preset_rows(preset)
+def _set_rows(rows: list[dict]) -> None:
+    """Start a fresh editor on ``rows`` (a preset, a reordering, or a link's stack)."""
+    state = st.session_state
+    state["rf.base"] = rows
+    state["rf.editor_version"] = state.get("rf.editor_version", -1) + 1
+    state["rf.stack"] = state["rf._stack_shown"] = RF_STACK.of_rows(rows)
+
+
+def _start(preset: Preset, first_visit: bool = False) -> None:
+    """Editor rows, input size and neuron choice of a freshly chosen preset (on a first visit,
+    the input size and neuron a link sent are kept)."""
+    _set_rows(rf_rows(preset))
+    if first_visit:
+        st.session_state.setdefault("rf.size", preset.input_size)
+        return
     st.session_state["rf.size"] = preset.input_size
-    st.session_state["rf.editor_version"] = st.session_state.get("rf.editor_version", -1) + 1
-    for key in ("rf.layer", "rf.row", "rf.col"):
-        st.session_state.pop(key, None)
+    url_state.forget("rf.layer", "rf.row", "rf.col")
 
 
 def _load_preset(presets: Mapping[str, Preset]) -> None:
@@ -95,9 +91,24 @@ def _move(step: int) -> None:
     j = i + step
     if 0 <= i < len(rows) and 0 <= j < len(rows):
         rows[i], rows[j] = rows[j], rows[i]
-        st.session_state["rf.base"] = rows
-        st.session_state["rf.editor_version"] += 1
+        _set_rows(rows)
         st.session_state["rf.move_row"] = j + 1
+
+
+def _follow_link() -> None:
+    """Rows from ``rf.stack`` when something other than the editor set it (a link), or when
+    Streamlit forgot the editor's edits while another page was shown."""
+    state = st.session_state
+    wanted = state.get("rf.stack")
+    if wanted is None:
+        return
+    if wanted != state.get("rf._stack_shown"):
+        _set_rows(RF_STACK.to_rows(wanted))
+        by_token = {token(name): name for name in PRESETS}
+        if wanted in by_token:
+            state["rf.preset"] = by_token[wanted]
+    elif _editor_key() not in state:
+        state["rf.base"] = RF_STACK.to_rows(wanted)
 
 
 def _clean(value: object) -> object:
@@ -111,10 +122,18 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
     """Preset (the classics, then the learner's ``trained`` networks), input size and the
     editable layer rows; returns the rows and the input size."""
     presets = {**PRESETS, **(trained or {})}
-    if "rf.base" not in st.session_state or st.session_state.get("rf.preset") not in presets:
-        # First visit, or the trained network that was chosen has been deleted meanwhile.
-        st.session_state["rf.preset"] = next(iter(PRESETS))
-        _start(PRESETS[st.session_state["rf.preset"]])
+    state = st.session_state
+    if "rf.preset" not in state and "rf._preset" in state:  # forgot while another page was shown
+        state["rf.preset"] = state["rf._preset"]
+    if "rf.base" not in state or state.get("rf.preset") not in presets:
+        # First visit (perhaps through a link, whose stack is kept), or the trained network
+        # that was chosen has been deleted meanwhile.
+        first_visit, linked = "rf.base" not in state, state.get("rf.stack")
+        state["rf.preset"] = next(iter(PRESETS))
+        _start(PRESETS[state["rf.preset"]], first_visit=first_visit)
+        if first_visit and linked is not None:
+            state["rf.stack"] = linked
+    _follow_link()
     left, right = st.columns([3, 2])
     preset = left.selectbox(
         "Start from a preset",
@@ -126,8 +145,14 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
         "trained on the Train page.",
     )
     size = right.number_input(
-        "Input size (pixels, square)", 1, 512, key="rf.size", help="Height and width of the input."
+        "Input size (pixels, square)",
+        1,
+        512,
+        next(iter(PRESETS.values())).input_size,  # the value is set by the preset chosen
+        key="rf.size",
+        help="Height and width of the input.",
     )
+    state["rf._preset"] = preset
     st.caption(presets[preset].source)
     # Float columns: the editor casts a typed 2.5 to an integer column's type (2) before the
     # engine could refuse it.
@@ -161,6 +186,9 @@ def stack_editor(trained: Mapping[str, Preset] | None = None) -> tuple[list[dict
     )
     rows = [{c: _clean(v) for c, v in row.items()} for row in edited.to_dict("records")]
     st.session_state["rf.rows"] = rows
+    # The link holds the rows as edited (nothing when a cell holds what a link cannot carry).
+    st.session_state["rf.stack"] = st.session_state["rf._stack_shown"] = RF_STACK.of_rows(rows)
+    url_state.sync()
     if rows:
         a, b, c = st.columns([2, 1, 1], vertical_alignment="bottom")
         if st.session_state.get("rf.move_row", 1) > len(rows):
@@ -343,8 +371,10 @@ def pick_neuron(f: LayerField) -> tuple[int, int]:
     """Row and column sliders of the chosen layer's output (clamped when the layer changes)."""
     oh, ow = f.output_hw
     for key, n in (("rf.row", oh), ("rf.col", ow)):
-        if key not in st.session_state or st.session_state[key] >= n:
-            st.session_state[key] = n // 2
+        # Set on every run: a slider whose range changed (an edited stack) is a new widget to
+        # Streamlit, which would start it at 0 instead of the neuron the learner was on.
+        current = st.session_state.get(key, n // 2)
+        st.session_state[key] = current if current < n else n // 2
     a, b = st.columns(2)
     row = a.slider("Neuron row", 0, max(oh - 1, 1), key="rf.row", disabled=oh == 1)
     col = b.slider("Neuron column", 0, max(ow - 1, 1), key="rf.col", disabled=ow == 1)
@@ -670,10 +700,11 @@ class TrainedPresets:
 
 def trained_presets(owner: str) -> TrainedPresets:
     """The owner's trained networks (from the Train page) as receptive-field presets."""
-    from ui.training import store
+    from ui.training import store_or_explain
 
     presets, found, unusable = {}, {}, []
-    for run in list_trained(store(), owner):
+    runs = store_or_explain()
+    for run in list_trained(runs, owner) if runs is not None else ():
         try:
             presets[run.label] = receptive_field_preset(run)
         except ValueError as exc:

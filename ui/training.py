@@ -20,7 +20,7 @@ import streamlit as st
 from cnnlab import viz
 from cnnlab.experiments import is_experiment
 from cnnlab.jobs import Scheduler, get_scheduler
-from cnnlab.runs import Run, RunStore, open_store
+from cnnlab.runs import Run, RunStore, StoreUnavailableError, open_store
 from ui import picture
 from ui.image_source import cache_key
 from ui.owner import owner_id
@@ -43,6 +43,16 @@ def store() -> RunStore:
     """The runs store of this server (SQLite in ``$CNNLAB_DATA_DIR``, or
     ``$CNNLAB_DATABASE_URL``); one handle per process, shared by every session."""
     return open_store()
+
+
+def store_or_explain() -> RunStore | None:
+    """The runs store, or None after one sentence saying its database cannot be reached (the
+    rest of the page goes on without it)."""
+    try:
+        return store()
+    except StoreUnavailableError as error:
+        st.error(str(error), icon=":material/cloud_off:")
+        return None
 
 
 def scheduler() -> Scheduler:

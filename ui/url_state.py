@@ -88,3 +88,11 @@ def fragment(func: Callable | None = None, *, run_every: float | None = None) ->
         return st.fragment(run, run_every=run_every)
 
     return decorate(func) if func is not None else decorate
+
+
+def forget(*keys: str) -> None:
+    """Drop settings from the session and its copy, so their widgets start from their defaults
+    (a preset replaced what they were about)."""
+    for key in keys:
+        st.session_state.pop(key, None)
+        st.session_state.get(_SHADOW, {}).pop(key, None)

@@ -33,6 +33,11 @@ def human(n: float) -> str:
     return f"{n:,.0f}"
 
 
+def _designed_side(key: str) -> None:
+    """Architecture changed: its input side starts at the size it was designed for."""
+    st.session_state[f"{key}.side"] = zoo.INPUT_SHAPES[st.session_state[f"{key}.arch"]][1]
+
+
 def pick_architecture(key: str) -> tuple[str, int]:
     """The architecture and input side the learner picked."""
     cols = st.columns([2, 1])
@@ -42,13 +47,15 @@ def pick_architecture(key: str) -> tuple[str, int]:
         format_func=lambda n: zoo.PUBLISHED[n].title,
         index=zoo.NAMES.index("resnet18"),
         key=f"{key}.arch",
+        on_change=_designed_side,
+        args=(key,),
     )
     designed = zoo.INPUT_SHAPES[name][1]
     side = cols[1].select_slider(
         "Input side (pixels)",
         SIDES,
-        value=designed,
-        key=f"{key}.side.{name}",  # one per architecture: each starts at its own input size
+        value=zoo.INPUT_SHAPES["resnet18"][1],  # then the designed size of the one chosen
+        key=f"{key}.side",
         help=f"{zoo.PUBLISHED[name].title} was designed for {designed}×{designed}.",
     )
     return name, int(side)

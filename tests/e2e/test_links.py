@@ -95,3 +95,30 @@ def test_the_keyboard_reaches_the_navigation_then_the_controls_in_reading_order(
     assert seen[0] == "Skip to main content"
     order = [seen.index(name) for name in ("Convolution & kernels", "Pooling", "Window", "Stride")]
     assert order == sorted(order), seen
+
+
+def test_a_link_to_a_layer_stack_and_a_neuron(page, browser, base_url: str) -> None:
+    # A teacher's hand-written stack, its third layer (counted from 1, as the page shows).
+    goto(page, base_url, "receptive_field?stack=conv.k5.s2~wide,relu,maxpool.k2.s2&layer=3")
+    layer = page.get_by_role("combobox", name="Layer", exact=True)
+    expect(layer).to_have_value(re.compile(r"3 · maxpool .*→ 7×7"), timeout=SLOW)
+    column = page.get_by_role("slider", name="Neuron column")
+    expect(column).to_have_value("3", timeout=SLOW)
+    column.focus()
+    page.keyboard.press("ArrowRight")  # in a fragment: it reruns alone, and the link follows
+    wait_until_idle(page)
+    expect(column).to_have_value("4", timeout=SLOW)
+    expect(page).to_have_url(re.compile(r"[?&]col=4"), timeout=SLOW)
+    link = urlsplit(page.url)
+    assert parse_qs(link.query)["stack"] == ["conv.k5.s2~wide,relu,maxpool.k2.s2"]
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        other = fresh.new_page()
+        goto(other, base_url, f"{link.path.lstrip('/')}?{link.query}")
+        layer = other.get_by_role("combobox", name="Layer", exact=True)
+        expect(layer).to_have_value(re.compile(r"3 · maxpool .*→ 7×7"), timeout=SLOW)
+        column = other.get_by_role("slider", name="Neuron column")
+        expect(column).to_have_value("4", timeout=SLOW)
+    finally:
+        fresh.close()
