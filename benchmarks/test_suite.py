@@ -4,22 +4,20 @@ Runs the whole suite as ``scripts/test.sh`` does, once per variant, in this chec
 
 - *setup*: what ``scripts/test.sh`` does before pytest on an existing ``.venv`` (pip checks the
   pinned set, the editable install is checked), i.e. what every run of the command pays;
-- *2 workers*: ``pytest -n 2 --dist loadfile`` (one per core here: the command's former default);
-- *default*: the command's own number of workers (twice the cores, at most 8; pytest-xdist,
-  each file's tests on one worker);
-- *serial*: ``pytest -p no:xdist`` (one process), only with ``--only serial``: it takes 20 min.
+- *serial*: ``pytest -p no:xdist`` (one process);
+- *2 workers*: ``pytest -n 2 --dist loadfile`` (the command's default: pytest-xdist, each
+  file's tests on one worker).
 
 For each: wall time, CPU time (user + system of pytest and every process it waited for: servers,
 workers, the browser) and CPU / wall (how many of the cores the run kept busy), the outcome
-counts and the 15 slowest test phases; the last line is the ratio of the default to 2 workers.
-Run on a quiet machine: ``.venv/bin/python benchmarks/test_suite.py [--only serial|2|default]``
+counts and the 15 slowest test phases; the last line is the ratio of the default to serial.
+Run on a quiet machine: ``.venv/bin/python benchmarks/test_suite.py [--only serial|workers]``
 (test files as arguments time only those).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import resource
 import subprocess
@@ -62,21 +60,18 @@ def _run(name: str, command: list[str]) -> Result:
 def main() -> None:
     """Measure and print each variant."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["serial", "2", "default"], help="one variant, and setup")
+    parser.add_argument("--only", choices=["serial", "workers"], help="one variant (and setup)")
     parser.add_argument("tests", nargs="*", help="test files (default: the whole suite)")
     args = parser.parse_args()
     pytest = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"]
     pytest += args.tests
-    cores = len(os.sched_getaffinity(0))
-    workers = os.environ.get("CNNLAB_TEST_WORKERS") or str(min(2 * cores, 8))  # as scripts/test.sh
     variants = {
-        "2": [*pytest, "-n", "2", "--dist", "loadfile"],
-        "default": [*pytest, "-n", workers, "--dist", "loadfile"],
         "serial": [*pytest, "-p", "no:xdist"],
+        "workers": [*pytest, "-n", "2", "--dist", "loadfile"],
     }
     results = [_run("setup", ["bash", "-c", SETUP])]
     for name, command in variants.items():
-        if args.only == name or (args.only is None and name != "serial"):
+        if args.only in (None, name):
             results.append(_run(name, command))
     for r in results:
         print(f"{r.name:>8}: wall {r.wall:6.1f} s, CPU {r.cpu:6.1f} s ({r.cpu / r.wall:.2f} cores)")
@@ -84,10 +79,10 @@ def main() -> None:
         for line in r.slowest:
             print(f"          {line}")
     timed = {r.name: r.wall for r in results}
-    if {"2", "default"} <= timed.keys():
+    if {"serial", "workers"} <= timed.keys():
         print(
-            f"default ({workers} workers) / 2 workers: {timed['default'] / timed['2']:.2f}; the "
-            f"README command (setup + default): {(timed['setup'] + timed['default']) / 60:.1f} min"
+            f"2 workers / serial: {timed['workers'] / timed['serial']:.2f}; the README command "
+            f"(setup + 2 workers): {(timed['setup'] + timed['workers']) / 60:.1f} min"
         )
 
 

@@ -18,12 +18,8 @@ install_cnnlab
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
 # The runs-store tests start a throwaway PostgreSQL server (tests/postgres.py).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql || true
-# pytest-xdist workers: twice the cores by default (at most 8; CNNLAB_TEST_WORKERS overrides, 0 =
-# one process). The tests wait far more than they compute (servers starting, browsers drawing,
-# worker processes polling: on this 2-core box their CPU time is under a third of their wall time),
-# so two waiting tests per core keep the cores busy. A file's tests stay on one worker (its
-# module-scoped server starts once). Not --dist loadgroup: pytest-xdist 3.8 marks a group in
-# item._nodeid, which pytest 9 no longer reads, so groups are ignored.
-cores="$(nproc)"
-workers="${CNNLAB_TEST_WORKERS:-$((2 * cores < 8 ? 2 * cores : 8))}"
-exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+# Two pytest-xdist workers (CNNLAB_TEST_WORKERS; 0 = one process): the browser tests wait on a
+# server and Chromium most of the time, so other tests fill the other core. A file's tests stay
+# on one worker (its module-scoped server starts once). Not --dist loadgroup: pytest-xdist 3.8
+# marks a group in item._nodeid, which pytest 9 no longer reads, so groups are ignored.
+exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadfile "$@"
