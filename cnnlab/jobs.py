@@ -95,6 +95,9 @@ class Limits:
     # False: this process only queues; worker pools (``python -m cnnlab.worker --serve``) beside
     # it or on other machines train.
     spawn_workers: bool = True
+    # The Train page starts a worker when a learner opens it, so the first run skips the
+    # worker's start-up (~4 s of CPU); off where pages open far more often than runs start.
+    warm_worker: bool = True
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -119,6 +122,7 @@ class Limits:
             # CNNLAB_EXTERNAL_WORKERS=1 is the older name of CNNLAB_LOCAL_WORKERS=0.
             spawn_workers=bool(_env_number("CNNLAB_LOCAL_WORKERS", 1))
             and not _env_number("CNNLAB_EXTERNAL_WORKERS", 0),
+            warm_worker=bool(_env_number("CNNLAB_WARM_WORKER", 1)),
         )
 
     @property

@@ -22,4 +22,6 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql ||
 # server and Chromium most of the time, so other tests fill the other core. A file's tests stay
 # on one worker (its module-scoped server starts once). Not --dist loadgroup: pytest-xdist 3.8
 # marks a group in item._nodeid, which pytest 9 no longer reads, so groups are ignored.
-exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadfile "$@"
+# --no-loadscope-reorder: hand files out in collection order (tests/conftest.py puts the heavy
+# ones first), not by their number of tests.
+exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -37,6 +37,9 @@ def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data = tmp_path / "cnnlab-data"
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(data))
     monkeypatch.delenv("CNNLAB_DATABASE_URL", raising=False)  # SQLite unless a test asks
+    # Most page tests never train: a worker warmed for each visit of the Train page would cost
+    # ~4 s of CPU each (tests/test_page_train.py checks the warm worker itself).
+    monkeypatch.setenv("CNNLAB_WARM_WORKER", "0")
     return data
 
 

@@ -328,7 +328,9 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_RUNS_PER_BROWSER", "2")
     monkeypatch.setenv("CNNLAB_MAX_RUNS_PER_ADDRESS", "7")
     monkeypatch.setenv("CNNLAB_MAX_QUEUE", "40")
+    monkeypatch.setenv("CNNLAB_WARM_WORKER", "1")
     limits = Limits.from_env()
+    assert limits.warm_worker
     assert (limits.max_concurrent, limits.time_budget_s, limits.worker_threads) == (3, 60.0, 2)
     assert limits.compute_budget_s == 180.0  # three attempts' worth by default
     assert (limits.caps.per_owner, limits.caps.per_client, limits.caps.total) == (2, 7, 40)

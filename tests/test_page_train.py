@@ -86,6 +86,13 @@ def test_stop_a_run_mid_way():
     assert not at.exception
 
 
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_opening_the_page_starts_a_worker_for_the_first_run_unless_told_not_to(monkeypatch, warm):
+    monkeypatch.setenv("CNNLAB_WARM_WORKER", warm)
+    _page()
+    assert len(jobs.get_scheduler().running_workers()) == int(warm)
+
+
 def test_a_model_too_big_for_the_server_is_explained_before_training(monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_PARAMS", "1000")
     at = _page()

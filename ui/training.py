@@ -57,9 +57,11 @@ def store_or_explain() -> RunStore | None:
 
 def scheduler() -> Scheduler:
     """The server-wide job scheduler (started on first use), with a worker kept warm for the
-    learner on this page (the first run then skips ~5 s of worker start-up)."""
+    learner on this page (the first run then skips ~5 s of worker start-up) unless the server
+    says not to (``CNNLAB_WARM_WORKER=0``)."""
     sched = get_scheduler()
-    sched.keep_warm()
+    if sched.limits.warm_worker:
+        sched.keep_warm()
     return sched
 
 

@@ -11,9 +11,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from server import streamlit_server
+from streamlit_page import VIEWPORT, blank_tab
+
+if TYPE_CHECKING:  # the browser fixture explains a missing Playwright
+    from playwright.sync_api import Page
 
 CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,11 +72,24 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="session")
+def _tab(browser) -> Iterator[Page]:
+    """One browser tab that the session's tests take turns on. A new tab (or context) costs
+    ~3 CPU-s more per test than a navigation: its renderer compiles Streamlit's JavaScript
+    again. Over the suite that was a third of its CPU time; tests that need a second browser
+    open their own context."""
+    context = browser.new_context(viewport=VIEWPORT)
+    yield context.new_page()
+    context.close()
+
+
 @pytest.fixture
-def page(browser, base_url: str):
-    """A fresh browser page; any console error or failed app request fails the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
+def page(_tab: Page, base_url: str) -> Iterator[Page]:
+    """The browser tab, blank (see ``blank_tab``); any console error or failed app request fails
+    the test."""
+    if _tab.is_closed():  # a test closed it: open another in the same context
+        _tab = _tab.context.new_page()
+    pg = blank_tab(_tab)
     errors: list[str] = []
 
     def on_console(message) -> None:
@@ -80,8 +98,12 @@ def page(browser, base_url: str):
         if message.type == "error" and "/_stcore/" not in message.location.get("url", ""):
             errors.append(f"{message.text} ({message.location.get('url', '')})")
 
+    def on_error(error) -> None:
+        errors.append(str(error))
+
     pg.on("console", on_console)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("pageerror", on_error)
     yield pg
-    context.close()
+    pg.remove_listener("console", on_console)
+    pg.remove_listener("pageerror", on_error)
     assert not errors, f"browser console errors: {errors}"

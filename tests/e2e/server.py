@@ -47,6 +47,9 @@ def streamlit_server(workdir: Path, script: str = "app.py") -> Iterator[str]:
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     log = (workdir / "streamlit.log").open("wb")
     env = {**os.environ, "CNNLAB_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1"}
+    # No worker started ahead on each visit of the Train page (~4 s of CPU each; most browser
+    # tests never train, and the class server in test_serve.py keeps the default).
+    env["CNNLAB_WARM_WORKER"] = "0"
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],

@@ -116,3 +116,17 @@ def set_number(page: Page, label: str, value: float) -> None:
     box.fill(str(value))
     box.press("Enter")
     wait_until_idle(page)
+
+
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+def blank_tab(tab: Page) -> Page:
+    """``tab`` as a new browser would open it: no cookies (so a new owner), no storage, the
+    default size, and nothing of the last test's app left running (its session is closed)."""
+    if tab.url.startswith("http"):
+        tab.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
+    tab.context.clear_cookies()
+    tab.goto("about:blank")
+    tab.set_viewport_size(VIEWPORT)
+    return tab

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import expect
-from streamlit_page import goto, screenshot, wait_until_idle
+from streamlit_page import VIEWPORT, blank_tab, goto, screenshot, wait_until_idle
 
 from scripts.serving.supervisor import free_ports
 from ui.navigation import PAGES
@@ -241,8 +241,18 @@ def test_each_browser_stays_on_its_process_for_websocket_upload_and_media(class_
     assert len(set(upstreams)) == PROCESSES
 
 
+@pytest.fixture(scope="module")
+def watched_tab(browser) -> Iterator[Page]:
+    """One tab for every page's check (a new tab costs seconds of CPU: see conftest's ``_tab``),
+    with every CSP violation of each page it opens collected in ``window.__csp``."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(CSP_WATCH)
+    yield context.new_page()
+    context.close()
+
+
 @pytest.mark.parametrize("spec", [None, *PAGES], ids=lambda s: s.url_path if s else "home")
-def test_every_page_works_behind_the_proxy_for_every_reader(class_server, browser, spec):
+def test_every_page_works_behind_the_proxy_for_every_reader(class_server, watched_tab, spec):
     """Every page, as a class opens it: it finishes running, shows no exception and no console
     error, has no serious accessibility violation (axe-core, navigation included), draws
     everything under the content security policy, is captured as a full-page screenshot, and
@@ -250,12 +260,19 @@ def test_every_page_works_behind_the_proxy_for_every_reader(class_server, browse
     # One load per width, through the class server (the pages are warm there): the same checks
     # against the plain test server would load every page twice more.
     name, path = (spec.url_path, spec.url_path) if spec else ("home", "")
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(CSP_WATCH)
-    page = context.new_page()
+    page = blank_tab(watched_tab)  # a new browser: no owner cookie yet
+    context = page.context
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if _app_error(m) else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def on_console(message) -> None:
+        if _app_error(message):
+            errors.append(message.text)
+
+    def on_error(error) -> None:
+        errors.append(str(error))
+
+    page.on("console", on_console)
+    page.on("pageerror", on_error)
     goto(page, class_server.url, path)
     expect(page.locator("h1").first).to_be_visible()  # every page starts with a title
     screenshot(page, name)  # also waits for lazily loaded widgets and charts to draw
@@ -282,7 +299,8 @@ def test_every_page_works_behind_the_proxy_for_every_reader(class_server, browse
     except PlaywrightTimeout:
         raise AssertionError(f"cut off at 390 px: {page.evaluate(CUT_OFF)}") from None
     assert page.evaluate("window.__csp") == []
-    context.close()
+    page.remove_listener("console", on_console)
+    page.remove_listener("pageerror", on_error)
     assert not errors, f"browser console errors: {errors}"
 
 
