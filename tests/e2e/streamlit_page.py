@@ -10,7 +10,10 @@ from pathlib import Path
 from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-SCREENSHOT_DIR = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", "build/screenshots"))
+# Where the tests save full-page screenshots to look at (docs/screenshots retakes the README's);
+# unset, none are taken: a full-page shot costs about a CPU-second a page.
+_SHOTS = os.environ.get("CNNLAB_SCREENSHOT_DIR")
+SCREENSHOT_DIR = Path(_SHOTS) if _SHOTS else None
 APP = "[data-testid=stApp]"
 
 
@@ -87,15 +90,18 @@ def goto(page: Page, base_url: str, url_path: str = "", timeout: float = 90_000)
     assert_no_exception(page)
 
 
-def screenshot(page: Page, name: str, max_height: int = 9000) -> Path:
-    """Save a PNG of the whole page (not just the viewport) under ``SCREENSHOT_DIR``."""
+def screenshot(page: Page, name: str, max_height: int = 9000) -> Path | None:
+    """Wait until every widget has drawn; then, with ``SCREENSHOT_DIR`` set, save a PNG of the
+    whole page (not just the viewport) there."""
+    # Widgets whose code loads lazily (radios, images…) stand as skeletons for a moment after
+    # the script has finished: wait for them, or the shot shows grey boxes.
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')")
+    if SCREENSHOT_DIR is None:
+        return None
     # Streamlit scrolls inside its main container, so Playwright's full_page sees one screen;
     # grow the viewport to the content's height for the shot, then put it back.
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
-    # Widgets whose code loads lazily (radios, images…) stand as skeletons for a moment after
-    # the script has finished: wait for them, or the shot shows grey boxes.
-    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')")
     size = page.viewport_size or {"width": 1400, "height": 1000}
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
