@@ -49,8 +49,7 @@ reachable() {
     >/dev/null 2>&1
 }
 
-# install_requirements FILE [PIP_OPTION...]: pip install FILE into ./.venv with the torch build of
-# torch_build (extra options go to pip).
+# install_requirements FILE: pip install FILE into ./.venv with the torch build of torch_build.
 # cpu: torch==VERSION+cpu, from PyTorch's CPU index when it answers, else from the indexes pip is
 # configured with (a local wheel, a mirror); cuda: torch==VERSION, never the +cpu wheel, from PyPI
 # or CNNLAB_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu130 for another CUDA).
@@ -78,7 +77,7 @@ install_requirements() {
     fi
   fi
   local status=0
-  .venv/bin/pip install "${args[@]}" "${@:2}" -r "$1" || status=$?
+  .venv/bin/pip install "${args[@]}" -r "$1" || status=$?
   rm -f "$constraints"
   if [ "$status" != 0 ] && [ "$build" = cpu ]; then
     echo "No CPU build of torch $version was found: let pip reach $TORCH_CPU_INDEX, or" \

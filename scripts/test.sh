@@ -6,10 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
-# --no-compile: pip byte-compiles every module it installs (torch alone has thousands), which is
-# half of a fresh install's CPU time; the tests import a small part of them, compiled on first use.
-# The app's scripts and the Docker image keep compiling (a read-only container cannot cache).
-install_requirements requirements-dev.txt --no-compile  # torch's CPU or CUDA build: CNNLAB_TORCH
+install_requirements requirements-dev.txt  # torch's CPU or CUDA build: CNNLAB_TORCH (README)
 install_cnnlab
 # Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
 # the browser tests skip locally and fail under CI=true.
