@@ -314,14 +314,14 @@ def test_threads_write_at_once_each_on_its_own_connection(backend, data_dir):
     def work(i: int) -> None:
         store.append_steps(run_id, [StepPoint(i * 10 + j, 0, 1.0, 0.5) for j in range(10)])
         if backend.name == "sqlite":
-            seen.append(id(store._borrow()))
+            seen.append(store._borrow())  # held, so no two can share an id() once freed
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(seen)) == (4 if backend.name == "sqlite" else 0)
+    assert len({id(conn) for conn in seen}) == (4 if backend.name == "sqlite" else 0)
     assert len(store.step_curve("alice", run_id)["step"]) == 40
 
 
