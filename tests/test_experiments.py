@@ -12,13 +12,8 @@ from cnnlab import experiments, worker
 from cnnlab.experiments import EXPERIMENTS, plan
 from cnnlab.runs import RunNotFoundError, SqliteRunStore
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small convolutions run steadiest on one thread on a shared machine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(p: experiments.Plan, steps: int = 3) -> experiments.Plan:

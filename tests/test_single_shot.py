@@ -27,14 +27,8 @@ from cnnlab.single_shot import (
     train_detector,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run steadiest on one thread on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small convolutions run steadiest on one thread on a shared machine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_box_is_assigned_to_the_cell_holding_its_centre():

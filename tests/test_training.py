@@ -44,13 +44,8 @@ TINY = ModelSpec(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small convolutions run steadiest on one thread on a shared machine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_bundle(n_train: int = 240, n_test: int = 60, seed: int = 0) -> DataBundle:

@@ -14,14 +14,8 @@ from cnnlab.data import normalize
 from cnnlab.models import ModelSpec, build_model
 from cnnlab.training import LOSSES, TrainConfig, l1_penalty, train, training_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small convolutions run steadiest on one thread on a shared machine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _no_dropout_model(data):
