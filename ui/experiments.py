@@ -131,13 +131,7 @@ def _latest(store: Any, owner: str, names: Sequence[str]) -> Run | None:
 def watched_run(store: Any, owner: str, key: str, names: Sequence[str]) -> Run | None:
     """The experiment this session watches on this lab: the one it queued, else the owner's
     latest of this lab's experiments (so a reload finds it again)."""
-    run_id = st.session_state.get(key)
-    if run_id:
-        try:
-            return store.get_run(owner, run_id)
-        except RunNotFoundError:
-            st.session_state.pop(key, None)
-    return _latest(store, owner, names)
+    return training.remembered_run(store, owner, key) or _latest(store, owner, names)
 
 
 def launcher(

@@ -20,7 +20,7 @@ import streamlit as st
 from cnnlab import viz
 from cnnlab.experiments import is_experiment
 from cnnlab.jobs import Scheduler, get_scheduler
-from cnnlab.runs import Run, RunStore, StoreUnavailableError, open_store
+from cnnlab.runs import Run, RunNotFoundError, RunStore, StoreUnavailableError, open_store
 from ui import picture
 from ui.image_source import cache_key
 from ui.owner import owner_id
@@ -628,15 +628,23 @@ def _set_widgets(values: dict[str, Any]) -> None:
 
 
 # -- the owner's runs ---------------------------------------------------------------------------
-def current_run(store: RunStore, owner: str, key: str) -> Run | None:
-    """The run this session watches: the one it started, else the owner's latest (so navigating
-    away and back, or reloading, finds it again)."""
+def remembered_run(store: RunStore, owner: str, key: str) -> Run | None:
+    """The run whose id this session keeps under ``key``, if it still exists (a deleted one is
+    forgotten)."""
     run_id = st.session_state.get(key)
     if run_id:
         try:
             return store.get_run(owner, run_id)
-        except KeyError:
+        except RunNotFoundError:
             st.session_state.pop(key, None)
+    return None
+
+
+def current_run(store: RunStore, owner: str, key: str) -> Run | None:
+    """The run this session watches: the one it started, else the owner's latest (so navigating
+    away and back, or reloading, finds it again)."""
+    if run := remembered_run(store, owner, key):
+        return run
     runs = train_runs(store, owner)
     active = [r for r in runs if r.active]
     return (active or runs or [None])[0]
