@@ -97,6 +97,7 @@ class Limits:
     spawn_workers: bool = True
     # The Train page starts a worker when a learner opens it, so the first run skips the
     # worker's start-up (~4 s of CPU); off where pages open far more often than runs start.
+    # Off also means a new worker takes runs without warming up first (cnnlab.worker).
     warm_worker: bool = True
 
     @classmethod

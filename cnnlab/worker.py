@@ -593,10 +593,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.slot:
         spawned = _env("CNNLAB_WORKER_SPAWNED_AT", 0)
         torch.set_num_threads(threads)
-        try:
-            _warm_up(store.data_dir)
-        except Exception:  # only a head start: the runs themselves report any real problem
-            traceback.print_exc()
+        # CNNLAB_WARM_WORKER=0: nothing is paid ahead of a run (a class's first runs then wait
+        # ~2 s longer; the test suite's hundreds of tiny runs do not pay it at all).
+        if _env("CNNLAB_WARM_WORKER", 1):
+            try:
+                _warm_up(store.data_dir)
+            except Exception:  # only a head start: the runs themselves report any problem
+                traceback.print_exc()
         return serve(
             store,
             max_concurrent=int(_env("CNNLAB_MAX_CONCURRENT_RUNS", 1)),

@@ -321,6 +321,19 @@ def test_a_model_too_big_is_refused_with_the_numbers_before_it_is_queued(store, 
     check_limits(wide, (1, 28, 28), 10, 16, _limits(max_memory_bytes=8 * 2**20))
 
 
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_a_worker_warms_up_before_its_first_run_unless_told_not_to(monkeypatch, warm):
+    from cnnlab import worker
+
+    warmed = []
+    monkeypatch.setattr(worker, "_warm_up", warmed.append)
+    monkeypatch.setattr(worker.signal, "signal", lambda *_: None)  # pytest keeps its Ctrl-C
+    monkeypatch.setenv("CNNLAB_WARM_WORKER", warm)
+    monkeypatch.setenv("CNNLAB_WORKER_IDLE_S", "0")  # nothing queued: it leaves at once
+    assert worker.main(["--slot"]) == 0
+    assert len(warmed) == int(warm)
+
+
 def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_CONCURRENT_RUNS", "3")
     monkeypatch.setenv("CNNLAB_RUN_TIME_BUDGET_S", "60")
