@@ -2,8 +2,8 @@
 
 Greedy, in the caller's order (the most important box first, e.g. the highest score): each label
 takes the first free spot among the usual ones (above its box, below it, inside its top edge,
-…), preferring spots that cover no other box, then spots slid along those lines just past the
-labels already placed, never further from its box than ``reach``. A box whose label finds no
+…), preferring spots that cover no other box, then spots slid just past the labels already in
+the way, never further from its box than ``reach``. A box whose label finds no
 spot tries its next, shorter chip (a number, say, with the full text listed beside the picture);
 a box none of whose chips fits gets none, and the caller lists it. Pure and deterministic: the
 same boxes and sizes always give the same layout.
@@ -87,11 +87,15 @@ def _place(
     if w > width or h > height:
         return None
     x1, y1, x2, y2 = box
-    # Only labels within reach can be in the way (and keep the candidates few).
-    near = taken[
-        (taken[:, 0] < x2 + reach + w + gap) & (taken[:, 2] > x1 - reach - w - gap)
-        & (taken[:, 1] < y2 + reach + h + gap) & (taken[:, 3] > y1 - reach - h - gap)
-    ]  # fmt: skip
+
+    # Only labels and boxes within reach can be in the way (and the candidates stay few).
+    def nearby(rects: np.ndarray) -> np.ndarray:
+        return rects[
+            (rects[:, 0] < x2 + reach + w + gap) & (rects[:, 2] > x1 - reach - w - gap)
+            & (rects[:, 1] < y2 + reach + h + gap) & (rects[:, 3] > y1 - reach - h - gap)
+        ]  # fmt: skip
+
+    near, other_boxes = nearby(taken), nearby(other_boxes)
     corners, n_usual = _spots(box, w, h, near, gap)
     # Clamping into the picture is itself a shift: a label of a box at the top edge goes inside.
     corners = np.stack(

@@ -164,17 +164,20 @@ def draw_marks(picture: Image.Image, marks: Sequence[Mark]) -> list[str]:
     for mark in reversed(marks):  # the most important outline ends on top
         x1, y1, x2, y2 = (v * SCALE for v in mark.box)
         draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=mark.colour, width=mark.width)
-    labelled = [m for m in marks if m.label]
-    numbers = iter(range(1, len(labelled) + 1))
-    stand_ins = [m.tag or str(next(numbers)) for m in labelled]
+    numbers = iter(range(1, len(marks) + 1))
+    stand_ins = [(m.tag or str(next(numbers))) if m.label else "" for m in marks]
+    # Unlabelled boxes take part too (no chips): labels avoid covering them where they can.
     layout = place_labels(
-        [[v * SCALE for v in m.box] for m in labelled],
-        [(_chip(m.label), _chip(s)) for m, s in zip(labelled, stand_ins, strict=True)],
+        [[v * SCALE for v in m.box] for m in marks],
+        [
+            [_chip(m.label), _chip(s)] if m.label else []
+            for m, s in zip(marks, stand_ins, strict=True)
+        ],
         picture.size,
         gap=CHIP_GAP,
     )
     legend = []
-    for mark, stand_in, placed in zip(labelled, stand_ins, layout, strict=True):
+    for mark, stand_in, placed in zip(marks, stand_ins, layout, strict=True):
         if placed.rect is not None:
             text = mark.label if placed.choice == 0 else stand_in
             x1, y1, x2, y2 = placed.rect
@@ -182,7 +185,7 @@ def draw_marks(picture: Image.Image, marks: Sequence[Mark]) -> list[str]:
             left = LABEL_FONT.getbbox(text)[0]
             draw.text((x1 + CHIP_PAD - left, y1 + CHIP_PAD - _TEXT_TOP), text,
                       fill=label_ink(mark.colour), font=LABEL_FONT)  # fmt: skip
-        if placed.listed and not mark.tag:
+        if mark.label and placed.listed and not mark.tag:
             x1, y1, x2, y2 = (round(v) for v in mark.box)
             legend.append(
                 f"{stand_in}: {mark.label}"
