@@ -152,5 +152,7 @@ def test_labels_with_no_room_are_numbered_and_listed_beside_the_picture() -> Non
         number, text = line.split(": ", 1)
         k = int(number) - 1  # numbered in order of confidence: the k-th detection's label
         assert text == f"{ui.SHAPE_CLASSES[k % 10]} {0.9 - 0.02 * k:.2f}"
-    assert "Numbered labels: " + legend[0] in ui.legend_caption("Four shapes.", legend)
+    assert "Labels with no room on the picture — " + legend[0] in ui.legend_caption(
+        "Four shapes.", legend
+    )
     assert ui.legend_caption("Four shapes.", []) == "Four shapes."

@@ -196,8 +196,12 @@ def draw_marks(picture: Image.Image, marks: Sequence[Mark]) -> list[str]:
 
 
 def legend_caption(caption: str, legend: Sequence[str]) -> str:
-    """``caption`` followed by the labels that are numbered on the picture, if any."""
-    return f"{caption} Numbered labels: {'; '.join(legend)}." if legend else caption
+    """``caption`` followed by the labels that had no room on the picture, if any."""
+    return (
+        f"{caption} Labels with no room on the picture — {'; '.join(legend)}."
+        if legend
+        else caption
+    )
 
 
 def truth_picture(canvas: Canvas) -> tuple[Image.Image, list[str]]:
