@@ -7,6 +7,7 @@ import torch
 
 from cnnlab.device import DeviceInfo, describe_device
 from cnnlab.explain import pipeline_dot, pipeline_stages
+from cnnlab.runs import StoreUnavailableError
 from ui import figure_text, lesson_view, url_state
 from ui.heap import freeze_import_heap
 from ui.navigation import PAGES, SECTIONS, sidebar_links
@@ -97,7 +98,10 @@ def main() -> None:
             + " ".join(problems),
             icon=":material/link_off:",
         )
-    page.run()
+    try:
+        page.run()
+    except StoreUnavailableError as error:  # the runs database is down, or busy past its wait
+        st.error(str(error), icon=":material/cloud_off:")
     freeze_import_heap()  # what the page imported on its first run, before its fragments rerun
 
 

@@ -1283,6 +1283,23 @@ class SqliteRunStore(SqlRunStore):
         return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
+def connection_limits() -> tuple[int, float]:
+    """How many connections one process may have open to PostgreSQL at once
+    (``$CNNLAB_DB_MAX_CONNECTIONS``, default 8) and how long a query waits for one of them
+    when all are in use (``$CNNLAB_DB_WAIT_S``, default 10)."""
+    values = []
+    for name, default, least in (("CNNLAB_DB_MAX_CONNECTIONS", 8, 1), ("CNNLAB_DB_WAIT_S", 10, 0)):
+        raw = os.environ.get(name, "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = float("nan")
+        if not value >= least:  # also refuses nan
+            raise ValueError(f"{name}={raw!r} must be a number of at least {least}.")
+        values.append(value)
+    return int(values[0]), values[1]
+
+
 class PostgresRunStore(SqlRunStore):
     """:class:`SqlRunStore` on a PostgreSQL server (``postgresql://user:pw@host:port/db``) that
     every web process and worker pool of a deployment shares; weights stay on the shared
@@ -1290,6 +1307,9 @@ class PostgresRunStore(SqlRunStore):
 
     Connections are kept in a small pool (threads borrow one per query or transaction): a page
     polls the store several times a second, and opening a server connection costs milliseconds.
+    At most ``max_open`` are open at once, borrowed or idle, so a busy classroom server cannot
+    use up the server's ``max_connections``: one more thread waits up to ``wait_s`` for one to
+    come back, then gets :class:`StoreUnavailableError` (a sentence, not a traceback).
     """
 
     dialect = _PostgresDialect()
@@ -1300,21 +1320,56 @@ class PostgresRunStore(SqlRunStore):
         data_dir: Path | str | None = None,
         storage: Storage | None = None,
         max_idle: int = 8,
+        max_open: int | None = None,
+        wait_s: float | None = None,
     ) -> None:
+        limit, wait = connection_limits()
         self.url = url
-        self.max_idle = max_idle
+        self.max_open = limit if max_open is None else max_open
+        self.wait_s = wait if wait_s is None else wait_s
+        if self.max_open < 1:
+            raise ValueError(f"A store needs at least one connection; got {self.max_open}.")
+        self.max_idle = min(max_idle, self.max_open)
         self._idle: list[Any] = []
+        self._open = 0  # this process's connections, borrowed or idle
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)  # a connection came back or closed
         self._pid = os.getpid()
         super().__init__(data_dir, storage)
 
+    def _forget_if_forked(self) -> None:
+        # Called with the lock held: the parent's connections are not this process's.
+        if self._pid != os.getpid():
+            self._idle, self._open, self._pid = [], 0, os.getpid()
+
     def _borrow(self) -> Any:
-        with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's connections are not ours
-                self._idle, self._pid = [], os.getpid()
+        with self._returned:
+            self._forget_if_forked()
+            deadline = time.monotonic() + self.wait_s
+            while not self._idle and self._open >= self.max_open:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreUnavailableError(
+                        f"The runs database is busy: all {self.max_open} connections this "
+                        "server process may open to it (CNNLAB_DB_MAX_CONNECTIONS) stayed in use "
+                        f"for {self.wait_s:g} s, so try again in a moment."
+                    )
+                self._returned.wait(left)
+                self._forget_if_forked()
             if self._idle:
                 return self._idle.pop()
-        return self._connect()
+            self._open += 1  # counted before connecting, so no other thread takes this place
+        try:
+            return self._connect()
+        except BaseException:
+            self._closed_one()
+            raise
+
+    def _closed_one(self) -> None:
+        with self._returned:
+            if self._pid == os.getpid():
+                self._open -= 1
+                self._returned.notify()
 
     def _connect(self) -> Any:
         import psycopg
@@ -1334,18 +1389,21 @@ class PostgresRunStore(SqlRunStore):
         from psycopg.pq import TransactionStatus
 
         healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-        with self._lock:
+        with self._returned:
             if healthy and self._pid == os.getpid() and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
+                self._returned.notify()
                 return
         conn.close()
+        self._closed_one()
 
     def close(self) -> None:
         """Close every idle connection."""
-        with self._lock:
+        with self._returned:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+            self._closed_one()
 
 
 _STORES: dict[tuple[str, str, int], SqlRunStore] = {}

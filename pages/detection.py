@@ -33,11 +33,15 @@ cols = st.columns(2)
 seed = cols[0].number_input("Scene seed", 0, 9999, 7, key="det.seed")
 count = cols[1].slider("Objects", 1, 8, 5, key="det.count")
 canvas = ui.scene(int(seed), int(count))
+drawn, legend = ui.truth_file(int(seed), int(count))
 picture.image(
-    ui.truth_file(int(seed), int(count)),
+    drawn,
     alt=f"A black canvas with {len(canvas.boxes)} white shapes, each in a green box",
-    caption=f"{len(canvas.boxes)} shapes on a {ui.CANVAS_SIDE}×{ui.CANVAS_SIDE} canvas, true "
-    "boxes in green (the tight box of each shape's bright pixels).",
+    caption=ui.legend_caption(
+        f"{len(canvas.boxes)} shapes on a {ui.CANVAS_SIDE}×{ui.CANVAS_SIDE} canvas, true "
+        "boxes in green (the tight box of each shape's bright pixels).",
+        legend,
+    ),
 )
 
 
@@ -86,21 +90,29 @@ def scan_and_suppress() -> None:
     )
     step = st.slider("Step", 1, len(found.steps), 1, key="det.step")
     current = found.steps[step - 1]
+    drawn, legend = ui.nms_file(settings, step)
     picture.image(
-        ui.nms_file(settings, step),
+        drawn,
         alt=f"The scene with the boxes of NMS step {step} drawn in colour",
-        caption=f"Step {step} of {len(found.steps)}: keeps candidate {current.kept} (orange) "
-        f"and suppresses {len(current.suppressed)} (red, with IoU); blue were kept before, "
-        "grey are still waiting.",
+        caption=ui.legend_caption(
+            f"Step {step} of {len(found.steps)}: keeps candidate {current.kept} (orange) and "
+            f"suppresses {len(current.suppressed)} (red, labelled with the IoU, or with #candidate "
+            "where there is no room: the table below lists them all); blue were kept before, "
+            "grey are still waiting.",
+            legend,
+        ),
     )
     if current.suppressed:
         st.dataframe(ui.step_table(found, step), hide_index=True)
 
     st.header("4. The detector's answer")
+    drawn, legend = ui.result_file(settings)
     picture.image(
-        ui.result_file(settings),
+        drawn,
         alt="The scene with the detector's boxes in blue over the true boxes in green",
-        caption="Kept boxes (blue) over the truth (green); the table below lists them.",
+        caption=ui.legend_caption(
+            "Kept boxes (blue) over the truth (green); the table below lists them.", legend
+        ),
     )
     st.markdown(
         f"**mAP@0.5 = {score:.3f}** on this scene: for each class, predictions from the highest "

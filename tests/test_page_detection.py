@@ -82,7 +82,7 @@ def test_an_impossible_score_says_what_to_do() -> None:
 def test_box_labels_are_large_and_contrasted() -> None:
     """Each label is a chip in its box's colour with black or white text at WCAG AA (≥ 4.5:1)."""
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from ui import detection as ui
 
@@ -91,9 +91,68 @@ def test_box_labels_are_large_and_contrasted() -> None:
     for colour in (ui.TRUE, ui.KEPT, ui.CURRENT, ui.SUPPRESSED):
         assert ui.contrast(ui.label_ink(colour), colour) >= 4.5, colour
     picture = Image.new("RGB", (200, 200), (128, 128, 128))
-    ui._box(ImageDraw.Draw(picture), [10, 20, 40, 40], ui.TRUE, 2, "circle 0.97")
+    legend = ui.draw_marks(picture, [ui.Mark([10, 20, 40, 40], ui.TRUE, 2, "circle 0.97")])
+    assert legend == []
     pixels = np.asarray(picture)[:80, 40:]  # the chip above the box's top-left corner
     ink = (pixels == ui.label_ink(ui.TRUE)).all(axis=-1)
     rows = np.flatnonzero(ink.any(axis=1))
     assert rows.size
     assert rows.max() - rows.min() >= 10, "text at least 10 px tall"
+
+
+def _chips(picture) -> int:
+    """How many separate label chips a picture of a black scene holds: lit regions at least
+    5 px thick (box outlines are 1–3 px), counted by flood fill."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    mask = Image.fromarray((np.asarray(picture).any(axis=-1) * 255).astype(np.uint8))
+    opened = mask.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))
+    todo = {tuple(p) for p in np.argwhere(np.asarray(opened) > 0)}
+    regions = 0
+    while todo:
+        regions += 1
+        stack = [todo.pop()]
+        while stack:
+            y, x = stack.pop()
+            for near in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if near in todo:
+                    todo.remove(near)
+                    stack.append(near)
+    return regions
+
+
+def test_nearby_predictions_get_labels_that_do_not_overlap() -> None:
+    """Regression: on a held-out canvas "half-disk 0.31" was drawn over "arrow 0.20"."""
+    import numpy as np
+
+    from ui import detection as ui
+
+    image = np.zeros((112, 112), np.uint8)
+    truth = np.array([[20, 20, 40, 40, 3], [24, 16, 46, 36, 5]], float)
+    found = np.array([[20, 20, 40, 40, 0.31, 4], [24, 16, 46, 36, 0.20, 5]], float)
+    drawn, legend = ui.single_shot_picture(image, truth, found)
+    assert legend == []
+    assert _chips(drawn) == 2  # two whole chips, neither covering the other
+
+
+def test_labels_with_no_room_are_numbered_and_listed_beside_the_picture() -> None:
+    import numpy as np
+
+    from ui import detection as ui
+
+    image = np.zeros((112, 112), np.uint8)
+    # Twenty detections of one box: more labels than there is room for beside it.
+    found = np.array([[40, 40, 60, 60, 0.9 - 0.02 * k, k % 10] for k in range(20)], float)
+    truth = found[:1, [0, 1, 2, 3, 5]]
+    _, legend = ui.single_shot_picture(image, truth, found)
+    assert legend == ui.single_shot_picture(image, truth, found)[1]  # deterministic
+    assert 0 < len(legend) < 20
+    for line in legend:
+        number, text = line.split(": ", 1)
+        k = int(number) - 1  # numbered in order of confidence: the k-th detection's label
+        assert text == f"{ui.SHAPE_CLASSES[k % 10]} {0.9 - 0.02 * k:.2f}"
+    assert "Labels with no room on the picture — " + legend[0] in ui.legend_caption(
+        "Four shapes.", legend
+    )
+    assert ui.legend_caption("Four shapes.", []) == "Four shapes."

@@ -112,3 +112,43 @@ def test_an_unreachable_runs_database_is_one_sentence_and_other_pages_never_touc
         else:
             assert not errors, page.url_path
     assert at.markdown, "the last page drew the rest of itself"
+
+
+BUSY = (
+    "The runs database is busy: all 8 connections this server process may open to it "
+    "(CNNLAB_DB_MAX_CONNECTIONS) stayed in use for 10 s, so try again in a moment."
+)
+
+
+def test_a_store_busy_past_its_wait_is_one_sentence_on_the_page(monkeypatch):
+    from cnnlab import runs
+
+    def busy(*args, **kwargs):
+        raise runs.StoreUnavailableError(BUSY)
+
+    monkeypatch.setattr(runs.SqlRunStore, "list_runs", busy)
+    at = app_test("app.py", timeout=120)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert BUSY in [e.value for e in at.error]
+
+
+def test_a_polling_fragment_shows_a_store_outage_and_the_page_goes_on():
+    from streamlit.testing.v1 import AppTest
+
+    def script() -> None:
+        import streamlit as st
+
+        from cnnlab.runs import StoreUnavailableError
+        from ui.training import explain_store_errors
+
+        def poll() -> None:
+            raise StoreUnavailableError("The runs database is busy.")
+
+        st.fragment(explain_store_errors(poll))()
+        st.markdown("The rest of the page.")
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The runs database is busy."]
+    assert at.markdown[0].value == "The rest of the page."

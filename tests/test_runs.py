@@ -492,3 +492,111 @@ def test_slot_time_adds_up_over_attempts_and_bounds_resuming(backend, data_dir):
     store.claim_next(max_running=1)
     store.finish(run_id, "finished")
     assert [r.run_id for r in store.recent_finished()] == [run_id]
+
+
+class _WatchedCondition:
+    """A store's "connection returned" condition that also says when a thread starts waiting."""
+
+    def __init__(self, condition) -> None:
+        import threading
+
+        self._condition = condition
+        self.waiting = threading.Event()
+
+    def __enter__(self):
+        return self._condition.__enter__()
+
+    def __exit__(self, *exc):
+        return self._condition.__exit__(*exc)
+
+    def wait(self, timeout=None):
+        self.waiting.set()
+        return self._condition.wait(timeout)
+
+    def notify(self, n: int = 1) -> None:
+        self._condition.notify(n)
+
+
+def _server_connections(cluster, url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        database = url.rsplit("/", 1)[1]
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname=%s"
+        return admin.execute(query, (database,)).fetchone()[0]
+
+
+def test_past_the_connection_cap_a_thread_waits_for_one_to_come_back(
+    postgres_cluster, postgres_url, data_dir
+):
+    import threading
+
+    store = runs.PostgresRunStore(postgres_url, data_dir, max_open=2, wait_s=60)
+    run_id = _make(store)
+    held = [store._borrow(), store._borrow()]  # the cap: both connections in use
+    store._returned = watched = _WatchedCondition(store._returned)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(store.get_run("alice", run_id)))
+    reader.start()
+    assert watched.waiting.wait(30)  # the reader is waiting for a connection, not opening one
+    assert got == []
+    assert _server_connections(postgres_cluster, postgres_url) == 2
+    store._give_back(held.pop())
+    reader.join(30)
+    assert [run.run_id for run in got] == [run_id]  # it took the connection given back
+    assert _server_connections(postgres_cluster, postgres_url) == 2
+    store._give_back(held.pop())
+    store.close()
+
+
+def test_past_the_wait_the_caller_gets_a_sentence_not_a_traceback(postgres_url, data_dir):
+    store = runs.PostgresRunStore(postgres_url, data_dir, max_open=1, wait_s=0.05)
+    run_id = _make(store)
+    held = store._borrow()
+    with pytest.raises(runs.StoreUnavailableError) as refused:
+        store.get_run("alice", run_id)
+    message = str(refused.value)
+    assert "busy" in message
+    assert "CNNLAB_DB_MAX_CONNECTIONS" in message
+    assert message.count(". ") == 0  # one sentence
+    store._give_back(held)
+    assert store.get_run("alice", run_id).run_id == run_id  # and it recovers at once
+    store.close()
+
+
+def test_many_threads_share_a_few_connections(postgres_cluster, postgres_url, data_dir):
+    import threading
+
+    store = runs.PostgresRunStore(postgres_url, data_dir, max_open=3, wait_s=60)
+    run_id = _make(store)
+    opened = []
+    connect = store._connect
+    store._connect = lambda: opened.append(connect()) or opened[-1]
+    start = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        start.wait()
+        store.append_steps(run_id, [StepPoint(i * 10 + j, 0, 1.0, 0.5) for j in range(10)])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.step_curve("alice", run_id)["step"]) == 80
+    assert len(opened) <= 2  # the one from creating the run stays idle and is reused
+    assert _server_connections(postgres_cluster, postgres_url) <= 3
+    store.close()
+
+
+def test_connection_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CNNLAB_DB_MAX_CONNECTIONS", "4")
+    monkeypatch.setenv("CNNLAB_DB_WAIT_S", "2.5")
+    assert runs.connection_limits() == (4, 2.5)
+    monkeypatch.delenv("CNNLAB_DB_MAX_CONNECTIONS")
+    monkeypatch.delenv("CNNLAB_DB_WAIT_S")
+    assert runs.connection_limits() == (8, 10.0)
+    for bad in ("0", "many", "nan"):
+        monkeypatch.setenv("CNNLAB_DB_MAX_CONNECTIONS", bad)
+        with pytest.raises(ValueError, match=r"CNNLAB_DB_MAX_CONNECTIONS=.* at least 1"):
+            runs.connection_limits()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from cnnlab.detection import (
     mean_average_precision,
     window_training_set,
 )
+from cnnlab.label_layout import place_labels
 from cnnlab.models import PRESETS, build_model
 from cnnlab.seeding import seeded
 from cnnlab.single_shot import MIN_SCORE, NMS_IOU
@@ -127,24 +129,89 @@ def label_ink(background: tuple) -> tuple:
     return max((black, white), key=lambda ink: contrast(ink, background))
 
 
-def _box(draw: ImageDraw.ImageDraw, box: list[float], colour: tuple, width: int, text: str) -> None:
-    x1, y1, x2, y2 = (v * SCALE for v in box)
-    draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour, width=width)
-    if text:
-        # A chip in the box's colour, the text in black or white on it: legible on any scene.
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=LABEL_FONT)
-        y = max(0, y1 - (bottom - top) - 6)
-        draw.rectangle((x1, y, x1 + right - left + 6, y + bottom - top + 6), fill=colour)
-        draw.text((x1 + 3 - left, y + 3 - top), text, fill=label_ink(colour), font=LABEL_FONT)
+CHIP_PAD = 3  # pixels of chip around the text
+_, _TEXT_TOP, _, _TEXT_BOTTOM = LABEL_FONT.getbbox("Ag0.")  # one height for every chip
+CHIP_GAP = 2  # pixels between two chips, so neighbours of one colour read as two
 
 
-def truth_picture(canvas: Canvas) -> Image.Image:
-    """The scene with its true boxes and class names."""
-    picture = _base(canvas.image)
+@dataclass(frozen=True)
+class Mark:
+    """One box to draw on a scene: its outline and, unless empty, its label."""
+
+    box: Sequence[float]  # (x1, y1, x2, y2) in canvas pixels
+    colour: tuple[int, int, int]
+    width: int
+    label: str = ""
+    # The chip that stands in for a label with no room: a row id of a table beside the picture,
+    # which lists the label already. Empty: a number, and the legend lists the label.
+    tag: str = ""
+
+
+def _chip(text: str) -> tuple[int, int]:
+    left, _, right, _ = LABEL_FONT.getbbox(text)
+    return right - left + 2 * CHIP_PAD, _TEXT_BOTTOM - _TEXT_TOP + 2 * CHIP_PAD
+
+
+def draw_marks(picture: Image.Image, marks: Sequence[Mark]) -> list[str]:
+    """Draw ``marks`` (the most important first) on ``picture``; returns the legend: the labels
+    that found no room beside their box (cnnlab.label_layout), for the caller to show.
+
+    Each label is a chip in its box's colour, black or white text on it: legible on any scene.
+    No chip covers another; a label with no room is replaced by a number ("1: arrow 0.20" in
+    the legend) or its tag, and a box with no room even for that is listed with its position.
+    """
     draw = ImageDraw.Draw(picture)
-    for box, label in zip(canvas.boxes.tolist(), canvas.labels.tolist(), strict=True):
-        _box(draw, box, TRUE, 2, SHAPE_CLASSES[label])
-    return picture
+    for mark in reversed(marks):  # the most important outline ends on top
+        x1, y1, x2, y2 = (v * SCALE for v in mark.box)
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=mark.colour, width=mark.width)
+    numbers = iter(range(1, len(marks) + 1))
+    stand_ins = [(m.tag or str(next(numbers))) if m.label else "" for m in marks]
+    # Unlabelled boxes take part too (no chips): labels avoid covering them where they can.
+    layout = place_labels(
+        [[v * SCALE for v in m.box] for m in marks],
+        [
+            [_chip(m.label), _chip(s)] if m.label else []
+            for m, s in zip(marks, stand_ins, strict=True)
+        ],
+        picture.size,
+        gap=CHIP_GAP,
+    )
+    legend = []
+    for mark, stand_in, placed in zip(marks, stand_ins, layout, strict=True):
+        if placed.rect is not None:
+            text = mark.label if placed.choice == 0 else stand_in
+            x1, y1, x2, y2 = placed.rect
+            draw.rectangle((x1, y1, x2 - 1, y2 - 1), fill=mark.colour)
+            left = LABEL_FONT.getbbox(text)[0]
+            draw.text((x1 + CHIP_PAD - left, y1 + CHIP_PAD - _TEXT_TOP), text,
+                      fill=label_ink(mark.colour), font=LABEL_FONT)  # fmt: skip
+        if mark.label and placed.listed and not mark.tag:
+            x1, y1, x2, y2 = (round(v) for v in mark.box)
+            legend.append(
+                f"{stand_in}: {mark.label}"
+                if placed.rect is not None
+                else f"{mark.label} (the box at x {x1}–{x2}, y {y1}–{y2}: no room to label it)"
+            )
+    return legend
+
+
+def legend_caption(caption: str, legend: Sequence[str]) -> str:
+    """``caption`` followed by the labels that had no room on the picture, if any."""
+    return (
+        f"{caption} Labels with no room on the picture — {'; '.join(legend)}."
+        if legend
+        else caption
+    )
+
+
+def truth_picture(canvas: Canvas) -> tuple[Image.Image, list[str]]:
+    """The scene with its true boxes and class names, and its legend (:func:`draw_marks`)."""
+    picture = _base(canvas.image)
+    marks = [
+        Mark(box, TRUE, 2, SHAPE_CLASSES[label])
+        for box, label in zip(canvas.boxes.tolist(), canvas.labels.tolist(), strict=True)
+    ]
+    return picture, draw_marks(picture, marks)
 
 
 def heat_picture(canvas: Canvas, found: Detections, class_index: int | None) -> Image.Image:
@@ -162,43 +229,43 @@ def heat_picture(canvas: Canvas, found: Detections, class_index: int | None) -> 
     return Image.fromarray(blended.astype(np.uint8))
 
 
-def nms_picture(canvas: Canvas, found: Detections, step: int) -> Image.Image:
-    """NMS after ``step`` steps: kept boxes, the box kept at this step and what it suppresses."""
-    picture = _base(canvas.image)
-    draw = ImageDraw.Draw(picture)
+def _prediction(found: Detections, i: int) -> str:
+    return f"{SHAPE_CLASSES[int(found.labels[i])]} {float(found.scores[i]):.2f}"
+
+
+def nms_picture(canvas: Canvas, found: Detections, step: int) -> tuple[Image.Image, list[str]]:
+    """NMS after ``step`` steps: kept boxes, the box kept at this step and what it suppresses;
+    and the picture's legend (:func:`draw_marks`)."""
     boxes = found.candidates.tolist()
     done = found.steps[: step - 1]
     gone = {j for s in done for j, _ in s.suppressed}
-    kept_before = {s.kept for s in done}
+    kept_before = [s.kept for s in done]
     current = found.steps[step - 1] if step else None
-    now_gone = {j: iou for j, iou in current.suppressed} if current else {}
-    for i, box in enumerate(boxes):
-        if (
-            i not in gone
-            and i not in kept_before
-            and i not in now_gone
-            and i != (current.kept if current else None)
-        ):
-            _box(draw, box, WAITING, 1, "")
-    for j, iou in now_gone.items():
-        _box(draw, boxes[j], SUPPRESSED, 1, f"IoU {iou:.2f}")
-    for i in kept_before:
-        _box(draw, boxes[i], KEPT, 2, SHAPE_CLASSES[int(found.labels[i])])
-    if current:
-        i = current.kept
-        label = f"{SHAPE_CLASSES[int(found.labels[i])]} {float(found.scores[i]):.2f}"
-        _box(draw, boxes[i], CURRENT, 3, label)
-    return picture
+    now_gone = dict(current.suppressed) if current else {}
+    marks = (
+        [Mark(boxes[current.kept], CURRENT, 3, _prediction(found, current.kept))] if current else []
+    )
+    marks += [Mark(boxes[i], KEPT, 2, SHAPE_CLASSES[int(found.labels[i])]) for i in kept_before]
+    # The table under the picture lists every suppressed candidate: its number stands in.
+    marks += [
+        Mark(boxes[j], SUPPRESSED, 1, f"IoU {iou:.2f}", f"#{j}") for j, iou in now_gone.items()
+    ]
+    seen = gone | set(kept_before) | set(now_gone) | ({current.kept} if current else set())
+    marks += [Mark(box, WAITING, 1) for i, box in enumerate(boxes) if i not in seen]
+    picture = _base(canvas.image)
+    return picture, draw_marks(picture, marks)
 
 
-def result_picture(canvas: Canvas, found: Detections) -> Image.Image:
-    """The detector's final answer over the true boxes."""
-    picture = truth_picture(canvas)
-    draw = ImageDraw.Draw(picture)
-    for i in found.kept.tolist():
-        label = f"{SHAPE_CLASSES[int(found.labels[i])]} {float(found.scores[i]):.2f}"
-        _box(draw, found.candidates[i].tolist(), KEPT, 2, label)
-    return picture
+def result_picture(canvas: Canvas, found: Detections) -> tuple[Image.Image, list[str]]:
+    """The detector's final answer over the true boxes, and its legend (:func:`draw_marks`)."""
+    marks = [Mark(found.candidates[i].tolist(), KEPT, 2, _prediction(found, i))
+             for i in found.kept.tolist()]  # fmt: skip
+    marks += [
+        Mark(box, TRUE, 2, SHAPE_CLASSES[label])
+        for box, label in zip(canvas.boxes.tolist(), canvas.labels.tolist(), strict=True)
+    ]
+    picture = _base(canvas.image)
+    return picture, draw_marks(picture, marks)
 
 
 def output_table(found: Detections) -> pd.DataFrame:
@@ -232,16 +299,15 @@ def step_table(found: Detections, step: int) -> pd.DataFrame:
 
 def single_shot_picture(
     image: np.ndarray, truth: np.ndarray, predictions: np.ndarray
-) -> Image.Image:
+) -> tuple[Image.Image, list[str]]:
     """A held-out canvas with its true boxes (green) and the detector's boxes (blue, with label
-    and confidence). ``truth`` rows: x1, y1, x2, y2, label; ``predictions``: … score, label."""
+    and confidence), and its legend (:func:`draw_marks`). ``truth`` rows: x1, y1, x2, y2,
+    label; ``predictions``: … score, label, best first (the best gets the best label spot)."""
+    marks = [Mark(box, KEPT, 2, f"{SHAPE_CLASSES[int(label)]} {score:.2f}")
+             for *box, score, label in predictions.tolist()]  # fmt: skip
+    marks += [Mark(box, TRUE, 2) for *box, _label in truth.tolist()]
     picture = _base(torch.from_numpy(image))
-    draw = ImageDraw.Draw(picture)
-    for *box, _label in truth.tolist():
-        _box(draw, box, TRUE, 2, "")
-    for *box, score, label in predictions.tolist():
-        _box(draw, box, KEPT, 2, f"{SHAPE_CLASSES[int(label)]} {score:.2f}")
-    return picture
+    return picture, draw_marks(picture, marks)
 
 
 def single_shot_table(predictions: np.ndarray) -> pd.DataFrame:
@@ -280,11 +346,12 @@ def single_shot_result(store: Any, run: Any, owner: str | None) -> None:
     cols = st.columns(2) * ((len(images) + 1) // 2)  # two a row: the labels stay readable
     for i, col in enumerate(cols[: len(images)]):
         mine, theirs = truth[truth[:, 0] == i, 1:], found[found[:, 0] == i, 1:]
+        drawn, legend = single_shot_picture(images[i], mine, theirs)
         col.image(
-            single_shot_picture(images[i], mine, theirs),
+            drawn,
             alt=f"Held-out canvas {i + 1}: {len(mine)} true boxes in green, {len(theirs)} "
             "detections in blue",
-            caption=f"held-out canvas {i + 1}: {len(theirs)} detections",
+            caption=legend_caption(f"held-out canvas {i + 1}: {len(theirs)} detections.", legend),
         )
     first = found[found[:, 0] == 0, 1:]
     st.markdown("What the detector outputs for the first canvas, after NMS:")
@@ -293,11 +360,19 @@ def single_shot_result(store: Any, run: Any, owner: str | None) -> None:
 
 # The four pictures, drawn and encoded once per settings and shared by every session (bytes):
 # drawing and JPEG-encoding them took most of a rerun that changed none of them. Each is the
-# file st.image made of the drawn picture (ui.picture.array_bytes), shown through ui.picture.
+# file st.image made of the drawn picture (ui.picture.array_bytes), shown through ui.picture,
+# with the legend of the labels that did not fit on it (draw_marks).
+Drawn = tuple[bytes, tuple[str, ...]]
+
+
+def _encoded(drawn: tuple[Image.Image, list[str]]) -> Drawn:
+    return picture.array_bytes(np.asarray(drawn[0])), tuple(drawn[1])
+
+
 @st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
-def truth_file(seed: int, count: int) -> bytes:
-    """:func:`truth_picture` of the scene, encoded."""
-    return picture.array_bytes(np.asarray(truth_picture(scene(seed, count))))
+def truth_file(seed: int, count: int) -> Drawn:
+    """:func:`truth_picture` of the scene, encoded, and its legend."""
+    return _encoded(truth_picture(scene(seed, count)))
 
 
 @st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
@@ -309,14 +384,14 @@ def heat_file(settings: tuple[int, int, int, float, float, bool], class_index: i
 
 
 @st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
-def nms_file(settings: tuple[int, int, int, float, float, bool], step: int) -> bytes:
-    """:func:`nms_picture` after ``step`` steps, encoded."""
+def nms_file(settings: tuple[int, int, int, float, float, bool], step: int) -> Drawn:
+    """:func:`nms_picture` after ``step`` steps, encoded, and its legend."""
     found, _ = detections(*settings)
-    return picture.array_bytes(np.asarray(nms_picture(scene(*settings[:2]), found, step)))
+    return _encoded(nms_picture(scene(*settings[:2]), found, step))
 
 
 @st.cache_resource(max_entries=FIGURES_PER_CACHE, ttl=3600, show_spinner=False)
-def result_file(settings: tuple[int, int, int, float, float, bool]) -> bytes:
-    """:func:`result_picture` for the detection ``settings``, encoded."""
+def result_file(settings: tuple[int, int, int, float, float, bool]) -> Drawn:
+    """:func:`result_picture` for the detection ``settings``, encoded, and its legend."""
     found, _ = detections(*settings)
-    return picture.array_bytes(np.asarray(result_picture(scene(*settings[:2]), found)))
+    return _encoded(result_picture(scene(*settings[:2]), found))

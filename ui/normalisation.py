@@ -142,6 +142,7 @@ def dropout_section(key: str, gray: np.ndarray) -> None:
 def experiment_section(sched: Scheduler, store: RunStore, owner: str) -> None:
     """Queue the two runs one after the other and draw their curves side by side."""
     from ui.run_progress import curves_figure as training_curves
+    from ui.training import explain_store_errors
 
     lr = st.select_slider(
         "Learning rate (SGD, momentum 0.9)", norm.EXPERIMENT_RATES, 0.005, key="norm.exp.lr"
@@ -168,7 +169,7 @@ def experiment_section(sched: Scheduler, store: RunStore, owner: str) -> None:
         )
         return
     active = _experiment_active(store, owner, state)
-    st.fragment(run_every=1.0 if active else None)(_experiment_body)(
+    st.fragment(run_every=1.0 if active else None)(explain_store_errors(_experiment_body))(
         sched, store, owner, training_curves, active
     )
 

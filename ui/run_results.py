@@ -16,7 +16,7 @@ from cnnlab.jobs import Scheduler
 from cnnlab.runs import Run, RunStore
 from ui import figure_text
 from ui.run_progress import curves_figure, duration_text, progress_panel, resume_button, train_probe
-from ui.training import to_rgb, train_runs
+from ui.training import explain_store_errors, to_rgb, train_runs
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -235,6 +235,7 @@ def live_panel(store: RunStore, sched: Scheduler, owner: str, run_id: str) -> No
     )
 
 
+@explain_store_errors
 def _live_body(
     store: RunStore, sched: Scheduler, owner: str, run_id: str, was_active: bool
 ) -> None:

@@ -8,6 +8,7 @@ Widgets return plain values; nothing here trains (training runs in a worker proc
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -53,6 +54,20 @@ def store_or_explain() -> RunStore | None:
     except StoreUnavailableError as error:
         st.error(str(error), icon=":material/cloud_off:")
         return None
+
+
+def explain_store_errors(body: Callable[..., None]) -> Callable[..., None]:
+    """``body`` showing a runs-store outage (its database down, or busy past its wait) as its
+    one sentence instead of failing: a polling fragment tries again at its next run."""
+
+    @functools.wraps(body)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            body(*args, **kwargs)
+        except StoreUnavailableError as error:
+            st.error(str(error), icon=":material/cloud_off:")
+
+    return guarded
 
 
 def scheduler() -> Scheduler:
