@@ -189,6 +189,10 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Place("layer", "rf.layer", None, low=1, high=64, first=1),
         Place("row", "rf.row", None, low=0, high=4096),
         Place("col", "rf.col", None, low=0, high=4096),
+        # The 1-D tree: its input length (the page starts at 16, or the input size if smaller)
+        # and the cell of the chosen layer (the centre one unless the link says).
+        Whole("tree", "rf.tree_size", 16, low=4, high=48),
+        Place("cell", "rf.cell", None, low=0, high=48),
     ),
     "train": (
         Choice("data", "train.data.name", DATASETS[0], options=DATASETS),
