@@ -51,23 +51,28 @@ class Choice(Setting):
 
     options: tuple[Hashable, ...] = ()
     private: tuple[Hashable, ...] = ()
+    words: tuple[str, ...] = ()  # the options' link spellings, where their tokens are too long
 
     @property
     def shared(self) -> tuple[Hashable, ...]:
         """The options a link may carry."""
         return tuple(o for o in self.options if o not in self.private)
 
+    def spell(self, option: Hashable) -> str:
+        """The link spelling of one of the options."""
+        return self.words[self.options.index(option)] if self.words else token(option)
+
     def encode(self, value: Any) -> str | None:
-        """The option's token; None for a private value or one outside the options."""
-        return token(value) if value in self.shared else None
+        """The option's spelling; None for a private value or one outside the options."""
+        return self.spell(value) if value in self.shared else None
 
     def decode(self, text: str) -> Any:
-        """The shared option whose token is ``text`` (case-insensitive)."""
+        """The shared option spelled ``text`` (case-insensitive)."""
         wanted = text.strip().lower()
         for option in self.shared:
-            if token(option) == wanted:
+            if self.spell(option) == wanted:
                 return option
-        spelled = ", ".join(token(o) for o in self.shared)
+        spelled = ", ".join(self.spell(o) for o in self.shared)
         raise ValueError(f"`{self.name}={text}` is not one of the choices ({spelled}).")
 
 

@@ -27,7 +27,7 @@ from cnnlab.receptive_field import PRESETS as RF_PRESETS
 from cnnlab.receptive_field import Preset
 from cnnlab.zoo import NAMES as ZOO_NAMES
 from ui import training
-from ui.explanations import METHODS
+from ui.explanations import BASELINES, METHODS
 from ui.explorer_models import CLASSIC, IMAGENET
 from ui.layer_rows import Column, RowFormat, Stack, named_stacks
 from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, token
@@ -276,6 +276,24 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Place("layer", "explorer.layer", 0, low=0, high=999),
         Place("channel", "explorer.channel", None, low=0, high=9999),
         Choice("method", "explorer.method", METHODS[0], options=METHODS),
+        # The explanation's class (the predicted one unless the link says), Grad-CAM's layer
+        # (a position as above, the last with a grid unless the link says), the methods' own
+        # parameters, and the map's opacity. The occlusion window's range is the network's
+        # input size: the page checks it.
+        Place("class", "explorer.class", None, low=0, high=9999),
+        Place("cam_layer", "explorer.cam_layer", None, low=0, high=999),
+        Whole("samples", "explorer.sg_samples", 16, low=4, high=64),
+        Real("noise", "explorer.sg_noise", 0.15, low=0.05, high=0.5, step=0.05),
+        Choice(
+            "baseline",
+            "explorer.ig_baseline",
+            BASELINES[0],
+            options=BASELINES,
+            words=("black", "blurred", "average"),
+        ),
+        Place("window", "explorer.occ_window", None, low=1, high=512),
+        Place("stride", "explorer.occ_stride", None, low=1, high=512),
+        Real("opacity", "explorer.opacity", 0.6, low=0.0, high=1.0, step=0.05),
         Choice("attack", "explorer.attack", "FGSM", options=("FGSM", "PGD")),
         Real("epsilon", "explorer.epsilon", 4.0, low=0.0, high=32.0, step=0.5),
     ),

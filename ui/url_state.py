@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 import streamlit as st
 
 from ui.link_codec import Flag, Place, Setting, decode, encode
-from ui.page_links import PAGE_SETTINGS, PASSED_THROUGH
 
 # How the page is shown rather than what it computes: on every page, set from the sidebar.
 VIEW: tuple[Setting, ...] = (
@@ -39,9 +39,16 @@ _NOTICE = "links.notice"  # this run's notice: its place on the page and its sen
 NOTICE_LEAD = "Some settings in this link could not be used, so the page shows their defaults: "
 
 
+def _declared() -> ModuleType:
+    """``ui.page_links``, imported on first use: it imports widget modules that call fit()."""
+    from ui import page_links
+
+    return page_links
+
+
 def settings_of(page: str) -> tuple[Setting, ...]:
     """The view flags and the page's own settings (``page`` is its ``url_path``)."""
-    return (*VIEW, *PAGE_SETTINGS.get(page, ()))
+    return (*VIEW, *_declared().PAGE_SETTINGS.get(page, ()))
 
 
 def open_page(page: str) -> list[str]:
@@ -55,7 +62,7 @@ def open_page(page: str) -> list[str]:
     # A query string this session did not write is a link being opened (a new tab, a reload).
     # Streamlit clears the query string on a page switch: an empty one keeps the session's values.
     if query and query != state.get(_WRITTEN):
-        own = {k: v for k, v in query.items() if k not in PASSED_THROUGH.get(page, ())}
+        own = {k: v for k, v in query.items() if k not in _declared().PASSED_THROUGH.get(page, ())}
         values, problems = decode(settings, own)
         for key, value in values.items():
             state[key] = shadow[key] = value
@@ -79,7 +86,7 @@ def sync() -> None:
     settings = settings_of(page)
     values = {s.key: state[s.key] for s in settings if s.key in state}
     state.setdefault(_SHADOW, {}).update(values)
-    passed = PASSED_THROUGH.get(page, ())
+    passed = _declared().PASSED_THROUGH.get(page, ())
     kept = {k: v for k, v in st.query_params.to_dict().items() if k in passed}
     query = {**encode(settings, values), **kept}
     if query != st.query_params.to_dict():
@@ -150,7 +157,7 @@ def fit(key: str, allowed: Sequence[int], fallback: int, where: str) -> int:
 
 
 def _outside(allowed: Sequence[int], first: int) -> str:
-    """"outside 1–3" for a run of positions, "not one of 0, 2, 5" otherwise (as a link counts)."""
+    """ "outside 1–3" for a run of positions, "not one of 0, 2, 5" otherwise (as a link counts)."""
     shown = [a + first for a in allowed]
     if not shown:
         return "not available"
