@@ -20,6 +20,7 @@ from cnnlab.data import DATASETS, SHAPE_CLASSES
 from cnnlab.gradient_flow import MAX_DEPTH
 from cnnlab.images import PATTERNS, SAMPLES
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
+from cnnlab.models import KINDS as MODEL_KINDS
 from cnnlab.models import PRESETS as MODEL_PRESETS
 from cnnlab.pooling import KINDS as POOL_KINDS
 from cnnlab.receptive_field import KINDS as RF_KINDS
@@ -95,7 +96,7 @@ CHAIN_ROWS = RowFormat(
         Column("o", "out"),
         Column("k", "kernel", 1),
         Column("s", "stride"),
-        Column("p", "padding", "0", text=True),
+        Column("p", "padding", "0", form="text"),
         Column("d", "dilation", 1),
     ),
     kind_column="layer",
@@ -113,6 +114,40 @@ CHAIN = Stack(
     rows=CHAIN_ROWS,
     named=named_stacks({"textbook": TEXTBOOK_ROWS}, CHAIN_ROWS),
 )
+
+
+# The zoo's own stack (the Train page's layer editor): ``conv.o32.k5,relu,maxpool,dropout.r0_25``.
+# Blank cells and a kind's own defaults are left out; the preset travels as ``preset``.
+def _model_defaults() -> tuple[tuple[str, tuple[tuple[str, object], ...]], ...]:
+    """Each kind's defaults, as the editor shows them for a layer of that kind left as it is."""
+    from cnnlab.models import KINDS, LayerSpec, ModelSpec
+
+    frame = training.spec_rows(ModelSpec(tuple(LayerSpec(kind) for kind in KINDS)))
+    return tuple(
+        (
+            row["kind"],
+            tuple((c, v) for c, v in row.items() if c != "kind" and v == v and v is not None),
+        )
+        for row in frame.to_dict("records")
+    )
+
+
+MODEL_ROWS = RowFormat(
+    kinds=MODEL_KINDS,
+    columns=(
+        Column("o", "out"),
+        Column("k", "kernel"),
+        Column("s", "stride"),
+        Column("p", "padding", form="text"),
+        Column("d", "dilation"),
+        Column("g", "groups"),
+        Column("r", "p", form="real"),  # dropout's rate (p is the padding's letter)
+        Column("b", "bias", form="flag"),
+    ),
+    name_column=None,
+    by_kind=_model_defaults(),
+)
+ZOO_STACK = Stack("stack", "zoo.stack.rows", "", rows=MODEL_ROWS)
 
 # Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
 # (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
@@ -248,6 +283,7 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("filters", "zoo.mlp.filters", 64, low=1, high=4096),
         Whole("mlp_kernel", "zoo.mlp.kernel", 3, low=1, high=11),
         Choice("preset", "zoo.stack.preset", "fast", options=tuple(MODEL_PRESETS)),
+        ZOO_STACK,  # the preset's rows as edited (nothing while they are the preset's)
         Whole("stack_c", "zoo.stack.c", 1, low=1, high=16),
         Whole("stack_h", "zoo.stack.h", 28, low=4, high=512),
         Whole("stack_w", "zoo.stack.w", 28, low=4, high=512),
