@@ -142,11 +142,10 @@ def fit(key: str, allowed: Sequence[int], fallback: int, where: str) -> int:
     in the link's notice with what is used instead (``where`` says whose range: "for this
     stack")."""
     state = st.session_state
-    value = state.get(key, fallback)
     sent = state.get(_UNFITTED, {}).pop(key, None)
-    if value in allowed:
-        return value
-    state[key] = fallback
+    if key in state and state[key] in allowed:
+        return state[key]
+    state[key] = fallback  # stored: a widget without its own default would start at its first
     setting = next((s for s in settings_of(state.get(_PAGE, "")) if s.key == key), None)
     if sent is not None and isinstance(setting, Place) and _NOTICE in state:
         state[_NOTICE][1].append(
