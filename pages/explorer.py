@@ -74,7 +74,7 @@ def feature_maps() -> None:
     url_state.fit("explorer.channel", range(count), top, f"for layer {index}'s {count} channels")
     channel = st.selectbox(
         "Channel to enlarge",
-        range(view.shape[0]),
+        range(count),
         format_func=lambda c: f"{c}{' (top)' if c == view.top_channels[0] else ''}",
         index=top,
         key="explorer.channel",

@@ -122,14 +122,12 @@ def _model_defaults() -> tuple[tuple[str, tuple[tuple[str, object], ...]], ...]:
     """Each kind's defaults, as the editor shows them for a layer of that kind left as it is."""
     from cnnlab.models import KINDS, LayerSpec, ModelSpec
 
-    frame = training.spec_rows(ModelSpec(tuple(LayerSpec(kind) for kind in KINDS)))
-    return tuple(
-        (
-            row["kind"],
-            tuple((c, v) for c, v in row.items() if c != "kind" and v == v and v is not None),
-        )
-        for row in frame.to_dict("records")
-    )
+    defaults = []
+    for row in training.spec_rows(ModelSpec(tuple(LayerSpec(k) for k in KINDS))).to_dict("records"):
+        kind = row.pop("kind")
+        # Blank cells (None, or NaN in a number column: NaN is not equal to itself) are left out.
+        defaults.append((kind, tuple((c, v) for c, v in row.items() if v is not None and v == v)))
+    return tuple(defaults)
 
 
 MODEL_ROWS = RowFormat(

@@ -36,7 +36,7 @@ _PAGE = "links.page"  # the page the settings belong to (fragment runs do not kn
 # Positions a link opened on this run sent, by key (the link's text), until the page fits them.
 _UNFITTED = "links.unfitted"
 _NOTICE = "links.notice"  # this run's notice: its place on the page and its sentences
-NOTICE_LEAD = "Some settings in this link could not be used, so the page shows their defaults: "
+_NOTICE_LEAD = "Some settings in this link could not be used, so the page shows their defaults: "
 
 
 def _declared() -> ModuleType:
@@ -122,7 +122,7 @@ def notice(problems: list[str]) -> None:
     finds outside their range once the page has run (:func:`close_notice`)."""
     box = st.empty()
     if problems:
-        box.warning(NOTICE_LEAD + " ".join(problems), icon=":material/link_off:")
+        box.warning(_NOTICE_LEAD + " ".join(problems), icon=":material/link_off:")
     st.session_state[_NOTICE] = (box, list(problems), len(problems))
 
 
@@ -132,7 +132,7 @@ def close_notice() -> None:
     link, so nothing is left to fit."""
     box, problems, drawn = st.session_state.pop(_NOTICE, (None, [], 0))
     if len(problems) > drawn:
-        box.warning(NOTICE_LEAD + " ".join(problems), icon=":material/link_off:")
+        box.warning(_NOTICE_LEAD + " ".join(problems), icon=":material/link_off:")
     st.session_state[_UNFITTED] = {}
 
 
