@@ -95,7 +95,7 @@ def main() -> None:
     try:
         page.run()
     finally:  # st.stop and reruns end a page early too
-        url_state.close_notice()
+        url_state.close_page()
     freeze_import_heap()  # what the page imported on its first run, before its fragments rerun
 
 

@@ -24,8 +24,9 @@ left, right = st.columns(2, gap="large")
 with left:
     target = model_picker(owner_id())
     if st.session_state.get("explorer.shown_model", target.key) != target.key:
-        # Another network: its layers, channels and classes start over.
-        url_state.forget(*(f"explorer.{k}" for k in ("layer", "channel", "class", "cam_layer")))
+        # Another network: its layers, channels, classes and occlusion windows start over.
+        mine = ("layer", "channel", "class", "cam_layer", "occ_window", "occ_stride")
+        url_state.forget(*(f"explorer.{k}" for k in mine))
     st.session_state["explorer.shown_model"] = target.key
 with right:
     source = image_picker("explorer.image", default_sample="digit")

@@ -110,10 +110,10 @@ class Whole(Setting):
 @dataclass(frozen=True)
 class Place(Whole):
     """A position whose range depends on other settings (a layer of the stack, a neuron of that
-    layer): the page clamps it into the current range. ``low``/``high`` bound the link's
-    spelling, which counts from ``first`` as the page shows it (1 for "layer 1" held as 0).
-    A ``None`` default is one the page chooses (the last layer, its centre neuron): the link
-    then always holds the position."""
+    layer): the page fits it into the current range (``ui.url_state.fit``). ``low``/``high``
+    bound the link's spelling, which counts from ``first`` as the page shows it (1 for "layer 1"
+    held as 0). A ``None`` default is one the page chooses (the last layer, its centre neuron):
+    the link holds the position when it is not the page's choice."""
 
     first: int = 0
 

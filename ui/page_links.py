@@ -218,7 +218,7 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         RF_STACK,
         Whole("size", "rf.size", _RF_FIRST.input_size, low=1, high=512),
         # Layers are counted from 1 on the page; the neuron's row and column from 0 (sliders).
-        # Their defaults (the last layer, its centre) depend on the stack: a link always says.
+        # Their defaults (the last layer, its centre) depend on the stack: the page chooses.
         Place("layer", "rf.layer", None, low=1, high=64, first=1),
         Place("row", "rf.row", None, low=0, high=4096),
         Place("col", "rf.col", None, low=0, high=4096),
@@ -306,7 +306,7 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),
         Flag("every", "explorer.every", True),
         # Positions from 0 (a sequential network's layers are named so); the channel shown
-        # first is the layer's top one, so a link always says which.
+        # first is the layer's top one (for this image: the page chooses).
         Place("layer", "explorer.layer", 0, low=0, high=999),
         Place("channel", "explorer.channel", None, low=0, high=9999),
         Choice("method", "explorer.method", METHODS[0], options=METHODS),

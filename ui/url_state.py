@@ -36,6 +36,7 @@ _PAGE = "links.page"  # the page the settings belong to (fragment runs do not kn
 # Positions a link opened on this run sent, by key (the link's text), until the page fits them.
 _UNFITTED = "links.unfitted"
 _NOTICE = "links.notice"  # this run's notice: its place on the page and its sentences
+_CHOSEN = "links.chosen"  # key -> the position the page chose itself when it last fitted it
 _NOTICE_LEAD = "Some settings in this link could not be used, so the page shows their defaults: "
 
 
@@ -86,9 +87,13 @@ def sync() -> None:
     settings = settings_of(page)
     values = {s.key: state[s.key] for s in settings if s.key in state}
     state.setdefault(_SHADOW, {}).update(values)
+    # A position the page would choose itself (the last layer, the centre neuron) is left out
+    # like a default: a link opening without it gets the same choice.
+    chosen = state.get(_CHOSEN, {})
+    shared = {k: v for k, v in values.items() if k not in chosen or chosen[k] != v}
     passed = _declared().PASSED_THROUGH.get(page, ())
     kept = {k: v for k, v in st.query_params.to_dict().items() if k in passed}
-    query = {**encode(settings, values), **kept}
+    query = {**encode(settings, shared), **kept}
     if query != st.query_params.to_dict():
         st.query_params.from_dict(query)
     state[_WRITTEN] = query
@@ -119,21 +124,22 @@ def forget(*keys: str) -> None:
 
 def notice(problems: list[str]) -> None:
     """The link's notice where the page starts: its problems now, and the positions :func:`fit`
-    finds outside their range once the page has run (:func:`close_notice`)."""
+    finds outside their range once the page has run (:func:`close_page`)."""
     box = st.empty()
     if problems:
         box.warning(_NOTICE_LEAD + " ".join(problems), icon=":material/link_off:")
     st.session_state[_NOTICE] = (box, list(problems), len(problems))
 
 
-def close_notice() -> None:
-    """The page's full run is over: the notice names what :func:`fit` found too. (Drawn here,
-    not by ``fit``: a fragment may not write above itself.) Fragment reruns that follow open no
-    link, so nothing is left to fit."""
+def close_page() -> None:
+    """The page's full run is over: the notice names what :func:`fit` found too (drawn here,
+    not by ``fit``: a fragment may not write above itself), and the link holds what the page
+    fitted. Fragment reruns that follow open no link, so nothing is left to fit."""
     box, problems, drawn = st.session_state.pop(_NOTICE, (None, [], 0))
     if len(problems) > drawn:
         box.warning(_NOTICE_LEAD + " ".join(problems), icon=":material/link_off:")
     st.session_state[_UNFITTED] = {}
+    sync()
 
 
 def fit(key: str, allowed: Sequence[int], fallback: int, where: str) -> int:
@@ -143,6 +149,7 @@ def fit(key: str, allowed: Sequence[int], fallback: int, where: str) -> int:
     stack")."""
     state = st.session_state
     sent = state.get(_UNFITTED, {}).pop(key, None)
+    state.setdefault(_CHOSEN, {})[key] = fallback
     if key in state and state[key] in allowed:
         return state[key]
     state[key] = fallback  # stored: a widget without its own default would start at its first
