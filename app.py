@@ -92,16 +92,13 @@ def main() -> None:
     sidebar_links(sections)
     problems = url_state.open_page(page.url_path or "home")
     lesson_view.apply()
-    if problems:
-        st.warning(
-            "Some settings in this link could not be used, so the page shows their defaults: "
-            + " ".join(problems),
-            icon=":material/link_off:",
-        )
+    url_state.notice(problems)
     try:
         page.run()
     except StoreUnavailableError as error:  # the runs database is down, or busy past its wait
         st.error(str(error), icon=":material/cloud_off:")
+    finally:  # st.stop and reruns end a page early too
+        url_state.close_page()
     freeze_import_heap()  # what the page imported on its first run, before its fragments rerun
 
 

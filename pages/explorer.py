@@ -24,7 +24,9 @@ left, right = st.columns(2, gap="large")
 with left:
     target = model_picker(owner_id())
     if st.session_state.get("explorer.shown_model", target.key) != target.key:
-        url_state.forget("explorer.layer", "explorer.channel")  # another network: start over
+        # Another network: its layers, channels, classes and occlusion windows start over.
+        mine = ("layer", "channel", "class", "cam_layer", "occ_window", "occ_stride")
+        url_state.forget(*(f"explorer.{k}" for k in mine))
     st.session_state["explorer.shown_model"] = target.key
 with right:
     source = image_picker("explorer.image", default_sample="digit")
@@ -54,9 +56,9 @@ def feature_maps() -> None:
         ex.show_all_layers(target, source.digest, views)
     st.subheader("One layer up close")
     # One layer and channel choice for every network: a link holds their positions (from 0); a
-    # network without that layer, or a layer without that channel, starts over.
-    if st.session_state.get("explorer.layer", 0) >= len(views):
-        url_state.forget("explorer.layer", "explorer.channel")
+    # network without that layer, or a layer without that channel, shows its first layer / top
+    # channel (with a notice when a link asked for it).
+    url_state.fit("explorer.layer", range(len(views)), 0, f"for this network's {len(views)} layers")
     index = st.selectbox(
         "Layer to look into",
         range(len(views)),
@@ -69,13 +71,13 @@ def feature_maps() -> None:
     )
     view = views[index]
     ex.show_layer(target, source.digest, view)
-    if st.session_state.get("explorer.channel", 0) >= view.shape[0]:
-        url_state.forget("explorer.channel")
+    top, count = view.top_channels[0], view.shape[0]
+    url_state.fit("explorer.channel", range(count), top, f"for layer {index}'s {count} channels")
     channel = st.selectbox(
         "Channel to enlarge",
-        range(view.shape[0]),
+        range(count),
         format_func=lambda c: f"{c}{' (top)' if c == view.top_channels[0] else ''}",
-        index=view.top_channels[0],
+        index=top,
         key="explorer.channel",
     )
     ex.show_channel(target, analysis, view, channel, source.digest)
@@ -86,7 +88,7 @@ def explanation() -> None:
     """Method, class and parameters, then the map over the image (reruns alone)."""
     predicted = int(analysis.scores.argmax())
     # Grad-CAM needs a grid of positions: layers already pooled to 1×1 are left out.
-    grids = [v.name for v in analysis.views if v.shape[1] * v.shape[2] > 1]
+    grids = {i: v.name for i, v in enumerate(analysis.views) if v.shape[1] * v.shape[2] > 1}
     settings = why.explain_controls(target, predicted, grids)
     try:
         why.show_explanation(target, source.digest, settings, analysis.prep.pixels, analysis.prep.x)

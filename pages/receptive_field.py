@@ -159,7 +159,7 @@ if run is not None:
 st.header("5 · The 1-D tree")
 
 
-@st.fragment
+@url_state.fragment
 def tree_view(layers: list[dict], index: int, size: int) -> None:
     """The 1-D dependency tree of the stack up to the chosen layer (its own two sliders)."""
     length = st.slider(
@@ -180,6 +180,8 @@ def tree_view(layers: list[dict], index: int, size: int) -> None:
         st.info("The tree view is for stacks of up to 12 layers: pick an earlier layer.")
         return
     top = tree[-1].size
+    # A cell the tree no longer has (a shorter input, another layer, a link) starts at the centre.
+    url_state.fit("rf.cell", range(top), top // 2, f"for layer {index + 1}'s {top} cells")
     cell = st.slider("Cell of the chosen layer", 0, max(top - 1, 1), top // 2, key="rf.cell")
     figure_text.plotly_chart(
         rf.shared_tree_figure(layers[: index + 1], length, tree, geometry, min(cell, top - 1)),

@@ -183,7 +183,7 @@ def test_the_imagenet_network_when_its_weights_are_configured(tmp_path, monkeypa
     assert "(1, 3, 224, 224)" in _markdown(at, "The network receives")
     assert _markdown(at, "Top 5:").count("%") == 5
     assert any(c.startswith("Grad-CAM for “") for c in _captions(at))
-    assert "avgpool" not in at.selectbox(key="explorer.cam_layer.imagenet").options  # 1×1
+    assert "avgpool" not in at.selectbox(key="explorer.cam_layer").options  # 1×1
     # The smallest-ε search costs many passes through 11.7 M parameters: it waits for a click.
     assert not [s for s in at.success if "Smallest ε" in s.value]
     at.button(key="explorer.flip_search").click().run()

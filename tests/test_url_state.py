@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pagetest import app_test
 
-from ui.layer_rows import RowFormat, Stack
+from ui.layer_rows import Column, RowFormat, Stack
 from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, decode, encode, token
 from ui.navigation import PAGES
-from ui.page_links import PAGE_SETTINGS, RF_STACK
+from ui.page_links import PAGE_SETTINGS, RF_STACK, ZOO_STACK
 from ui.url_state import VIEW, settings_of
 
 SCRIPTS = {"home": "app.py", **{p.url_path: p.path for p in PAGES}}
@@ -23,21 +23,29 @@ ALL = [("any", s) for s in VIEW] + [
 ]
 
 
+def cells(column: Column) -> st.SearchStrategy:
+    """What a cell of ``column`` can hold that a link carries (its blank default apart)."""
+    number = st.integers(-3, 300)
+    if column.form == "text":
+        return st.one_of(number.map(str), st.sampled_from(("same", "valid")))
+    if column.form == "real":  # up to 6 decimals, as typed
+        return st.integers(-(10**6), 10**7).map(lambda n: n / 10**6)
+    if column.form == "flag":
+        return st.booleans()
+    return number.map(float)
+
+
 @st.composite
 def stack_rows(draw, fmt: RowFormat) -> list[dict]:
-    """Editor rows of any kinds, each cell a whole number (as the float the editor holds), its
-    blank default, or a padding word where the column takes text; named or not."""
+    """Editor rows of any kinds, each cell its kind's blank default or a value of its column
+    (whole numbers as the float the editor holds, padding words, fractions, ticks); named or
+    not."""
     rows = []
     for _ in range(draw(st.integers(1, 5))):
-        row = {fmt.kind_column: draw(st.sampled_from(fmt.kinds))}
+        kind = draw(st.sampled_from(fmt.kinds))
+        row = {fmt.kind_column: kind}
         for column in fmt.columns:
-            number = st.integers(-3, 300)
-            value = st.one_of(
-                st.just(column.default),
-                number.map(str) if column.text else number.map(float),
-                st.sampled_from(("same", "valid")) if column.text else st.nothing(),
-            )
-            row[column.name] = draw(value)
+            row[column.name] = draw(st.one_of(st.just(fmt.default(kind, column)), cells(column)))
         if fmt.name_column:
             row[fmt.name_column] = draw(st.text("ab1_. (é)", max_size=8)).strip()
         rows.append(row)
@@ -50,7 +58,8 @@ def values_of(setting: Setting) -> st.SearchStrategy:
         return st.sampled_from(setting.shared)
     if isinstance(setting, Stack):
         spelled = stack_rows(setting.rows).map(setting.of_rows)
-        return st.one_of(st.sampled_from([name for name, _ in setting.named]), spelled)
+        names = [name for name, _ in setting.named]
+        return st.one_of(st.sampled_from(names), spelled) if names else spelled
     if isinstance(setting, Place):
         n = setting.high - setting.low
         return st.integers(0, n).map(lambda i: setting.low + i - setting.first)
@@ -87,13 +96,36 @@ def test_encode_then_decode_gives_the_same_settings(case):
     assert all(len(k) + len(v) < 40 for k, v in short.items()), "short, readable parameters"
 
 
-@settings(max_examples=25, deadline=None)
-@given(stack_rows(RF_STACK.rows))
-def test_a_stack_reads_back_as_the_rows_it_spells(rows):
-    text = RF_STACK.rows.spell(rows)
-    assert text is not None
-    assert RF_STACK.rows.read("stack", text) == rows
-    assert RF_STACK.decode(text) in (text, *(name for name, _ in RF_STACK.named))
+STACKS = [s for page in PAGE_SETTINGS.values() for s in page if isinstance(s, Stack)]
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=[s.key for s in STACKS])
+def test_a_stack_reads_back_as_the_rows_it_spells(stack):
+    @settings(max_examples=20, deadline=None)
+    @given(stack_rows(stack.rows))
+    def check(rows):
+        text = stack.rows.spell(rows)
+        assert text is not None
+        assert stack.rows.read(stack.name, text) == rows
+        assert stack.decode(text) in (text, *(name for name, _ in stack.named))
+
+    check()
+
+
+def test_the_zoo_stack_spells_only_what_differs_from_each_kind():
+    rows = [
+        {"kind": "conv", "out": 8.0, "kernel": 3.0, "padding": "same", "bias": False},
+        {"kind": "dropout", "p": 0.25},
+        {"kind": "maxpool", "kernel": 2.0, "padding": "0"},
+        {"kind": "linear", "out": math.nan, "bias": True},
+    ]
+    assert ZOO_STACK.of_rows(rows) == "conv.o8.b0,dropout.r0_25,maxpool,linear"
+    assert ZOO_STACK.rows.spell([{"kind": "dropout", "p": 1 / 3}]) is None  # 7+ decimals
+    assert ZOO_STACK.to_rows("dropout.r0_25")[0]["p"] == 0.25
+    with pytest.raises(ValueError, match="bias '2' is not 0 or 1"):
+        ZOO_STACK.decode("conv.b2")
+    with pytest.raises(ValueError, match="p 'half' is not a number such as 0_25"):
+        ZOO_STACK.decode("dropout.rhalf")
 
 
 def test_a_stack_a_link_cannot_hold_is_left_out():
@@ -142,7 +174,7 @@ def test_tokens_and_names_are_unambiguous():
         assert len({s.key for s in declared}) == len(declared), page
         for s in declared:
             if isinstance(s, Choice):
-                tokens = [token(o) for o in s.options]
+                tokens = [s.spell(o) for o in s.options]
                 assert len(set(tokens)) == len(tokens), (page, s.name)
                 assert all(tokens), (page, s.name)
                 assert s.default in s.options, (page, s.name)
@@ -171,8 +203,8 @@ WIDGET_KINDS = (
 
 def other_value(setting: Setting):
     """A valid value other than the default, so the widget shows it came from the link."""
-    if isinstance(setting, Stack):  # the first preset less its last layer
-        return setting.named[0][1].rsplit(",", 1)[0]
+    if isinstance(setting, Stack):  # the first preset less its last layer, or a small network
+        return setting.named[0][1].rsplit(",", 1)[0] if setting.named else "conv.o8,relu,flatten"
     if isinstance(setting, Place):  # one down: the default is the last layer, the centre neuron
         if setting.default is None:
             return 1

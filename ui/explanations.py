@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter
 from cnnlab import adversarial, attribution
 from cnnlab.explorer import Explorable, colour_map, overlay, png_bytes, softmax
 from cnnlab.viz import ColourScale
-from ui import picture
+from ui import picture, url_state
 
 HEAVY_PARAMS = 1_000_000  # above this, the smallest-ε search waits for a click (ResNet-18: 11.7 M)
 METHODS = ("Grad-CAM", "Saliency", "SmoothGrad", "Integrated gradients", "Occlusion")
@@ -105,26 +105,33 @@ def explain(
     return attribution.occlusion(model, x, cls, settings.window, settings.stride, fill)
 
 
-def explain_controls(target: Explorable, predicted: int, layers: list[str]) -> ExplainSettings:
-    """Method, class and the method's own parameters; returns plain settings."""
+def explain_controls(target: Explorable, predicted: int, grids: dict[int, str]) -> ExplainSettings:
+    """Method, class and the method's own parameters; returns plain settings. ``grids`` names
+    the layers Grad-CAM can use by their position in the network (as the link counts them)."""
     left, right = st.columns(2)
     method = left.radio("Method", METHODS, key="explorer.method", horizontal=True)
     classes = target.classes
+    # A class, layer or window a link sent that this network lacks: the page's own choice.
+    url_state.fit("explorer.class", range(len(classes)), predicted, f"for {len(classes)} classes")
     cls = right.selectbox(
         "Explain the class",
         range(len(classes)),
         index=predicted,
         format_func=lambda i: f"{classes[i]}{' (predicted)' if i == predicted else ''}",
-        key=f"explorer.class.{target.key}",
+        key="explorer.class",
     )
     h, w = _input_size(target)
     if method == "Grad-CAM":
+        layers = list(grids)
+        if layers:
+            url_state.fit("explorer.cam_layer", layers, layers[-1], "(the layers with a grid)")
         layer = st.selectbox(
-            "Layer", layers, index=len(layers) - 1, key=f"explorer.cam_layer.{target.key}",
+            "Layer", layers, index=len(layers) - 1, format_func=grids.get,
+            key="explorer.cam_layer",
             help="The last convolutional layers are usual: deep enough to mean something, "
             "still a grid of positions.",
         )  # fmt: skip
-        return ExplainSettings(method, cls, layer=layer)
+        return ExplainSettings(method, cls, layer=grids.get(layer, ""))
     if method == "SmoothGrad":
         a, b = st.columns(2)
         samples = a.slider("Noisy copies", 4, 64, 16, key="explorer.sg_samples")
@@ -138,10 +145,13 @@ def explain_controls(target: Explorable, predicted: int, layers: list[str]) -> E
         a, b = st.columns(2)
         side = min(h, w)
         # Defaults: 8 × 8 windows at most (one pass of the network each).
-        window = a.slider("Window (pixels)", 2, max(3, side // 2), max(2, side // 4),
-                          key="explorer.occ_window")  # fmt: skip
-        stride = b.slider("Stride (pixels)", 1, max(2, side // 4), max(1, side // 8),
-                          key="explorer.occ_stride")  # fmt: skip
+        most, default = max(3, side // 2), max(2, side // 4)
+        where = f"for a {h}×{w} input"
+        url_state.fit("explorer.occ_window", range(2, most + 1), default, where)
+        window = a.slider("Window (pixels)", 2, most, default, key="explorer.occ_window")
+        most, default = max(2, side // 4), max(1, side // 8)
+        url_state.fit("explorer.occ_stride", range(1, most + 1), default, where)
+        stride = b.slider("Stride (pixels)", 1, most, default, key="explorer.occ_stride")
         return ExplainSettings(method, cls, window=window, stride=stride)
     return ExplainSettings(method, cls)
 

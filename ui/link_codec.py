@@ -51,23 +51,28 @@ class Choice(Setting):
 
     options: tuple[Hashable, ...] = ()
     private: tuple[Hashable, ...] = ()
+    words: tuple[str, ...] = ()  # the options' link spellings, where their tokens are too long
 
     @property
     def shared(self) -> tuple[Hashable, ...]:
         """The options a link may carry."""
         return tuple(o for o in self.options if o not in self.private)
 
+    def spell(self, option: Hashable) -> str:
+        """The link spelling of one of the options."""
+        return self.words[self.options.index(option)] if self.words else token(option)
+
     def encode(self, value: Any) -> str | None:
-        """The option's token; None for a private value or one outside the options."""
-        return token(value) if value in self.shared else None
+        """The option's spelling; None for a private value or one outside the options."""
+        return self.spell(value) if value in self.shared else None
 
     def decode(self, text: str) -> Any:
-        """The shared option whose token is ``text`` (case-insensitive)."""
+        """The shared option spelled ``text`` (case-insensitive)."""
         wanted = text.strip().lower()
         for option in self.shared:
-            if token(option) == wanted:
+            if self.spell(option) == wanted:
                 return option
-        spelled = ", ".join(token(o) for o in self.shared)
+        spelled = ", ".join(self.spell(o) for o in self.shared)
         raise ValueError(f"`{self.name}={text}` is not one of the choices ({spelled}).")
 
 
@@ -105,10 +110,10 @@ class Whole(Setting):
 @dataclass(frozen=True)
 class Place(Whole):
     """A position whose range depends on other settings (a layer of the stack, a neuron of that
-    layer): the page clamps it into the current range. ``low``/``high`` bound the link's
-    spelling, which counts from ``first`` as the page shows it (1 for "layer 1" held as 0).
-    A ``None`` default is one the page chooses (the last layer, its centre neuron): the link
-    then always holds the position."""
+    layer): the page fits it into the current range (``ui.url_state.fit``). ``low``/``high``
+    bound the link's spelling, which counts from ``first`` as the page shows it (1 for "layer 1"
+    held as 0). A ``None`` default is one the page chooses (the last layer, its centre neuron):
+    the link holds the position when it is not the page's choice."""
 
     first: int = 0
 

@@ -20,6 +20,7 @@ from cnnlab.data import DATASETS, SHAPE_CLASSES
 from cnnlab.gradient_flow import MAX_DEPTH
 from cnnlab.images import PATTERNS, SAMPLES
 from cnnlab.invariance import DIRECTIONS, SHIFT_MODES
+from cnnlab.models import KINDS as MODEL_KINDS
 from cnnlab.models import PRESETS as MODEL_PRESETS
 from cnnlab.pooling import KINDS as POOL_KINDS
 from cnnlab.receptive_field import KINDS as RF_KINDS
@@ -27,7 +28,7 @@ from cnnlab.receptive_field import PRESETS as RF_PRESETS
 from cnnlab.receptive_field import Preset
 from cnnlab.zoo import NAMES as ZOO_NAMES
 from ui import training
-from ui.explanations import METHODS
+from ui.explanations import BASELINES, METHODS
 from ui.explorer_models import CLASSIC, IMAGENET
 from ui.layer_rows import Column, RowFormat, Stack, named_stacks
 from ui.link_codec import Choice, Flag, Place, Real, Setting, Whole, token
@@ -95,7 +96,7 @@ CHAIN_ROWS = RowFormat(
         Column("o", "out"),
         Column("k", "kernel", 1),
         Column("s", "stride"),
-        Column("p", "padding", "0", text=True),
+        Column("p", "padding", "0", form="text"),
         Column("d", "dilation", 1),
     ),
     kind_column="layer",
@@ -113,6 +114,38 @@ CHAIN = Stack(
     rows=CHAIN_ROWS,
     named=named_stacks({"textbook": TEXTBOOK_ROWS}, CHAIN_ROWS),
 )
+
+
+# The zoo's own stack (the Train page's layer editor): ``conv.o32.k5,relu,maxpool,dropout.r0_25``.
+# Blank cells and a kind's own defaults are left out; the preset travels as ``preset``.
+def _model_defaults() -> tuple[tuple[str, tuple[tuple[str, object], ...]], ...]:
+    """Each kind's defaults, as the editor shows them for a layer of that kind left as it is."""
+    from cnnlab.models import KINDS, LayerSpec, ModelSpec
+
+    defaults = []
+    for row in training.spec_rows(ModelSpec(tuple(LayerSpec(k) for k in KINDS))).to_dict("records"):
+        kind = row.pop("kind")
+        # Blank cells (None, or NaN in a number column: NaN is not equal to itself) are left out.
+        defaults.append((kind, tuple((c, v) for c, v in row.items() if v is not None and v == v)))
+    return tuple(defaults)
+
+
+MODEL_ROWS = RowFormat(
+    kinds=MODEL_KINDS,
+    columns=(
+        Column("o", "out"),
+        Column("k", "kernel"),
+        Column("s", "stride"),
+        Column("p", "padding", form="text"),
+        Column("d", "dilation"),
+        Column("g", "groups"),
+        Column("r", "p", form="real"),  # dropout's rate (p is the padding's letter)
+        Column("b", "bias", form="flag"),
+    ),
+    name_column=None,
+    by_kind=_model_defaults(),
+)
+ZOO_STACK = Stack("stack", "zoo.stack.rows", "", rows=MODEL_ROWS)
 
 # Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
 # (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
@@ -185,10 +218,14 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         RF_STACK,
         Whole("size", "rf.size", _RF_FIRST.input_size, low=1, high=512),
         # Layers are counted from 1 on the page; the neuron's row and column from 0 (sliders).
-        # Their defaults (the last layer, its centre) depend on the stack: a link always says.
+        # Their defaults (the last layer, its centre) depend on the stack: the page chooses.
         Place("layer", "rf.layer", None, low=1, high=64, first=1),
         Place("row", "rf.row", None, low=0, high=4096),
         Place("col", "rf.col", None, low=0, high=4096),
+        # The 1-D tree: its input length (the page starts at 16, or the input size if smaller)
+        # and the cell of the chosen layer (the centre one unless the link says).
+        Whole("tree", "rf.tree_size", 16, low=4, high=48),
+        Place("cell", "rf.cell", None, low=0, high=48),
     ),
     "train": (
         Choice("data", "train.data.name", DATASETS[0], options=DATASETS),
@@ -244,6 +281,7 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Whole("filters", "zoo.mlp.filters", 64, low=1, high=4096),
         Whole("mlp_kernel", "zoo.mlp.kernel", 3, low=1, high=11),
         Choice("preset", "zoo.stack.preset", "fast", options=tuple(MODEL_PRESETS)),
+        ZOO_STACK,  # the preset's rows as edited (nothing while they are the preset's)
         Whole("stack_c", "zoo.stack.c", 1, low=1, high=16),
         Whole("stack_h", "zoo.stack.h", 28, low=4, high=512),
         Whole("stack_w", "zoo.stack.w", 28, low=4, high=512),
@@ -268,10 +306,28 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Real("temperature", "explorer.temperature", 1.0, low=0.1, high=10.0, step=0.1),
         Flag("every", "explorer.every", True),
         # Positions from 0 (a sequential network's layers are named so); the channel shown
-        # first is the layer's top one, so a link always says which.
+        # first is the layer's top one (for this image: the page chooses).
         Place("layer", "explorer.layer", 0, low=0, high=999),
         Place("channel", "explorer.channel", None, low=0, high=9999),
         Choice("method", "explorer.method", METHODS[0], options=METHODS),
+        # The explanation's class (the predicted one unless the link says), Grad-CAM's layer
+        # (a position as above, the last with a grid unless the link says), the methods' own
+        # parameters, and the map's opacity. The occlusion window's range is the network's
+        # input size: the page checks it.
+        Place("class", "explorer.class", None, low=0, high=9999),
+        Place("cam_layer", "explorer.cam_layer", None, low=0, high=999),
+        Whole("samples", "explorer.sg_samples", 16, low=4, high=64),
+        Real("noise", "explorer.sg_noise", 0.15, low=0.05, high=0.5, step=0.05),
+        Choice(
+            "baseline",
+            "explorer.ig_baseline",
+            BASELINES[0],
+            options=BASELINES,
+            words=("black", "blurred", "average"),
+        ),
+        Place("window", "explorer.occ_window", None, low=1, high=512),
+        Place("stride", "explorer.occ_stride", None, low=1, high=512),
+        Real("opacity", "explorer.opacity", 0.6, low=0.0, high=1.0, step=0.05),
         Choice("attack", "explorer.attack", "FGSM", options=("FGSM", "PGD")),
         Real("epsilon", "explorer.epsilon", 4.0, low=0.0, high=32.0, step=0.5),
     ),

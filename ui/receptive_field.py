@@ -353,8 +353,7 @@ def pick_layer(fields: Sequence[LayerField]) -> int:
     """Layer select box (defaults to the last layer); returns its 0-based index (shown, like
     every row of the page, counted from 1)."""
     options = list(range(len(fields)))
-    if st.session_state.get("rf.layer") not in options:
-        st.session_state["rf.layer"] = options[-1]
+    url_state.fit("rf.layer", options, options[-1], "for this stack")
     return st.selectbox(
         "Layer",
         options,
@@ -370,11 +369,11 @@ def pick_layer(fields: Sequence[LayerField]) -> int:
 def pick_neuron(f: LayerField) -> tuple[int, int]:
     """Row and column sliders of the chosen layer's output (clamped when the layer changes)."""
     oh, ow = f.output_hw
+    where = f"for layer {f.index + 1}'s {oh}×{ow} output"
     for key, n in (("rf.row", oh), ("rf.col", ow)):
         # Set on every run: a slider whose range changed (an edited stack) is a new widget to
         # Streamlit, which would start it at 0 instead of the neuron the learner was on.
-        current = st.session_state.get(key, n // 2)
-        st.session_state[key] = current if current < n else n // 2
+        st.session_state[key] = url_state.fit(key, range(n), n // 2, where)
     a, b = st.columns(2)
     row = a.slider("Neuron row", 0, max(oh - 1, 1), key="rf.row", disabled=oh == 1)
     col = b.slider("Neuron column", 0, max(ow - 1, 1), key="rf.col", disabled=ow == 1)

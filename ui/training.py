@@ -24,6 +24,7 @@ from cnnlab.jobs import Scheduler, get_scheduler
 from cnnlab.runs import Run, RunNotFoundError, RunStore, StoreUnavailableError, open_store
 from ui import picture
 from ui.image_source import cache_key
+from ui.layer_rows import Stack
 from ui.owner import owner_id
 
 DATASETS = {
@@ -259,6 +260,11 @@ def spec_rows(spec: Any) -> pd.DataFrame:
                 "bias": p.get("bias"),
             }
         )
+    return layer_frame(rows)
+
+
+def layer_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The layer table of rows (dicts by column name)."""
     # Numbered from 1, like the summary table and the messages ("Layer 1 (conv): …"). Float
     # columns: the editor casts a typed 2.5 to an integer column's type (2) before rows_spec
     # could refuse it.
@@ -347,27 +353,66 @@ def _whole(index: int, kind: str, column: str, value: Any) -> int:
     return int(number)
 
 
-def model_editor(key: str) -> Any:
-    """Pick a preset and edit its layers in a table; returns the (unchecked) ModelSpec."""
+def _editor_key(key: str, preset: str) -> str:
+    # A new key per preset resets the table when the preset changes; per link, when a link's
+    # rows replace it.
+    base = st.session_state.get(f"{key}.base")
+    suffix = "" if base is None else f".{st.session_state.get(f'{key}.base_version', 0)}"
+    return f"{key}.layers.{preset}{suffix}"
+
+
+def _back_to_preset(key: str) -> None:
+    """A preset was chosen: its rows replace the ones a link sent."""
+    state = st.session_state
+    state.pop(f"{key}.base", None)
+    state[f"{key}.rows"] = state[f"{key}._rows_shown"] = ""
+
+
+def _follow_link(key: str, link: Stack) -> None:
+    """Start the editor on the rows under ``{key}.rows`` when something other than the editor
+    set them (a link), or when Streamlit forgot the edits while another page was shown."""
+    state = st.session_state
+    wanted = state.get(f"{key}.rows")
+    if wanted is None:
+        return
+    if wanted != state.get(f"{key}._rows_shown"):
+        if wanted:
+            state[f"{key}.base"] = link.to_rows(wanted)
+            state[f"{key}.base_version"] = state.get(f"{key}.base_version", 0) + 1
+        else:
+            state.pop(f"{key}.base", None)
+    elif wanted and _editor_key(key, state.get(f"{key}.preset", "fast")) not in state:
+        state[f"{key}.base"] = link.to_rows(wanted)
+
+
+def model_editor(key: str, link: Stack | None = None) -> Any:
+    """Pick a preset and edit its layers in a table; returns the (unchecked) ModelSpec. With a
+    ``link`` (held under ``{key}.rows``: "" while the rows are the preset's), the rows travel
+    in the page's link."""
     from cnnlab.models import KINDS, PRESETS
 
+    if link is not None:
+        _follow_link(key, link)
     names = list(PRESETS)
     preset = st.selectbox(
         "Start from a preset",
         names,
         index=names.index("fast") if "fast" in names else 0,
         key=f"{key}.preset",
+        on_change=_back_to_preset,
+        args=(key,),
         help="fast: the default, tuned for speed. mnist_tutorial: PyTorch's classic example. "
         "lenet5: LeCun 1998. tiny_vgg: CNN Explainer's network. small_resnet: skip connections.",
     )
+    base = st.session_state.get(f"{key}.base")
+    start = spec_rows(PRESETS[preset]) if base is None else layer_frame(base)
     edited = st.data_editor(
-        spec_rows(PRESETS[preset]),
+        start,
         num_rows="dynamic",
         hide_index=False,
         width="stretch",
         placeholder="",  # an empty cell takes the layer's default: not "None"
-        # A new key per preset resets the table when the preset changes.
-        key=f"{key}.layers.{preset}",
+        key=_editor_key(key, preset),
         column_config={
             "kind": st.column_config.SelectboxColumn("layer", options=list(KINDS), required=True),
             # No bounds or steps on number cells: the browser would quietly change what is
@@ -391,7 +436,11 @@ def model_editor(key: str) -> Any:
     if ignored := ignored_cells(edited):
         text = "; ".join(ignored)
         st.warning(text[:1].upper() + text[1:] + ".", icon=":material/warning:")
-    return rows_spec(edited, preset if edited.equals(spec_rows(PRESETS[preset])) else "custom")
+    unedited = edited.equals(spec_rows(PRESETS[preset]))
+    if link is not None:  # nothing when a cell holds what a link cannot carry
+        spelled = "" if unedited else link.of_rows(edited.to_dict("records"))
+        st.session_state[f"{key}.rows"] = st.session_state[f"{key}._rows_shown"] = spelled
+    return rows_spec(edited, preset if unedited else "custom")
 
 
 def summary_frame(summary: Any) -> pd.DataFrame:

@@ -249,6 +249,7 @@ def _stack(spec_json: str, shape: tuple[int, int, int], classes: int) -> tuple[A
 
 def stack_section(key: str) -> None:
     """Edit any stack, read its summary and take it away as PyTorch code."""
+    from ui.page_links import ZOO_STACK
     from ui.training import model_editor, summary_frame
 
     cols = st.columns(4)
@@ -258,7 +259,7 @@ def stack_section(key: str) -> None:
     classes = cols[3].number_input("Classes", 2, 1000, 10, key=f"{key}.classes")
     shape = (int(c), int(h), int(w))
     try:
-        spec = model_editor(key)
+        spec = model_editor(key, ZOO_STACK)
         summary, source = _stack(spec.to_json(), shape, int(classes))
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
