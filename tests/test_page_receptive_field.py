@@ -221,3 +221,15 @@ def test_the_stack_editor_passes_on_what_is_typed(at) -> None:
     assert any("kernel must be a whole number, got 2.5" in e.value for e in at.error)
     at = _edit(at, edited={0: {"kernel": 500}})  # and this 64
     assert any("500×500" in e.value for e in at.error)
+
+
+def test_the_effective_field_share_is_the_engine_s_in_a_sentence_that_wraps(at) -> None:
+    # A sentence (st.metric's value never wraps and was wider than a phone): the share shown is
+    # the one the engine measured for the page's own settings.
+    erf = ui_rf.cached_erf(*at.session_state["rf.erf_for"])
+    shown = [m.value for m in at.markdown if "of the gradient mass lies in" in m.value]
+    assert shown == [
+        f"95 % of the gradient mass lies in **{erf.mass_share:.0%} of the theoretical field**: "
+        f"{erf.mass_pixels} of its {erf.region.clipped_area} pixels inside the image."
+    ]
+    assert not [m for m in at.metric if "gradient mass" in m.label]

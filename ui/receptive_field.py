@@ -676,11 +676,10 @@ def show_erf(erf: EffectiveField, image_side: int) -> None:
         caption=f"Effective field: mean |gradient| (0 = dark … {erf.gradient.max():.3g} = "
         "bright), theoretical square outlined.",
     )
-    st.metric(
-        "95 % of the gradient mass lies in",
-        f"{erf.mass_share:.0%} of the theoretical field",
-        help=f"{erf.mass_pixels} of the {region.clipped_area} pixels of the theoretical field "
-        "inside the image.",
+    # A sentence, not st.metric: a metric's value never wraps, and this one is wider than a phone.
+    st.markdown(
+        f"95 % of the gradient mass lies in **{erf.mass_share:.0%} of the theoretical field**: "
+        f"{erf.mass_pixels} of its {region.clipped_area} pixels inside the image."
     )
     figure_text.plotly_chart(pictures.profile, width="stretch", config={"displayModeBar": False})
 

@@ -293,6 +293,9 @@ def test_every_page_works_behind_the_proxy_for_every_reader(class_server, watche
     # A phone loads the page at its own width (Streamlit's tables keep their width on a resize).
     page.set_viewport_size({"width": 390, "height": 844})
     goto(page, class_server.url, path)
+    # Lazily loaded widgets (a metric, a radio) stand as narrow skeletons at first: until they
+    # have drawn, nothing of theirs can stick out.
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')")
     try:
         # Charts and tables take their width after the script is idle: on a loaded machine, seconds.
         page.wait_for_function(f"() => ({CUT_OFF})().length === 0", timeout=30_000)
@@ -331,7 +334,8 @@ CUT_OFF = """() => {
       }
     }
     if (!scrolls && e.parentElement.getBoundingClientRect().right <= edge)
-      out.push(`${e.getAttribute('data-testid') || e.tagName} ends at ${Math.round(box.right)}`);
+      out.push(`${e.getAttribute('data-testid') || e.tagName} ends at ${Math.round(box.right)}: `
+               + e.textContent.slice(0, 60));
   }
   return out;
 }"""
