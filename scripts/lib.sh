@@ -49,15 +49,17 @@ reachable() {
     >/dev/null 2>&1
 }
 
-# install_requirements FILE: pip install FILE into ./.venv with the torch build of torch_build.
+# install_requirements FILE [PIP_OPTION...]: pip install FILE into ./.venv with the torch build of
+# torch_build (and the given pip options).
 # cpu: torch==VERSION+cpu, from PyTorch's CPU index when it answers, else from the indexes pip is
 # configured with (a local wheel, a mirror); cuda: torch==VERSION, never the +cpu wheel, from PyPI
 # or CNNLAB_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu130 for another CUDA).
 install_requirements() {
-  local build version constraints
+  local file="$1" build version constraints
+  shift
   build="$(torch_build)" || return 1
   version="$(sed -n 's/^torch==\([^ ;#]*\).*/\1/p' requirements.txt)"
-  echo "Installing $1 with torch's $build build (CNNLAB_TORCH=${CNNLAB_TORCH:-auto})" >&2
+  echo "Installing $file with torch's $build build (CNNLAB_TORCH=${CNNLAB_TORCH:-auto})" >&2
   constraints="$(mktemp)"
   local args=(--constraint "$constraints")
   if [ "$build" = cpu ]; then
@@ -77,7 +79,7 @@ install_requirements() {
     fi
   fi
   local status=0
-  .venv/bin/pip install "${args[@]}" -r "$1" || status=$?
+  .venv/bin/pip install "${args[@]}" "$@" -r "$file" || status=$?
   rm -f "$constraints"
   if [ "$status" != 0 ] && [ "$build" = cpu ]; then
     echo "No CPU build of torch $version was found: let pip reach $TORCH_CPU_INDEX, or" \

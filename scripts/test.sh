@@ -6,7 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 make_venv
-install_requirements requirements-dev.txt  # torch's CPU or CUDA build: CNNLAB_TORCH (README)
+# Bytecode is compiled when a module is first imported and kept (in __pycache__, git-ignored),
+# not by pip for every file it installs: the suite imports a fifth of them, and pip compiles one
+# file at a time while the second core idles (setup 62 → 31 s here). So bytecode is written even
+# where PYTHONDONTWRITEBYTECODE is set (without it every server, worker and browser-test process
+# would compile torch and Streamlit from source again).
+unset PYTHONDONTWRITEBYTECODE
+install_requirements requirements-dev.txt --no-compile  # torch's build: CNNLAB_TORCH (README)
 install_cnnlab
 # Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
 # the browser tests skip locally and fail under CI=true.
