@@ -14,6 +14,14 @@ make_venv
 unset PYTHONDONTWRITEBYTECODE
 install_requirements requirements-dev.txt --no-compile  # torch's build: CNNLAB_TORCH (README)
 install_cnnlab
+# Compiled once here, by one process, what every server, worker and test process imports (the
+# engine, the app's helpers and the test tools): otherwise the first processes of the suite,
+# started together, each compile the same files.
+.venv/bin/python -W ignore -c 'import importlib, pkgutil, cnnlab, ui
+for package in (cnnlab, ui):
+    for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        importlib.import_module(module.name)
+import hypothesis, playwright.sync_api, streamlit.testing.v1, xdist' 2>/dev/null || true
 # Playwright's own browser download does not work everywhere; Debian's Chromium does. Without it
 # the browser tests skip locally and fail under CI=true.
 [ -x /usr/bin/chromium ] || apt_install chromium || true

@@ -52,7 +52,7 @@ def test_default_stack_table_matches_engine(at) -> None:
     assert list(table["Output"]) == [f"{h}×{w}" for h, w in (f.output_hw for f in fields)]
     assert not at.error
     # The small stack is cheap: its effective field is measured at once.
-    assert any("95 %" in m.label for m in at.metric)
+    assert any("95 % of the gradient mass lies in" in m.value for m in at.markdown)
 
 
 def test_editing_a_cell_changes_the_table(at) -> None:
