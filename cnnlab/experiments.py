@@ -182,6 +182,17 @@ def _epoch_row(m: EpochMetrics) -> list[float]:
     return [m.epoch, m.train_loss, m.train_accuracy, val_loss, val_acc]
 
 
+def capped(p: Plan, max_steps: int | None) -> Plan:
+    """``p`` with each arm trained at most ``max_steps`` steps (None: as planned)."""
+    if max_steps is None:
+        return p
+
+    def cap(config: TrainConfig) -> TrainConfig:
+        return replace(config, max_steps=min(max_steps, config.max_steps or max_steps))
+
+    return replace(p, arms=tuple(replace(a, config=cap(a.config)) for a in p.arms))
+
+
 def train_arms(
     p: Plan,
     data: DataBundle,
@@ -265,15 +276,22 @@ def is_experiment(spec: dict[str, Any]) -> bool:
 
 
 def submit(
-    sched: Any, owner: str, name: str, seed: int, quick: bool, client: str | None = None
+    sched: Any,
+    owner: str,
+    name: str,
+    seed: int,
+    quick: bool,
+    client: str | None = None,
+    max_steps: int | None = None,
 ) -> str:
-    """Queue experiment ``name`` for ``owner`` through the scheduler's store and fair-use caps;
-    returns the run id (ValueError with a sentence when refused)."""
+    """Queue experiment ``name`` for ``owner`` through the scheduler's store and fair-use caps,
+    each of its networks trained at most ``max_steps`` steps (a server's cap); returns the run id
+    (ValueError with a sentence when refused)."""
     p = plan(name, seed, quick)
     run_id = sched.store.create_run(
         owner,
         dataset="shapes",
-        config=TrainConfig(seed=seed).to_dict(),
+        config=TrainConfig(seed=seed, max_steps=max_steps).to_dict(),
         spec=spec_of(p),
         name=f"{p.title} (seed {seed}{', quick' if quick else ''})",
         meta={"arms": [a.label for a in p.arms] or [p.title]},
@@ -336,6 +354,7 @@ def execute(
     started = time.monotonic()
     try:
         p = plan_of(run.spec)
+        cap = run.config.get("max_steps")
         device = pick_device(run.config.get("device"))
         store.update_status(
             run_id,
@@ -350,11 +369,17 @@ def execute(
         if p.name == "detector":
             from cnnlab.single_shot import run_detector_experiment
 
-            final = run_detector_experiment(store, run_id, p, recorder, should_stop, str(device))
+            final = run_detector_experiment(
+                store, run_id, p, recorder, should_stop, str(device), max_steps=cap
+            )
             stopped = final.pop("stopped")
         else:
             results = train_arms(
-                p, plan_data(p), device=str(device), on_update=recorder, should_stop=should_stop
+                capped(p, cap),
+                plan_data(p),
+                device=str(device),
+                on_update=recorder,
+                should_stop=should_stop,
             )
             stopped = any(r.stopped for r in results)
             final = {

@@ -67,6 +67,13 @@ def _env_number(name: str, default: float) -> float:
         raise ValueError(f"{name}={raw!r} is not a number.") from None
 
 
+def step_cap() -> int | None:
+    """The server-wide cap on every run's training steps (``CNNLAB_MAX_STEPS``: tests, a
+    teacher's quick demo), or None."""
+    cap = int(_env_number("CNNLAB_MAX_STEPS", 0))
+    return max(1, cap) if cap else None
+
+
 def spare_cores() -> int:
     """Cores this process may use, less one for the web server (at least 1)."""
     try:

@@ -231,6 +231,7 @@ class DetectorSettings:
     batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
+    max_steps: int | None = None  # stop after this many steps in all (tests, quick demos)
 
 
 QUICK = DetectorSettings(train_canvases=800, lr=5e-3)
@@ -260,11 +261,14 @@ def train_detector(
     batch = min(settings.batch_size, n)
     per_epoch = n // batch
     total = per_epoch * settings.epochs
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
     step, started = 0, time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, math.ceil(total / per_epoch) + 1):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed + epoch))
         loss_sum = correct_sum = objects = 0.0
-        for i in range(per_epoch):
+        seen = min(per_epoch, total - step)  # the last epoch is cut short by a step cap
+        for i in range(seen):
             idx = order[i * batch : (i + 1) * batch]
             raw = predict(model, train_set.images[idx].to(device))
             target = train_set.targets[idx].to(device)
@@ -299,7 +303,7 @@ def train_detector(
         held_loss, held_map = evaluate_detector(model, held, device)
         if on_epoch is not None:
             on_epoch(
-                epoch, loss_sum / (per_epoch * batch), correct_sum / max(objects, 1.0),
+                epoch, loss_sum / (seen * batch), correct_sum / max(objects, 1.0),
                 held_loss, held_map,
             )  # fmt: skip
     return model.cpu(), held, False
@@ -330,10 +334,14 @@ def run_detector_experiment(
     recorder: Callable[[int, np.ndarray, np.ndarray, Progress | None], None],
     should_stop: Callable[[], bool] | None,
     device: str,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
-    """The worker's side of the "detector" experiment: train, record curves, store predictions
-    on held-out canvases, and return the final metrics (with ``stopped``)."""
-    settings = dataclasses.replace(QUICK if plan.quick else FULL, seed=plan.seed)
+    """The worker's side of the "detector" experiment: train (at most ``max_steps`` steps),
+    record curves, store predictions on held-out canvases, and return the final metrics (with
+    ``stopped``)."""
+    settings = dataclasses.replace(
+        QUICK if plan.quick else FULL, seed=plan.seed, max_steps=max_steps
+    )
     steps: list[list[float]] = []
     epochs: list[list[float]] = []
 

@@ -187,3 +187,33 @@ def test_the_detector_experiment_stores_its_predictions_and_held_out_map(store, 
     ((steps, epochs),) = experiments.curves(store, run, "teacher")
     assert len(steps) == 2
     assert epochs.shape == (1, 5)
+
+
+def test_a_server_step_cap_reaches_every_network_of_an_experiment(store, monkeypatch):
+    # CNNLAB_MAX_STEPS (tests, a teacher's quick demo) caps each arm as it caps a Train-page run.
+    monkeypatch.setattr(
+        experiments, "plan_of", lambda spec: tiny(plan(spec["experiment"], spec["seed"]), steps=9)
+    )
+    run_id = experiments.submit(_Sched(store), "teacher", "losses", seed=3, quick=True, max_steps=4)
+    assert store.get_run("teacher", run_id).config["max_steps"] == 4
+    run = worker.execute(store, run_id)
+    assert run.status == "finished", run.error
+    for steps, _epochs in experiments.curves(store, run, "teacher"):
+        assert steps[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_server_step_cap_cuts_the_detector_mid_epoch(store, monkeypatch):
+    from cnnlab import single_shot
+
+    two_epochs = single_shot.DetectorSettings(
+        train_canvases=16, held_out_canvases=6, epochs=2, batch_size=4
+    )  # 4 steps an epoch
+    monkeypatch.setattr(single_shot, "QUICK", two_epochs)
+    run_id = experiments.submit(
+        _Sched(store), "teacher", "detector", seed=1, quick=True, max_steps=6
+    )
+    run = worker.execute(store, run_id)
+    assert run.status == "finished", run.error
+    ((steps, epochs),) = experiments.curves(store, run, "teacher")
+    assert steps[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert epochs[:, 0].tolist() == [1.0, 2.0]  # the second, cut short, is still evaluated

@@ -15,7 +15,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cnnlab import experiments
-from cnnlab.jobs import get_scheduler
+from cnnlab.jobs import get_scheduler, step_cap
 from cnnlab.runs import Run, RunNotFoundError
 from cnnlab.wording import plural
 from ui import figure_text, run_progress, training
@@ -165,7 +165,7 @@ def launcher(
                  if busy else None):  # fmt: skip
         try:
             st.session_state[f"{key}.run"] = experiments.submit(
-                sched, owner, name, seed, quick, client_address()
+                sched, owner, name, seed, quick, client_address(), max_steps=step_cap()
             )
         except ValueError as error:
             st.error(str(error), icon=":material/error:")

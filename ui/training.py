@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ import streamlit as st
 
 from cnnlab import viz
 from cnnlab.experiments import is_experiment
-from cnnlab.jobs import Scheduler, get_scheduler
+from cnnlab.jobs import Scheduler, get_scheduler, step_cap
 from cnnlab.runs import Run, RunNotFoundError, RunStore, StoreUnavailableError, open_store
 from ui import picture
 from ui.image_source import cache_key
@@ -660,9 +659,9 @@ def hyperparameters(
         values.update({k: v for k, v in tuned.items() if k not in WIDGET_KEYS})
     _settings_notes(values, num_classes)
     # Tests (and a teacher's quick demo) can cap every run's steps server-wide.
-    cap = os.environ.get("CNNLAB_MAX_STEPS")
+    cap = step_cap()
     if cap and "max_steps" in defaults:
-        values["max_steps"] = int(cap)
+        values["max_steps"] = cap
     return values
 
 

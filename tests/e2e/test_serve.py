@@ -91,6 +91,9 @@ def class_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassServ
         "CNNLAB_WEB_PROCESSES": str(PROCESSES),
         "CNNLAB_DATA_DIR": str(work / "data"),
         "PYTHONUNBUFFERED": "1",
+        # The warm-up's visit of the Train page would start a warm training worker in each app
+        # process (~4 CPU-s each); nothing here trains.
+        "CNNLAB_WARM_WORKER": "0",
     }
     log = work / "supervisor.log"
     with log.open("wb") as out:
