@@ -203,7 +203,8 @@ def test_the_train_model_and_settings_reopen_from_the_link():
     at.number_input(key="train.hp.early_stopping").set_value(3).run()
     assert not at.exception, [e.value for e in at.exception]
     edited = _layers(at)
-    assert edited != preset and edited[0].startswith("5×5 conv, 8 filters"), edited
+    assert edited != preset
+    assert edited[0].startswith("5×5 conv, 8 filters"), edited
     settings = _train_settings(at)
     assert settings == (0.003, 0.15, 0.0, True, 3)
     sent = link(at)
