@@ -13,6 +13,7 @@ from ui import training as ui
 from ui.client import client_address
 from ui.navigation import ensure_app_navigation
 from ui.owner import owner_id
+from ui.page_links import TRAIN_STACK
 
 ensure_app_navigation()
 
@@ -55,7 +56,7 @@ with train_tab:
     st.subheader("2 · Model")
     spec, summary, problem = None, None, None
     try:
-        spec = ui.model_editor("train.model")
+        spec = ui.model_editor("train.model", TRAIN_STACK)
         if data is not None:
             summary = ui.summarize_model(spec, data)
     except ValueError as exc:

@@ -12,6 +12,7 @@ PAGES = {
     "receptive_field": "pages/receptive_field.py",
     "explorer": "pages/explorer.py",
     "zoo": "pages/zoo.py",
+    "train": "pages/train.py",
 }
 
 
@@ -171,3 +172,72 @@ def test_a_range_with_gaps_is_listed():
     assert _outside([0, 1, 3], 0) == "not one of 0, 1, 3"  # ImageNet's pooled layer left out
     assert _outside(range(3), 1) == "outside 1–3"
     assert _outside([0], 0) == "not 0"
+
+
+# -- the Train page: its model and every training setting ----------------------------------------
+def _layers(at: AppTest) -> list[str]:
+    """The Train page's layer summary (its one table with a ``layer`` column)."""
+    return next(list(d.value["layer"]) for d in at.dataframe if "layer" in d.value.columns)
+
+
+def _train_settings(at: AppTest) -> tuple:
+    hp = "train.hp"
+    return (
+        at.number_input(key=f"{hp}.lr").value,
+        at.number_input(key=f"{hp}.label_smoothing").value,
+        at.number_input(key=f"{hp}.weight_decay").value,
+        at.toggle(key=f"{hp}.augment").value,
+        at.number_input(key=f"{hp}.early_stopping").value,
+    )
+
+
+def test_the_train_model_and_settings_reopen_from_the_link():
+    at = opened("train", {})
+    preset = _layers(at)
+    at.selectbox(key="train.model.preset").set_value("lenet5").run()
+    at.session_state["train.model.layers.lenet5"] = {"edited_rows": {0: {"out": 8.0}}}
+    at.number_input(key="train.hp.lr").set_value(0.003)
+    at.number_input(key="train.hp.label_smoothing").set_value(0.15)
+    at.number_input(key="train.hp.weight_decay").set_value(0.0)
+    at.toggle(key="train.hp.augment").set_value(True)
+    at.number_input(key="train.hp.early_stopping").set_value(3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    edited = _layers(at)
+    assert edited != preset
+    assert edited[0].startswith("5×5 conv, 8 filters"), edited
+    settings = _train_settings(at)
+    assert settings == (0.003, 0.15, 0.0, True, 3)
+    sent = link(at)
+    assert {k: sent[k] for k in ("preset", "lr", "smoothing", "decay", "augment", "patience")} == {
+        "preset": "lenet5", "lr": "0.003", "smoothing": "0.15", "decay": "0", "augment": "on",
+        "patience": "3",
+    }  # fmt: skip
+    assert sent["stack"].startswith("conv.o8.k5,"), sent["stack"]
+    again = opened("train", sent)
+    assert not notice(again)
+    assert again.selectbox(key="train.model.preset").value == "lenet5"
+    assert _layers(again) == edited
+    assert _train_settings(again) == settings
+    assert link(again) == sent
+
+
+def test_tuned_settings_travel_as_shown_and_junk_falls_back_with_a_notice():
+    at = opened("train", {})
+    at.toggle(key="train.hp.tuned").set_value(True).run()
+    # The toggle set the widgets; a learner then takes one back: the link holds both.
+    at.toggle(key="train.hp.augment").set_value(False).run()
+    assert link(at) == {"tuned": "on", "smoothing": "0.3"}
+    again = opened("train", link(at))
+    assert not notice(again)
+    assert again.toggle(key="train.hp.tuned").value is True
+    assert _train_settings(again)[1:4:2] == (0.3, False)
+    # The tuned setting without a widget (one-pixel shifts) comes with the toggle.
+    assert "shifts by up to 1 pixels" in " ".join(c.value for c in again.caption)
+    junk = opened("train", {"lr": "abc", "smoothing": "5", "augment": "maybe", "preset": "vgg99"})
+    said = notice(junk)
+    for name in ("lr=abc", "smoothing=5", "augment=maybe", "preset=vgg99"):
+        assert f"`{name}`" in said, said
+    assert _train_settings(junk)[:2] == (0.015, 0.0)
+    assert junk.toggle(key="train.hp.augment").value is False
+    assert junk.selectbox(key="train.model.preset").value == "fast"
+    assert link(junk) == {}

@@ -146,6 +146,7 @@ MODEL_ROWS = RowFormat(
     by_kind=_model_defaults(),
 )
 ZOO_STACK = Stack("stack", "zoo.stack.rows", "", rows=MODEL_ROWS)
+TRAIN_STACK = Stack("stack", "train.model.rows", "", rows=MODEL_ROWS)  # the Train page's own
 
 # Parameters a page reads itself and the link keeps as they are: a shared experiment's run id
 # (ui.experiments.SHARE_PARAM) on the three labs that train experiments.
@@ -247,6 +248,24 @@ PAGE_SETTINGS: dict[str, tuple[Setting, ...]] = {
             options=("constant", "cosine", "onecycle"),
         ),
         Whole("seed", "train.hp.seed", int(_TRAIN["seed"]), low=0, high=2**31 - 1),
+        Choice("preset", "train.model.preset", "fast", options=tuple(MODEL_PRESETS)),
+        TRAIN_STACK,  # the preset's rows as edited (nothing while they are the preset's)
+        # Number boxes keep what is typed (their step is only the +/- buttons'): no grid here.
+        Real("lr", "train.hp.lr", float(_TRAIN["lr"]), low=1e-5, high=1.0),
+        Real("decay", "train.hp.weight_decay", float(_TRAIN["weight_decay"]), low=0.0, high=1.0),
+        Real(
+            "smoothing",
+            "train.hp.label_smoothing",
+            float(_TRAIN["label_smoothing"]),
+            low=0.0,
+            high=0.5,
+        ),
+        Flag("augment", "train.hp.augment", bool(_TRAIN["augment"])),
+        Whole("patience", "train.hp.early_stopping", 0, low=0, high=50),
+        # The toggle alone: the widgets it set travel as themselves (a learner may have changed
+        # one since), so the link holds exactly what the page shows; the toggle adds the tuned
+        # settings without a widget (the preset's augmentation shift).
+        Flag("tuned", "train.hp.tuned", False),
     ),
     "activations": (
         *image("norm.image", default_sample="camera", draw=False),
