@@ -31,7 +31,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || tr
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql || true
 # Two pytest-xdist workers (CNNLAB_TEST_WORKERS; 0 = one process): the suite keeps two cores
 # busy (94 % measured here), and four workers were slower (505 s against 460 s). A file's tests
-# stay on one worker (its module-scoped server starts once). Not --dist loadgroup: pytest-xdist
+# stay on one worker (its module-scoped server starts once), and so do all the browser tests on the
+# plain test server (tests/conftest.py). Not --dist loadgroup: pytest-xdist
 # 3.8 marks a group in item._nodeid, which pytest 9 no longer reads, so groups are ignored.
 # --no-loadscope-reorder: hand files out in collection order (tests/conftest.py puts the heavy
 # ones first), not by their number of tests.
