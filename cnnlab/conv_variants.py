@@ -284,7 +284,9 @@ def apply_to_image(variant: str, rgb: np.ndarray, dilation: int = 2) -> Applied:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"Expected an (H, W, 3) colour image, got shape {rgb.shape}.")
     module, names = image_module(variant, dilation)
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None] / 255.0
+    # A copy: for a one-pixel-high image the transposed view is already contiguous, and a read-only
+    # array (a cached upload) would reach torch.from_numpy as is.
+    x = torch.tensor(rgb.transpose(2, 0, 1), dtype=torch.float32)[None] / 255.0
     with torch.no_grad():
         out = module(x)[0].numpy()
     return Applied(variant, out, names, module)

@@ -129,3 +129,30 @@ def test_arms_with_the_same_curves_stay_distinguishable():
     assert sizes == sorted(set(sizes), reverse=True)
     widths = [t.line.width for t in loss]
     assert widths == sorted(set(widths), reverse=True), "later arms drawn thinner, on top"
+
+
+def test_the_progress_of_a_training_experiment_is_shown_while_it_trains(monkeypatch):
+    """Mid-run, as the page polls: which network of how many, its label and its step (the
+    browser test cannot be sure to see this: a quick experiment may finish between two polls)."""
+    at = _page("pages/choices.py", **{"ch.steps": 20, "ch.lr_steps": 30})
+    at.selectbox(key="ch.exp.name").set_value("losses")
+    at.run()
+    at.button(key="ch.exp.start").click().run()
+    store = SqliteRunStore(default_data_dir())
+    (queued,) = store.queue()
+    seen: list[tuple[str, float]] = []
+    record = experiments._Recorder.__call__
+
+    def record_then_look(self, arm, steps, epochs, progress):
+        record(self, arm, steps, epochs, progress)
+        # The second network's last step (always recorded; earlier ones may be thinned out).
+        if arm == 1 and progress is not None and progress.step == progress.total_steps:
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            seen.extend((bar.proto.text, bar.proto.value) for bar in at.get("progress"))
+
+    monkeypatch.setattr(experiments._Recorder, "__call__", record_then_look)
+    assert worker.execute(store, queued.run_id).status == "finished"
+    ((text, value),) = seen
+    assert text == "network 2 of 3 (binary cross-entropy) · step 3/3"  # tiny(): three steps
+    assert value == 66  # percent: two networks of three done

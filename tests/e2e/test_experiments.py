@@ -1,4 +1,4 @@
-"""Browser test of the labs' experiments: one trains in the worker queue with live curves and is
+"""Browser test of the labs' experiments: one trains in the worker queue, shows its curves and is
 shared by link with another browser. (The other labs' experiments use the same panel; their
 AppTests in tests/test_page_experiments.py keep the suite fast.)"""
 
@@ -14,8 +14,8 @@ def _train_and_wait(page: Page, seconds: float) -> None:
     train = page.get_by_role("button", name="Train", exact=True)
     train.scroll_into_view_if_needed()
     train.click()
-    # Live progress from the worker, then the finished experiment's results.
-    expect(page.get_by_text(re.compile(r"network \d of \d"))).to_be_visible(timeout=90_000)
+    # The finished experiment's results. Not the live progress on the way: a quick experiment can
+    # finish between two polls (tests/test_page_experiments.py shows the progress mid-run).
     expect(page.get_by_text("finished", exact=True).first).to_be_visible(timeout=seconds * 1000)
     wait_until_idle(page)
     assert_no_exception(page)
