@@ -5,14 +5,15 @@ Runs the whole suite as ``scripts/test.sh`` does, once per variant, in this chec
 - *setup*: what ``scripts/test.sh`` does before pytest on an existing ``.venv`` (pip checks the
   pinned set, the editable install is checked), i.e. what every run of the command pays;
 - *serial*: ``pytest -p no:xdist`` (one process);
-- *2 workers*: ``pytest -n 2 --dist loadfile`` (the command's default: pytest-xdist, each
-  file's tests on one worker).
+- *workers*: ``pytest -n 3 --dist loadfile --no-loadscope-reorder`` (the command's default:
+  pytest-xdist, each file's tests on one worker; ``--workers N`` for another count).
 
 For each: wall time, CPU time (user + system of pytest and every process it waited for: servers,
 workers, the browser) and CPU / wall (how many of the cores the run kept busy), the outcome
 counts and the 15 slowest test phases; the last line is the ratio of the default to serial.
 Run on a quiet machine: ``.venv/bin/python benchmarks/test_suite.py [--only serial|workers]``
-(test files as arguments time only those).
+(test files as arguments time only those). Compare worker counts in the same session, one
+variant after the other, several times: this machine's speed drifts by ±10 % between runs.
 """
 
 from __future__ import annotations
@@ -61,14 +62,13 @@ def main() -> None:
     """Measure and print each variant."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["serial", "workers"], help="one variant (and setup)")
+    parser.add_argument("--workers", type=int, default=3, help="pytest-xdist workers (default 3)")
     parser.add_argument("tests", nargs="*", help="test files (default: the whole suite)")
     args = parser.parse_args()
     pytest = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"]
     pytest += args.tests
-    variants = {
-        "serial": [*pytest, "-p", "no:xdist"],
-        "workers": [*pytest, "-n", "2", "--dist", "loadfile"],
-    }
+    workers = ["-n", str(args.workers), "--dist", "loadfile", "--no-loadscope-reorder"]
+    variants = {"serial": [*pytest, "-p", "no:xdist"], "workers": [*pytest, *workers]}
     results = [_run("setup", ["bash", "-c", SETUP])]
     for name, command in variants.items():
         if args.only in (None, name):
@@ -81,8 +81,8 @@ def main() -> None:
     timed = {r.name: r.wall for r in results}
     if {"serial", "workers"} <= timed.keys():
         print(
-            f"2 workers / serial: {timed['workers'] / timed['serial']:.2f}; the README command "
-            f"(setup + 2 workers): {(timed['setup'] + timed['workers']) / 60:.1f} min"
+            f"{args.workers} workers / serial: {timed['workers'] / timed['serial']:.2f}; the "
+            f"README command (setup + workers): {(timed['setup'] + timed['workers']) / 60:.1f} min"
         )
 
 
