@@ -90,15 +90,19 @@ def test_csp_allows_exactly_the_inline_scripts_of_the_page():
 
 def test_serve_config_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path))
-    for name in ("PORT", "CNNLAB_WEB_PROCESSES", "CNNLAB_SECURE_COOKIES", "CNNLAB_SERVE_ADDRESS"):
+    for name in ("PORT", "CNNLAB_WEB_PROCESSES", "CNNLAB_SECURE_COOKIES", "CNNLAB_SERVE_ADDRESS",
+                 "CNNLAB_WARM_WIDGETS"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     cfg = ServeConfig.from_env()
     assert (cfg.port, cfg.address, cfg.secure_cookies) == (8501, "0.0.0.0", False)
+    assert cfg.warm_widgets
     assert cfg.processes == (os.cpu_count() or 1)
     assert cfg.state_dir == tmp_path.resolve() / "serve"
     monkeypatch.setenv("CNNLAB_WEB_PROCESSES", "3")
     monkeypatch.setenv("CNNLAB_SECURE_COOKIES", "1")
     assert (ServeConfig.from_env().processes, ServeConfig.from_env().secure_cookies) == (3, True)
+    monkeypatch.setenv("CNNLAB_WARM_WIDGETS", "0")
+    assert not ServeConfig.from_env().warm_widgets
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("CNNLAB_WEB_PROCESSES", bad)
         with pytest.raises(ValueError, match="CNNLAB_WEB_PROCESSES"):
@@ -158,7 +162,7 @@ def test_a_taken_port_is_reported_at_once(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        cfg = ServeConfig(taken.getsockname()[1], "127.0.0.1", 1, tmp_path, False)
+        cfg = ServeConfig(taken.getsockname()[1], "127.0.0.1", 1, tmp_path, False, True)
         with ClassServer(cfg) as server:
             server.app_ports = [free_ports(1)[0]]
             with pytest.raises(RuntimeError, match=r"cannot serve on .*in use"):

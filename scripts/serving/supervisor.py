@@ -9,10 +9,11 @@ queued runs from the shared store in a transaction, so the server-wide cap holds
 
 Order at start: app processes on free loopback ports, nginx on ``PORT`` (its health check says
 503 "warming up"), each process warmed by running every page once and moving every widget one
-step and back (:mod:`scripts.serving.warmup`), then nginx reloaded with the
-configuration whose health check asks the app processes. Any child that dies stops the whole
-server (a half-served class is worse than a restart); SIGINT/SIGTERM stop every process it
-started, the training workers with their app process (each app runs in its own process group).
+step and back (:mod:`scripts.serving.warmup`; ``CNNLAB_WARM_WIDGETS=0``: pages only), then
+nginx reloaded with the configuration whose health check asks the app processes. Any child that
+dies stops the whole server (a half-served class is worse than a restart); SIGINT/SIGTERM stop
+every process it started, the training workers with their app process (each app runs in its own
+process group).
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ class ServeConfig:
     processes: int
     data_dir: Path
     secure_cookies: bool
+    warm_widgets: bool  # the warm-up also moves every widget one step and back
 
     @classmethod
     def from_env(cls) -> ServeConfig:
         """``PORT``, ``CNNLAB_SERVE_ADDRESS``, ``CNNLAB_WEB_PROCESSES``, ``CNNLAB_DATA_DIR``,
-        ``CNNLAB_SECURE_COOKIES``."""
+        ``CNNLAB_SECURE_COOKIES``, ``CNNLAB_WARM_WIDGETS``."""
         processes = os.environ.get("CNNLAB_WEB_PROCESSES", "").strip()
         if processes and not (processes.isdigit() and int(processes) >= 1):
             raise ValueError(f"CNNLAB_WEB_PROCESSES={processes!r} is not a whole number ≥ 1.")
@@ -64,6 +66,7 @@ class ServeConfig:
             processes=int(processes) if processes else os.cpu_count() or 1,
             data_dir=default_data_dir(),
             secure_cookies=os.environ.get("CNNLAB_SECURE_COOKIES", "") not in ("", "0"),
+            warm_widgets=os.environ.get("CNNLAB_WARM_WIDGETS", "") != "0",
         )
 
     @property
@@ -229,7 +232,7 @@ class ClassServer:
         urls = [f"http://127.0.0.1:{port}" for port in self.app_ports]
         pool = ThreadPoolExecutor(len(urls))
         try:
-            reports = list(pool.map(lambda url: warm(url, widgets=True), urls))
+            reports = list(pool.map(lambda url: warm(url, widgets=self.cfg.warm_widgets), urls))
         except Exception as exc:  # a broken connection: name the process that died, if one did
             self.check_alive()
             raise RuntimeError(f"warming up the app processes failed: {exc!r}") from exc

@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +28,11 @@ from scripts.serving.st_ws import StreamlitSession
 
 @dataclass
 class WarmupReport:
-    """Seconds per page of the warm-up run, and any exception a page showed."""
+    """Seconds per page of the warm-up run, widget changes made on each, and any exception a
+    page showed."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
     exceptions: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -60,17 +63,25 @@ def wait_healthy(base_url: str, timeout: float = 120.0) -> None:
 SKIP_KEYS = ("train.data.name",)
 
 
-def warm(base_url: str, timeout: float = 300.0, widgets: bool = False) -> WarmupReport:
+def warm(
+    base_url: str,
+    timeout: float = 300.0,
+    widgets: bool = False,
+    pages: Collection[str] | None = None,
+) -> WarmupReport:
     """Run the home page and then every page of the navigation once, in one session.
 
     With ``widgets``, also move each widget of each page one step and back after its run.
+    ``pages`` (url paths, "" for home): only those, e.g. the pages of today's lesson.
     """
     report = WarmupReport()
     with StreamlitSession(base_url, timeout=timeout) as session:
         session.run_page("")
         for path in ["", *(p.url_path for p in session.pages if p.url_path)]:
+            if pages is not None and path not in pages:
+                continue
             result = session.run_page(path)
-            seconds, errors = result.seconds, list(result.exceptions)
+            seconds, errors, changes = result.seconds, list(result.exceptions), 0
             for widget in result.widgets if widgets else []:
                 shown = {w.id for w in session.widgets()}
                 if widget.id.endswith(SKIP_KEYS) or widget.id not in shown:
@@ -79,7 +90,9 @@ def warm(base_url: str, timeout: float = 300.0, widgets: bool = False) -> Warmup
                     change = session.change_widget(widget)
                     seconds += change.seconds
                     errors += change.exceptions
+                    changes += 1
             report.seconds[path] = seconds
+            report.changes[path] = changes
             if errors:
                 report.exceptions[path] = sorted(set(errors))
     return report
@@ -92,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--marker", type=Path, help="file to create once warm (health checks)")
     parser.add_argument("--widgets", action="store_true", help="also move every widget once")
+    parser.add_argument(
+        "--pages", help="only these pages, by their address: e.g. pooling,train (home: '')"
+    )
     args = parser.parse_args(argv)
+    pages = None if args.pages is None else [p.strip() for p in args.pages.split(",")]
     try:
         wait_healthy(args.url, args.timeout)
-        report = warm(args.url, args.timeout, widgets=args.widgets)
+        report = warm(args.url, args.timeout, widgets=args.widgets, pages=pages)
     except (OSError, TimeoutError) as exc:  # the server went away or never came
         print(f"warm-up of {args.url} failed: {exc}", file=sys.stderr)
         return 1

@@ -94,6 +94,9 @@ def class_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassServ
         # The warm-up's visit of the Train page would start a warm training worker in each app
         # process (~4 CPU-s each); nothing here trains.
         "CNNLAB_WARM_WORKER": "0",
+        # Pages only: moving every widget of every page in both processes cost ~50 CPU-s of the
+        # suite (tests/e2e/test_warmup.py moves one page's widgets on the plain test server).
+        "CNNLAB_WARM_WIDGETS": "0",
     }
     log = work / "supervisor.log"
     with log.open("wb") as out:
