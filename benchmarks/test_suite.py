@@ -5,7 +5,7 @@ Runs the whole suite as ``scripts/test.sh`` does, once per variant, in this chec
 - *setup*: what ``scripts/test.sh`` does before pytest on an existing ``.venv`` (pip checks the
   pinned set, the editable install is checked), i.e. what every run of the command pays;
 - *serial*: ``pytest -p no:xdist`` (one process);
-- *workers*: ``pytest -n 3 --dist loadfile --no-loadscope-reorder`` (the command's default:
+- *workers*: ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` (the command's default:
   pytest-xdist, each file's tests on one worker; ``--workers N`` for another count).
 
 For each: wall time, CPU time (user + system of pytest and every process it waited for: servers,
@@ -62,7 +62,7 @@ def main() -> None:
     """Measure and print each variant."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["serial", "workers"], help="one variant (and setup)")
-    parser.add_argument("--workers", type=int, default=3, help="pytest-xdist workers (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
     parser.add_argument("tests", nargs="*", help="test files (default: the whole suite)")
     args = parser.parse_args()
     pytest = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"]

@@ -29,13 +29,12 @@ import hypothesis, playwright.sync_api, streamlit.testing.v1, xdist' 2>/dev/null
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx || true
 # The runs-store tests start a throwaway PostgreSQL server (tests/postgres.py).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql || true
-# Three pytest-xdist workers on two cores (CNNLAB_TEST_WORKERS; 0 = one process): with two, the
-# cores idled while tests waited on servers, workers and browsers (pytest 366 and 380 s here);
-# with three they stay busy (CPU idle ~0 % while pytest runs; pytest 325 s); four were slower
-# (an older suite: 505 s against 460 s). A file's tests
+# Two pytest-xdist workers (CNNLAB_TEST_WORKERS; 0 = one process): the suite keeps two cores
+# busy; three were slower (pytest 411 and 458 s against 403 and 400 s with two, alternating in one
+# session) and four too (an older suite: 505 s against 460 s). A file's tests
 # stay on one worker (its module-scoped server starts once), and so do all the browser tests on the
 # plain test server (tests/conftest.py). Not --dist loadgroup: pytest-xdist
 # 3.8 marks a group in item._nodeid, which pytest 9 no longer reads, so groups are ignored.
 # --no-loadscope-reorder: hand files out in collection order (tests/conftest.py puts the heavy
 # ones first), not by their number of tests.
-exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+exec .venv/bin/python -m pytest -n "${CNNLAB_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -12,7 +12,7 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (scripts/test.sh: three workers on two cores) each worker computes on one
+    """Under pytest-xdist (scripts/test.sh: two workers on two cores) each worker computes on one
     torch thread: workers with two threads each fight over the cores (torch on two threads
     slows 2–12× when anything else is busy), and the app's pages set one thread anyway."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
