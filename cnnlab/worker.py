@@ -586,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     threads = int(_env("CNNLAB_WORKER_THREADS", 1))
     global _SERVER_PID
     _SERVER_PID = int(os.environ.get("CNNLAB_SERVER_PID") or os.getppid())
+    # Below the process that started it (CNNLAB_WORKER_NICE levels; 0: the same): on a server that
+    # also answers a class's clicks, a click's rerun takes a core from a training run at once
+    # instead of sharing it, and the run goes on when the click is done.
+    os.nice(max(0, int(_env("CNNLAB_WORKER_NICE", 10))))
     store = open_store()
     # Ctrl-C in a terminal reaches the whole pool: like SIGTERM, checkpoint and end interrupted.
     for sig in (signal.SIGTERM, signal.SIGINT):

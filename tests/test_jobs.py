@@ -328,10 +328,41 @@ def test_a_worker_warms_up_before_its_first_run_unless_told_not_to(monkeypatch, 
     warmed = []
     monkeypatch.setattr(worker, "_warm_up", warmed.append)
     monkeypatch.setattr(worker.signal, "signal", lambda *_: None)  # pytest keeps its Ctrl-C
+    monkeypatch.setattr(worker.os, "nice", lambda _: None)  # nor its priority
     monkeypatch.setenv("CNNLAB_WARM_WORKER", warm)
     monkeypatch.setenv("CNNLAB_WORKER_IDLE_S", "0")  # nothing queued: it leaves at once
     assert worker.main(["--slot"]) == 0
     assert len(warmed) == int(warm)
+
+
+@pytest.mark.parametrize(("setting", "lowered"), [(None, 10), ("0", 0), ("15", 15), ("-5", 0)])
+def test_a_worker_lowers_its_priority_by_the_setting(monkeypatch, setting, lowered):
+    from cnnlab import worker
+
+    steps = []
+    monkeypatch.setattr(worker.os, "nice", steps.append)
+    monkeypatch.setattr(worker.signal, "signal", lambda *_: None)
+    monkeypatch.setattr(worker, "_warm_up", lambda _: None)
+    if setting is None:
+        monkeypatch.delenv("CNNLAB_WORKER_NICE", raising=False)
+    else:
+        monkeypatch.setenv("CNNLAB_WORKER_NICE", setting)
+    monkeypatch.setenv("CNNLAB_WORKER_IDLE_S", "0")
+    assert worker.main(["--slot"]) == 0
+    assert steps == [lowered]  # never raised: only root may, and a worker has no reason to
+
+
+def test_worker_processes_train_below_the_server_s_priority(store, make_scheduler):
+    """So a click's rerun in the server takes a core from a training run at once
+    (benchmarks/training_contention.py measures what that is worth)."""
+    sched = make_scheduler()
+    sched.keep_warm()
+    (pid,) = sched.running_workers()
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+    deadline = time.monotonic() + 60  # its imports come first
+    while os.getpriority(os.PRIO_PROCESS, pid) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == expected
 
 
 def test_limits_come_from_the_environment(monkeypatch):
