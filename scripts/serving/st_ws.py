@@ -135,6 +135,7 @@ class StreamlitSession:
             with opener.open(self.base_url + path, timeout=self.timeout) as response:
                 response.read()
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies)
+        # Entered as a context (websockets ≥ 17.1 deprecates a bare connect()); close() leaves it.
         self._ws = connect(
             self.base_url.replace("http", "ws", 1) + "/_stcore/stream",
             subprotocols=["streamlit"],  # type: ignore[list-item]
@@ -142,13 +143,13 @@ class StreamlitSession:
             origin=self.base_url,  # type: ignore[arg-type]
             open_timeout=self.timeout,
             max_size=None,
-        )
+        ).__enter__()
         return self
 
     def close(self) -> None:
         """Close the websocket; the server ends the session."""
         if self._ws is not None:
-            self._ws.close()
+            self._ws.__exit__(None, None, None)  # closes it
             self._ws = None
 
     def __enter__(self) -> StreamlitSession:
