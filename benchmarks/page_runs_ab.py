@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +47,14 @@ def _worktree(revision: str, where: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _server(tree: Path, data: Path) -> Iterator[str]:
-    """``streamlit run app.py`` of ``tree`` with its own data directory; yields its URL."""
+def warmed_server(
+    tree: Path, data: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """``streamlit run app.py`` of ``tree`` with its own data directory and the environment's
+    ``settings``, its pages warmed; yields its URL (also used by training_contention.py)."""
     data.mkdir(parents=True, exist_ok=True)
     port = free_ports(1)[0]
-    env = {**os.environ, "CNNLAB_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(settings or {}), "CNNLAB_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
     with (data / "streamlit.log").open("ab") as log:
         proc = subprocess.Popen(
             app_command(port), cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -113,8 +116,8 @@ def main() -> int:
         work = Path(tmp)
         with (
             _worktree(args.base, work / "base") as base,
-            _server(base, work / "base-data") as base_url,
-            _server(ROOT, work / "this-data") as this_url,
+            warmed_server(base, work / "base-data") as base_url,
+            warmed_server(ROOT, work / "this-data") as this_url,
         ):
             times = measure([base_url, this_url], pages, args.repeat)
     print(f"page_runs_ab: median of {args.repeat} interleaved rounds, ms (base = {args.base})")

@@ -17,51 +17,21 @@ Run on a quiet machine: ``.venv/bin/python benchmarks/training_contention.py [--
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.page_runs_ab import warmed_server  # noqa: E402
 from cnnlab.models import PRESETS  # noqa: E402
 from cnnlab.runs import SqliteRunStore  # noqa: E402
 from cnnlab.training import TrainConfig  # noqa: E402
 from scripts.serving.st_ws import StreamlitSession  # noqa: E402
-from scripts.serving.supervisor import app_command, free_ports, stop_group  # noqa: E402
-from scripts.serving.warmup import wait_healthy, warm  # noqa: E402
-
-
-@contextlib.contextmanager
-def _server(data: Path, nice: int, concurrent: int) -> Iterator[str]:
-    """``streamlit run app.py`` with its own data directory and worker settings; yields its URL."""
-    data.mkdir(parents=True, exist_ok=True)
-    port = free_ports(1)[0]
-    env = {
-        **os.environ,
-        "CNNLAB_DATA_DIR": str(data),
-        "CNNLAB_WORKER_NICE": str(nice),
-        "CNNLAB_MAX_CONCURRENT_RUNS": str(concurrent),
-        "PYTHONUNBUFFERED": "1",
-    }
-    with (data / "streamlit.log").open("ab") as log:
-        proc = subprocess.Popen(
-            app_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, 240)
-        warm(url)
-        yield url
-    finally:
-        stop_group(proc)  # the app and its training workers
 
 
 def _changes(session: StreamlitSession, pages: list[str], seconds: float) -> list[float]:
@@ -100,7 +70,8 @@ Times = tuple[list[float], list[float], int]
 def measure(nice: int, args: argparse.Namespace, work: Path) -> Times:
     """Widget-change seconds alone and while training, and the steps trained meanwhile."""
     data = work / f"nice{nice}-{time.time_ns()}"
-    with _server(data, nice, args.concurrent) as url, StreamlitSession(url) as session:
+    settings = {"CNNLAB_WORKER_NICE": str(nice), "CNNLAB_MAX_CONCURRENT_RUNS": str(args.concurrent)}
+    with warmed_server(ROOT, data, settings) as url, StreamlitSession(url) as session:
         session.run_page("")
         alone = _changes(session, args.pages, args.duration)
         store = SqliteRunStore(data)
